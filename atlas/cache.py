@@ -1,0 +1,144 @@
+"""A content-addressed cache of stage outputs.
+
+Each entry is a folder ``<root>/<stage>/<key[:2]>/<key>/`` holding the files a stage wrote plus
+``_manifest.json`` (every file's size and SHA-256). Entries are written to a temporary folder and
+renamed into place, so a crash never leaves a half-written entry under its key; an entry whose
+files do not match its manifest (truncated, edited, missing) is treated as a miss and rebuilt.
+Keys come from :func:`fingerprint`, which hashes typed values canonically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "_manifest.json"
+
+
+def _canonical(value: Any) -> Any:
+    """Turn a value into JSON-able data with one spelling per meaning."""
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(_canonical(v) for v in value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, bytes):
+        return {"bytes": hashlib.sha256(value).hexdigest()}
+    if hasattr(value, "model_dump"):  # pydantic models
+        return _canonical(value.model_dump(mode="json"))
+    if hasattr(value, "dtype") and hasattr(value, "tobytes"):  # numpy arrays
+        return {
+            "array": str(value.dtype),
+            "shape": list(value.shape),
+            "sha256": hashlib.sha256(value.tobytes()).hexdigest(),
+        }
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"cannot fingerprint {type(value).__name__}")
+
+
+def fingerprint(value: Any) -> str:
+    """A stable hex digest of ``value`` (dict order, tuples vs lists and paths do not matter)."""
+    text = json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def file_digest(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_manifest(folder: Path) -> None:
+    files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
+        rel = path.relative_to(folder).as_posix()
+        files[rel] = {"size": path.stat().st_size, "sha256": file_digest(path)}
+    (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=1, sort_keys=True))
+
+
+def verify_entry(folder: Path) -> bool:
+    """True when every file listed in the manifest is present with its recorded size and hash."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    for rel, meta in files.items():
+        path = folder / rel
+        try:
+            if path.stat().st_size != meta["size"] or file_digest(path) != meta["sha256"]:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+class Cache:
+    """Stage outputs under one root folder (``--cache-dir`` / ``ATLAS_CACHE_DIR``)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def entry(self, stage: str, key: str) -> Path:
+        return self.root / stage / key[:2] / key
+
+    def get(self, stage: str, key: str) -> Path | None:
+        """The verified entry folder, or None (a damaged entry is removed so it is rebuilt)."""
+        folder = self.entry(stage, key)
+        if not folder.is_dir():
+            return None
+        if verify_entry(folder):
+            return folder
+        log.warning("cache entry %s/%s is damaged; rebuilding it", stage, key[:12])
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+
+    def put(self, stage: str, key: str, build: Callable[[Path], Any]) -> tuple[Path, Any]:
+        """Run ``build(tmp_folder)`` and move the folder into place atomically."""
+        final = self.entry(stage, key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}.", suffix=f".{os.getpid()}.tmp", dir=final.parent))
+        try:
+            result = build(tmp)
+            _write_manifest(tmp)
+            if final.exists():  # a concurrent build got there first, or a damaged leftover
+                shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final, result
+
+    # Explanations: what a stage's inputs were the last time it ran, to say what changed.
+    def _last_path(self, stage: str) -> Path:
+        return self.root / stage / "last.json"
+
+    def last_inputs(self, stage: str) -> dict | None:
+        try:
+            return json.loads(self._last_path(stage).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def remember_inputs(self, stage: str, key: str, inputs: dict) -> None:
+        path = self._last_path(stage)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": key, "inputs": _canonical(inputs)}, sort_keys=True))
+        os.replace(tmp, path)

@@ -1,0 +1,196 @@
+"""The typed, validated configuration read from ``content/atlas.toml``.
+
+Every section is a pydantic model that forbids unknown keys, so a typo such as ``smaple`` is an
+error naming the key instead of a silently ignored setting. All problems in a file are reported
+at once, each as ``[section] key: problem``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from atlas.errors import ConfigError
+
+CONFIG_NAME = "atlas.toml"
+
+#: Canonical column names the stages use; ``[data.columns]`` maps them to a shard's names.
+CANONICAL_COLUMNS = (
+    "url",
+    "caption",
+    "width",
+    "height",
+    "similarity",
+    "punsafe",
+    "pwatermark",
+    "aesthetic",
+    "hash",
+    "license",
+    "nsfw",
+    "language",
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SiteConfig(_Section):
+    """What the published site is called and where it lives."""
+
+    title: str = "An atlas of LAION"
+    description: str = "How text-to-image models are made, told with the data they were trained on."
+    #: Absolute URL of the published site, e.g. ``https://user.github.io/repo/``. Links are made
+    #: relative to it; ``ATLAS_BASE_URL`` in the environment overrides it.
+    base_url: str = ""
+    #: Theme folder name: ``themes/<name>/`` beside the content folder overrides single templates
+    #: of the built-in ``default`` theme.
+    theme: str = "default"
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://", "/")):
+            raise ValueError("must be an absolute http(s) URL or a path starting with '/'")
+        return value
+
+
+class DataConfig(_Section):
+    """Where the shards are and how to read them."""
+
+    #: Local paths or globs (relative to the content folder), or remote ``https://``, ``hf://``,
+    #: ``s3://`` globs read through DuckDB's httpfs. Empty means: build the embedded demo.
+    sources: list[str] = Field(default_factory=list)
+    #: Canonical name -> column name in the shards, for schemas the built-in aliases miss.
+    columns: dict[str, str] = Field(default_factory=dict)
+    #: One artist name a line; relative to the content folder. Empty disables artist counts.
+    artists: str = "artists.txt"
+    #: Rows with ``punsafe`` at or over this are counted but never shown.
+    unsafe_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    #: Seed of the example captions shown on the pages.
+    seed: int = 0
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(CANONICAL_COLUMNS))
+        if unknown:
+            raise ValueError(
+                f"unknown canonical column(s) {', '.join(unknown)}; "
+                f"known: {', '.join(CANONICAL_COLUMNS)}"
+            )
+        return value
+
+
+class SampleConfig(_Section):
+    """The sample that is embedded and drawn on the map."""
+
+    size: int = Field(20_000, ge=1, le=5_000_000)
+    seed: int = 42
+
+
+class EmbedConfig(_Section):
+    """How the sample is embedded (CLIP through open_clip, or the offline fallback)."""
+
+    #: ``auto`` uses CLIP when ``pretrained`` resolves to weights, else the offline embedder.
+    method: Literal["auto", "clip", "tfidf", "precomputed"] = "auto"
+    model: str = "ViT-B-32"
+    #: An open_clip pretrained tag (needs network once), a local checkpoint file, or
+    #: ``local-dir:/path`` to an open_clip/HF model folder. Empty: no CLIP weights.
+    pretrained: str = ""
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    batch_size: int = Field(0, ge=0)
+    #: Images: a folder of files named by row key, a folder of webdataset tars, ``download``,
+    #: or empty for text embeddings only.
+    images: str = ""
+    #: Precomputed embeddings: ``.npy`` file(s) aligned row by row with the shards.
+    precomputed: list[str] = Field(default_factory=list)
+
+
+class ProjectConfig(_Section):
+    """PCA + UMAP projection of the embeddings to the 2-D map."""
+
+    pca_dims: int = Field(50, ge=2, le=1024)
+    n_neighbors: int = Field(15, ge=2, le=200)
+    min_dist: float = Field(0.1, ge=0.0, le=1.0)
+    metric: str = "cosine"
+    #: UMAP is fitted on at most this many points and applied to the rest.
+    fit_size: int = Field(50_000, ge=100)
+    seed: int = 42
+
+
+class GenerateConfig(_Section):
+    """Stable Diffusion examples for the workshop prompts."""
+
+    model: str = ""
+    scheduler: str = ""
+    steps: int | None = Field(None, ge=1, le=500)
+    guidance: float | None = Field(None, ge=0.0, le=50.0)
+    width: int | None = Field(None, ge=64, le=2048)
+    height: int | None = Field(None, ge=64, le=2048)
+    format: Literal["webp", "png"] = "webp"
+
+
+class AtlasConfig(_Section):
+    site: SiteConfig = Field(default_factory=SiteConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    sample: SampleConfig = Field(default_factory=SampleConfig)
+    embed: EmbedConfig = Field(default_factory=EmbedConfig)
+    project: ProjectConfig = Field(default_factory=ProjectConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+
+    def base_url(self) -> str:
+        """The base URL in force: ``ATLAS_BASE_URL`` wins over ``[site] base_url``."""
+        return os.environ.get("ATLAS_BASE_URL", "").strip() or self.site.base_url
+
+
+def _format_errors(source: str, error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        loc = [str(part) for part in item["loc"]]
+        if len(loc) >= 2:
+            where = f"[{loc[0]}] {'.'.join(loc[1:])}"
+        elif loc:
+            where = f"[{loc[0]}]" if loc[0] in AtlasConfig.model_fields else loc[0]
+        else:
+            where = "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; README lists every key)"
+        elif "input" in item and item["type"] not in ("missing",):
+            message = f"{message} (got {item['input']!r})"
+        lines.append(f"  {where}: {message}")
+    return f"{source} has {len(lines)} problem(s):\n" + "\n".join(lines)
+
+
+def parse_config(data: dict, source: str = CONFIG_NAME) -> AtlasConfig:
+    try:
+        return AtlasConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(
+            _format_errors(source, error),
+            hint="Fix the key(s) named above; the README's configuration section lists them all.",
+        ) from None
+
+
+def load_config(content_dir: Path) -> AtlasConfig:
+    """Read ``<content_dir>/atlas.toml``; a missing file gives the defaults."""
+    path = Path(content_dir) / CONFIG_NAME
+    if not Path(content_dir).is_dir():
+        raise ConfigError(
+            f"content folder {content_dir} does not exist",
+            hint="Pass --content DIR pointing at a folder with atlas.toml, or run `atlas new DIR`.",
+        )
+    if not path.exists():
+        return AtlasConfig()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}", hint="Fix the syntax at that line.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text", hint="Save it as UTF-8.") from None
+    return parse_config(data, str(path))

@@ -1,0 +1,350 @@
+"""Reading LAION shards with DuckDB: resolve sources, check shards, map columns, open a view.
+
+Every stage reads the data through :func:`open_rows`, which registers a DuckDB view ``rows``
+with the canonical column names of :data:`atlas.config.CANONICAL_COLUMNS` (absent ones are
+NULL) plus ``host``. Nothing here loads a shard into Python.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import duckdb
+
+from atlas.config import CANONICAL_COLUMNS, DataConfig
+from atlas.errors import DataError
+
+log = logging.getLogger(__name__)
+
+REMOTE_PREFIXES = ("http://", "https://", "hf://", "s3://", "gs://", "gcs://", "r2://", "az://", "abfss://")
+
+#: Column names used by the LAION releases and their relatives, per canonical name, in order of
+#: preference. Matching is exact first, then case-insensitive.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "url": ("URL", "url", "image_url", "img_url", "link"),
+    "caption": ("TEXT", "caption", "alt_text", "text", "alt", "title"),
+    "width": ("WIDTH", "original_width", "width"),
+    "height": ("HEIGHT", "original_height", "height"),
+    "similarity": ("similarity", "clip_similarity", "score"),
+    "punsafe": ("punsafe", "p_unsafe"),
+    "pwatermark": ("pwatermark", "p_watermark"),
+    "aesthetic": ("aesthetic", "AESTHETIC_SCORE", "aesthetic_score"),
+    "hash": ("hash", "key", "SAMPLE_ID"),
+    "license": ("LICENSE", "license"),
+    "nsfw": ("NSFW", "nsfw"),
+    "language": ("LANGUAGE", "language", "lang"),
+}
+
+#: SQL type each canonical column is read as (TRY_CAST, so a bad value becomes NULL = invalid).
+TYPES = {
+    "url": "VARCHAR",
+    "caption": "VARCHAR",
+    "width": "DOUBLE",
+    "height": "DOUBLE",
+    "similarity": "DOUBLE",
+    "punsafe": "DOUBLE",
+    "pwatermark": "DOUBLE",
+    "aesthetic": "DOUBLE",
+    "hash": "VARCHAR",
+    "license": "VARCHAR",
+    "nsfw": "VARCHAR",
+    "language": "VARCHAR",
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One shard (local file) or one remote glob handed to DuckDB as is."""
+
+    location: str
+    size: int | None = None
+    mtime_ns: int | None = None
+
+    @property
+    def remote(self) -> bool:
+        return self.location.startswith(REMOTE_PREFIXES)
+
+    def fingerprint(self) -> dict:
+        return {"location": self.location, "size": self.size, "mtime_ns": self.mtime_ns}
+
+
+def is_remote(pattern: str) -> bool:
+    return pattern.startswith(REMOTE_PREFIXES)
+
+
+def resolve_sources(patterns: list[str], base: Path) -> list[Source]:
+    """Expand local globs (relative to ``base``) to files; keep remote patterns as they are."""
+    sources: list[Source] = []
+    for pattern in patterns:
+        if is_remote(pattern):
+            sources.append(Source(pattern))
+            continue
+        path = Path(os.path.expanduser(pattern))
+        if not path.is_absolute():
+            path = base / path
+        if path.is_dir():
+            matches = sorted(str(p) for p in path.rglob("*.parquet"))
+        else:
+            matches = sorted(glob.glob(str(path), recursive=True))
+        if not matches:
+            raise DataError(
+                f"no parquet shards match {pattern!r} (looked for {path})",
+                hint="Check the path in [data] sources or --data; globs like 'shards/*.parquet' work.",
+            )
+        for match in matches:
+            stat = os.stat(match)
+            if os.path.isdir(match):
+                continue
+            sources.append(Source(os.path.abspath(match), stat.st_size, stat.st_mtime_ns))
+    # The same file named twice (two overlapping globs) is read once.
+    unique = list(dict.fromkeys(sources))
+    return unique
+
+
+def shard_columns(source: Source) -> list[str]:
+    """The column names of a local shard, read from its footer; a damaged file is a DataError."""
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(source.location).names)
+    except Exception as error:  # pyarrow raises several types for damaged files
+        raise DataError(
+            f"cannot read parquet shard {source.location}: {error}",
+            hint="The file is truncated or not parquet. Re-download it or remove it from [data] sources.",
+        ) from None
+
+
+def check_sources(sources: list[Source]) -> tuple[list[Source], list[str], list[str]]:
+    """Drop empty (0-byte) files, check every footer, and return (usable, columns, notes)."""
+    usable, columns, notes = [], [], []
+    for source in sources:
+        if source.remote:
+            usable.append(source)
+            continue
+        if source.size == 0:
+            notes.append(f"skipped empty file {source.location}")
+            continue
+        for name in shard_columns(source):
+            if name not in columns:
+                columns.append(name)
+        usable.append(source)
+    return usable, columns, notes
+
+
+def map_columns(available: list[str], overrides: dict[str, str]) -> dict[str, str]:
+    """Canonical name -> shard column, from ``[data.columns]`` and then the built-in aliases."""
+    mapping: dict[str, str] = {}
+    lower = {name.lower(): name for name in available}
+    for canonical, actual in overrides.items():
+        if actual not in available:
+            raise DataError(
+                f"[data.columns] maps {canonical!r} to column {actual!r}, which no shard has",
+                hint=f"Available columns: {', '.join(available) or '(none)'}.",
+            )
+        mapping[canonical] = actual
+    for canonical in CANONICAL_COLUMNS:
+        if canonical in mapping:
+            continue
+        for alias in ALIASES[canonical]:
+            if alias in available:
+                mapping[canonical] = alias
+                break
+        else:
+            for alias in ALIASES[canonical]:
+                if alias.lower() in lower:
+                    mapping[canonical] = lower[alias.lower()]
+                    break
+    return mapping
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+#: Lower-cased host of a URL: no scheme, user-info or port; a leading ``www.`` dropped.
+HOST_SQL = (
+    "nullif(regexp_replace(lower(regexp_extract({col}, "
+    "'^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/?#]*@)?(\\[[^\\]/]*\\]|[^:/?#@]*)', 1)), '^www\\.', ''), '')"
+)
+
+
+def connect(threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    if memory_limit or os.environ.get("ATLAS_DUCKDB_MEMORY"):
+        con.execute(f"SET memory_limit = {quote_literal(memory_limit or os.environ['ATLAS_DUCKDB_MEMORY'])}")
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def _load_httpfs(con: duckdb.DuckDBPyConnection, sources: list[Source]) -> None:
+    if not any(s.remote for s in sources):
+        return
+    try:
+        con.execute("LOAD httpfs")
+    except duckdb.Error:
+        try:
+            con.execute("INSTALL httpfs; LOAD httpfs")
+        except duckdb.Error as error:
+            raise DataError(
+                f"remote shards need DuckDB's httpfs extension, which could not be loaded: {error}",
+                hint="Install it once with network (`duckdb -c 'INSTALL httpfs'`) or copy the shards locally.",
+            ) from None
+    token = os.environ.get("HF_TOKEN")
+    if token and any(s.location.startswith("hf://") for s in sources):
+        con.execute(f"CREATE OR REPLACE SECRET hf_token (TYPE huggingface, TOKEN {quote_literal(token)})")
+    if any(s.location.startswith("s3://") for s in sources):
+        try:
+            con.execute("CREATE OR REPLACE SECRET s3_auto (TYPE s3, PROVIDER credential_chain)")
+        except duckdb.Error:
+            log.info("no S3 credential chain found; reading s3:// anonymously")
+
+
+def parquet_list_sql(sources: list[Source]) -> str:
+    return "[" + ", ".join(quote_literal(s.location) for s in sources) + "]"
+
+
+@dataclass
+class Rows:
+    """An open DuckDB connection with the view ``rows`` over the shards."""
+
+    con: duckdb.DuckDBPyConnection
+    columns: dict[str, str]  # canonical -> shard column, for the columns the shards have
+    sources: list[Source]
+    notes: list[str]
+
+    def has(self, canonical: str) -> bool:
+        return canonical in self.columns
+
+
+def open_rows(sources: list[Source], config: DataConfig, threads: int | None = None) -> Rows:
+    """Check the shards and register the view ``rows`` (canonical columns + ``host``)."""
+    usable, available, notes = check_sources(sources)
+    con = connect(threads)
+    _load_httpfs(con, usable)
+    if any(s.remote for s in usable):
+        try:
+            described = con.execute(
+                f"DESCRIBE SELECT * FROM read_parquet({parquet_list_sql(usable)}, union_by_name = true)"
+            ).fetchall()
+        except duckdb.Error as error:
+            raise _remote_error(error) from None
+        for row in described:
+            if row[0] not in available:
+                available.append(row[0])
+    mapping = map_columns(available, config.columns)
+    if not usable:
+        select = ", ".join(f"NULL::{TYPES[c]} AS {c}" for c in CANONICAL_COLUMNS)
+        con.execute(f"CREATE VIEW rows AS SELECT {select}, NULL::VARCHAR AS host WHERE false")
+        return Rows(con, mapping, usable, notes)
+    parts = []
+    for canonical in CANONICAL_COLUMNS:
+        if canonical in mapping:
+            parts.append(f"TRY_CAST({quote_ident(mapping[canonical])} AS {TYPES[canonical]}) AS {canonical}")
+        else:
+            parts.append(f"NULL::{TYPES[canonical]} AS {canonical}")
+    parts.append(f"{HOST_SQL.format(col='url')} AS host" if "url" in mapping else "NULL::VARCHAR AS host")
+    inner = f"read_parquet({parquet_list_sql(usable)}, union_by_name = true)"
+    # Canonical names first (cast), then host computed from the cast url.
+    con.execute(
+        "CREATE VIEW rows AS SELECT *, "
+        + (HOST_SQL.format(col="url") if "url" in mapping else "NULL::VARCHAR")
+        + " AS host FROM (SELECT "
+        + ", ".join(parts[:-1])
+        + f" FROM {inner})"
+    )
+    return Rows(con, mapping, usable, notes)
+
+
+def _remote_error(error: Exception) -> DataError:
+    text = str(error)
+    if re.search(r"\b(401|403)\b|auth|credential|permission", text, re.I):
+        hint = "Check the credentials: HF_TOKEN for hf://, AWS_* variables or a profile for s3://."
+    else:
+        hint = "Check the network and the URL; remote globs need DuckDB's httpfs extension."
+    return DataError(f"cannot read remote shards: {text.splitlines()[0]}", hint=hint)
+
+
+def query_error(error: Exception, rows: Rows) -> DataError:
+    """Turn a DuckDB failure during a scan into a DataError naming the damaged shard."""
+    culprit = None
+    for source in rows.sources:
+        if source.remote:
+            continue
+        try:
+            rows.con.execute(f"SELECT count(*) FROM read_parquet({quote_literal(source.location)})").fetchall()
+            rows.con.execute(
+                f"SELECT * FROM read_parquet({quote_literal(source.location)}) LIMIT 0"
+            ).fetchall()
+            # A damaged data page shows up only when every column is read.
+            rows.con.execute(
+                f"SELECT count(*) FROM (SELECT * FROM read_parquet({quote_literal(source.location)}))"
+            ).fetchall()
+            rows.con.execute(
+                "SELECT max(length(CAST(COLUMNS(*) AS VARCHAR))) FROM read_parquet("
+                + quote_literal(source.location)
+                + ")"
+            ).fetchall()
+        except duckdb.Error as inner:
+            culprit = (source.location, str(inner).splitlines()[0])
+            break
+    if culprit:
+        return DataError(
+            f"cannot read parquet shard {culprit[0]}: {culprit[1]}",
+            hint="The file is damaged or truncated. Re-download it or remove it from [data] sources.",
+        )
+    if any(s.remote for s in rows.sources):
+        return _remote_error(error)
+    return DataError(f"reading the shards failed: {str(error).splitlines()[0]}")
+
+
+def safe_condition(rows: Rows, threshold: float) -> str:
+    """SQL that is true for rows that may be shown on the site (never unsafe ones)."""
+    conditions = []
+    if rows.has("punsafe"):
+        # Unknown safety (NULL/NaN) is not shown either where the data has the column.
+        conditions.append(f"(punsafe IS NOT NULL AND NOT isnan(punsafe) AND punsafe < {float(threshold)!r})")
+    if rows.has("nsfw"):
+        conditions.append("(nsfw IS NULL OR upper(nsfw) = 'UNLIKELY')")
+    return " AND ".join(conditions) if conditions else "true"
+
+
+_PSL = None
+
+
+@lru_cache(maxsize=1 << 16)
+def registrable_domain(host: str) -> str:
+    """``i.pinimg.com`` -> ``pinimg.com``, ``foo.co.uk`` -> ``foo.co.uk``; IPs stay as they are."""
+    global _PSL
+    if _PSL is None:
+        from publicsuffixlist import PublicSuffixList
+
+        _PSL = PublicSuffixList(only_icann=True)  # bundled list: works offline; ICANN only so
+        # that e.g. bucket.s3.amazonaws.com rolls up to amazonaws.com
+    if not host:
+        return host
+    if re.fullmatch(r"[0-9.]+|\[.*\]", host):
+        return host
+    return _PSL.privatesuffix(host) or host
+
+
+def safe_http_url(value: object) -> str | None:
+    """The URL if it is a plain http(s) URL (the only kind ever linked), else None."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if re.match(r"^https?://[^\s\"'<>\\`]+$", text, re.I) and len(text) < 4096:
+        return text
+    return None

@@ -1,0 +1,45 @@
+"""One error family for every mistake a user can make.
+
+The command line prints an :class:`AtlasError` as one paragraph (what went wrong, where, and
+what to do) and exits non-zero; it never shows a traceback for these.
+"""
+
+from __future__ import annotations
+
+
+class AtlasError(Exception):
+    """A problem the user can fix. ``where`` names the file/key/column, ``hint`` what to do."""
+
+    title = "error"
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.where = where
+        self.hint = hint
+
+    def __str__(self) -> str:
+        parts = []
+        if self.where:
+            parts.append(f"{self.where}: {self.message}")
+        else:
+            parts.append(self.message)
+        if self.hint:
+            parts.append(self.hint)
+        return " ".join(p.rstrip() for p in parts)
+
+
+class ConfigError(AtlasError):
+    title = "configuration error"
+
+
+class DataError(AtlasError):
+    title = "data error"
+
+
+class ContentError(AtlasError):
+    title = "content error"
+
+
+class ModelError(AtlasError):
+    title = "model error"
