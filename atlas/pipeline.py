@@ -65,6 +65,29 @@ class BuildContext:
     def output(self, stage: str) -> Path:
         return self.outputs[stage]
 
+    @property
+    def demo(self) -> bool:
+        """True when no data is configured and the build uses the generated demo shards."""
+        return not self.sources
+
+    def shard_sources(self) -> list:
+        """The shards to read: the configured ones, or the demo stage's output."""
+        if self.sources:
+            return self.sources
+        from atlas.data import resolve_sources
+
+        return resolve_sources([str(self.output("demo") / "*.parquet")], self.content_dir)
+
+    def sources_fingerprint(self) -> list:
+        """What identifies the data (paths, sizes, mtimes); the demo is keyed by its stage."""
+        return [source.fingerprint() for source in self.sources]
+
+    def open_rows(self, threads: int | None = None):
+        """A DuckDB connection with the view ``rows`` over the shards (see atlas.data)."""
+        from atlas.data import open_rows
+
+        return open_rows(self.shard_sources(), self.config.data, threads=threads)
+
     def summary(self, stage: str) -> Any:
         result = self.results.get(stage)
         return None if result is None else result.summary

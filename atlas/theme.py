@@ -1,0 +1,62 @@
+"""The Jinja2 environment: a fork's ``themes/<name>/templates`` overrides single templates of the
+built-in default theme, and ``{% extends "default:base.html" %}`` reaches the original.
+
+Autoescaping is on for every template: captions and URLs from the data are never trusted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+import atlas
+
+
+def default_theme_dir() -> Path:
+    """The built-in theme: packaged inside ``atlas/`` in a wheel, at the repo root when editable."""
+    here = Path(atlas.__file__).resolve().parent
+    for candidate in (here / "themes" / "default", here.parent / "themes" / "default"):
+        if (candidate / "templates").is_dir():
+            return candidate
+    raise FileNotFoundError("the default theme is missing from this installation of atlas")
+
+
+def theme_dirs(content_dir: Path, name: str) -> list[Path]:
+    """Theme folders, most specific first: the content's own theme, then the default."""
+    dirs = []
+    for base in (Path(content_dir) / "themes" / name, Path(content_dir).parent / "themes" / name):
+        if (base / "templates").is_dir() and base.resolve() != default_theme_dir().resolve():
+            dirs.append(base)
+            break
+    dirs.append(default_theme_dir())
+    return dirs
+
+
+def make_env(content_dir: Path, name: str = "default") -> jinja2.Environment:
+    dirs = theme_dirs(content_dir, name)
+    default = jinja2.FileSystemLoader(str(default_theme_dir() / "templates"))
+    loader = jinja2.ChoiceLoader(
+        [
+            jinja2.PrefixLoader({"default": default}),
+            jinja2.FileSystemLoader([str(d / "templates") for d in dirs]),
+        ]
+    )
+    env = jinja2.Environment(
+        loader=loader,
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["thousands"] = lambda n: f"{int(n):,}" if n is not None else "–"
+    env.filters["percent"] = lambda x, digits=1: "–" if x is None else f"{100 * x:.{digits}f}%"
+    from atlas.data import safe_http_url
+
+    env.filters["safe_url"] = safe_http_url
+    return env
+
+
+def static_dirs(content_dir: Path, name: str = "default") -> list[Path]:
+    """Static asset folders, default first so that a fork's files override."""
+    return [d / "static" for d in reversed(theme_dirs(content_dir, name)) if (d / "static").is_dir()]

@@ -1,0 +1,129 @@
+"""Data widgets a page author places in Markdown with a one-line directive.
+
+A fenced block whose info string starts with ``atlas`` names a widget and its arguments::
+
+    ```atlas histogram column=similarity
+    ```
+
+Arguments are ``key=value`` (quote values with spaces: ``title="CLIP score"``); a bare word is
+the widget's first positional argument. Widgets return HTML (``markupsafe.Markup``) built only
+from escaped data. Modules register more widgets with :func:`widget`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+
+from atlas.config import AtlasConfig
+from atlas.errors import ContentError
+
+
+@dataclass
+class WidgetContext:
+    """What a widget may read while a page renders."""
+
+    config: AtlasConfig
+    content_dir: Path
+    #: The page being rendered: its slug ("" for the home page) and source file.
+    page: str
+    source: Path
+    #: Relative prefix from this page to the site root, e.g. "../" (works under any sub-path).
+    root: str
+    #: stats.json of the statistics stage (may be empty for a build without data).
+    stats: dict
+    #: Output folders of the stages that ran or were cached, by stage name.
+    outputs: dict[str, Path]
+    #: Files to copy into the site: site-relative destination -> source path.
+    assets: dict[str, Path] = field(default_factory=dict)
+    #: Extra data the render stage passes along (e.g. examples, map summary).
+    extra: dict[str, Any] = field(default_factory=dict)
+    #: Template environment (atlas.theme.make_env) for widgets that render templates.
+    env: Any = None
+
+    def render(self, template: str, **values) -> Markup:
+        return Markup(self.env.get_template(template).render(root=self.root, config=self.config, **values))
+
+
+WidgetFn = Callable[[dict[str, str], WidgetContext], Markup]
+REGISTRY: dict[str, WidgetFn] = {}
+
+
+def widget(name: str) -> Callable[[WidgetFn], WidgetFn]:
+    def register(fn: WidgetFn) -> WidgetFn:
+        REGISTRY[name] = fn
+        return fn
+
+    return register
+
+
+def parse_directive(info: str, where: str) -> tuple[str, dict[str, str]]:
+    """``atlas histogram column=x`` -> ("histogram", {"column": "x"})."""
+    try:
+        words = shlex.split(info)
+    except ValueError as error:
+        raise ContentError(f"cannot parse widget directive {info!r}: {error}", where=where) from None
+    if len(words) < 2:
+        raise ContentError(
+            "widget directive names no widget",
+            where=where,
+            hint=f"Write e.g. ```atlas histogram column=similarity; widgets: {', '.join(sorted(REGISTRY))}.",
+        )
+    name, args = words[1], {}
+    for position, word in enumerate(words[2:]):
+        if "=" in word:
+            key, value = word.split("=", 1)
+            args[key.strip()] = value
+        elif position == 0:
+            args["_"] = word
+        else:
+            raise ContentError(f"widget argument {word!r} needs the form key=value", where=where)
+    return name, args
+
+
+def render_widget(info: str, ctx: WidgetContext, where: str) -> Markup:
+    _load_builtin_widgets()
+    name, args = parse_directive(info, where)
+    fn = REGISTRY.get(name)
+    if fn is None:
+        raise ContentError(
+            f"unknown widget {name!r}",
+            where=where,
+            hint=f"Known widgets: {', '.join(sorted(REGISTRY))}.",
+        )
+    try:
+        return fn(args, ctx)
+    except ContentError as error:
+        if error.where is None:
+            error.where = where
+        raise
+
+
+def _load_builtin_widgets() -> None:
+    """Import the modules that register widgets (kept lazy: heavy stages import on use)."""
+    import importlib
+
+    for module in ("atlas.charts", "atlas.stages.mapdata", "atlas.stages.generate"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            if error.name != module:
+                raise
+
+
+def arg_int(args: dict[str, str], key: str, default: int, lo: int = 1, hi: int = 10_000) -> int:
+    value = args.get(key)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ContentError(f"widget argument {key}={value!r} must be a whole number") from None
+    if not lo <= number <= hi:
+        raise ContentError(f"widget argument {key}={number} must be between {lo} and {hi}")
+    return number
