@@ -68,7 +68,7 @@ class DataConfig(_Section):
     #: Canonical name -> column name in the shards, for schemas the built-in aliases miss.
     columns: dict[str, str] = Field(default_factory=dict)
     #: One artist name a line; relative to the content folder. Empty disables artist counts.
-    artists: str = "artists.txt"
+    artists: str = ""
     #: Rows with ``punsafe`` at or over this are counted but never shown.
     unsafe_threshold: float = Field(0.5, ge=0.0, le=1.0)
     #: Seed of the example captions shown on the pages.

@@ -1,0 +1,395 @@
+"""Statistics stage: one streaming DuckDB pass over the shards for hosts and histograms, one for
+artist mentions, one for example captions. Nothing is loaded into Python but aggregates.
+
+:func:`compute_stats` is the plain function (rows + data config -> dict); ``STAGE`` wraps it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from atlas.config import DataConfig
+from atlas.data import Rows, quote_literal, registrable_domain, safe_condition, safe_http_url
+from atlas.errors import ContentError
+from atlas.pipeline import BuildContext, Stage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Equal-width bins from ``lo`` to ``hi``; values at or over ``hi`` fall in the last bin."""
+
+    column: str
+    label: str
+    lo: float
+    hi: float
+    step: float
+    #: (value, label) of published cut-offs drawn on the chart; shares are computed for each.
+    thresholds: tuple[tuple[float, str], ...] = ()
+    #: SQL giving the value from the view ``rows`` (defaults to the column).
+    expr: str | None = None
+    unit: str = ""
+
+    @property
+    def bins(self) -> int:
+        return int(round((self.hi - self.lo) / self.step))
+
+    def edges(self) -> list[float]:
+        return [round(self.lo + i * self.step, 10) for i in range(self.bins + 1)]
+
+    def bin_sql(self) -> str:
+        value = f"CAST({self.expr or self.column} AS DOUBLE)"
+        # The 1e-9 keeps a value sitting on an edge (0.29 / 0.01 = 28.999...) in its own bin.
+        return (
+            f"CASE WHEN {value} IS NULL OR isnan({value}) OR isinf({value}) OR {value} < 0 THEN -1 "
+            f"ELSE least(greatest(CAST(floor(({value} - {self.lo!r}) / {self.step!r} + 1e-9) AS INTEGER), 0), "
+            f"{self.bins - 1}) END"
+        )
+
+
+HISTOGRAMS: tuple[Histogram, ...] = (
+    Histogram(
+        "similarity",
+        "CLIP image-text similarity",
+        0.0,
+        0.6,
+        0.01,
+        ((0.26, "multilingual cut 0.26"), (0.28, "English cut 0.28"), (0.3, "LAION-400M cut 0.30")),
+    ),
+    Histogram("punsafe", "Probability unsafe (punsafe)", 0.0, 1.0, 0.02, ((0.5, "unsafe ≥ 0.5"),)),
+    Histogram("pwatermark", "Probability watermarked", 0.0, 1.0, 0.02, ((0.8, "watermarked ≥ 0.8"),)),
+    Histogram(
+        "aesthetic", "Aesthetic score", 0.0, 10.0, 0.25, ((5.0, "SD v1 subset ≥ 5"), (6.0, "6+ subset"))
+    ),
+    Histogram("width", "Image width", 0, 2048, 64, ((256, "256 px"), (512, "512 px"), (1024, "1024 px")), unit="px"),
+    Histogram("height", "Image height", 0, 2048, 64, ((256, "256 px"), (512, "512 px"), (1024, "1024 px")), unit="px"),
+    Histogram(
+        "caption_length",
+        "Caption length",
+        0,
+        400,
+        8,
+        ((5, "dropped under 5"),),
+        expr="length(caption)",
+        unit="characters",
+    ),
+)
+
+CATEGORIES = ("nsfw", "license", "language")
+EXAMPLES = 240
+
+
+def _present(rows: Rows) -> list[Histogram]:
+    return [h for h in HISTOGRAMS if rows.has("caption" if h.column == "caption_length" else h.column)]
+
+
+def _scan(rows: Rows, threshold: float) -> dict:
+    """The one pass: host counts, every histogram, categories, threshold shares, row count."""
+    hists = _present(rows)
+    cats = [c for c in CATEGORIES if rows.has(c)]
+    keys = ["host"] + [f"b_{h.column}" for h in hists] + [f"c_{c}" for c in cats]
+    over = []
+    for h in hists:
+        for value, _ in h.thresholds:
+            over.append((h, value, f"o_{h.column}_{len(over)}"))
+    select = ["host"] + [f"{h.bin_sql()} AS b_{h.column}" for h in hists]
+    select += [f"coalesce({c}, '(missing)') AS c_{c}" for c in cats]
+    select += [
+        f"(CAST({h.expr or h.column} AS DOUBLE) >= {value!r})::INTEGER AS {name}" for h, value, name in over
+    ]
+    unsafe = f"(punsafe >= {float(threshold)!r})::INTEGER" if rows.has("punsafe") else "0"
+    select.append(f"{unsafe} AS o_unsafe")
+    select.append("(url IS NOT NULL AND host IS NULL)::INTEGER AS o_badurl" if rows.has("url") else "0 AS o_badurl")
+    sets = ", ".join(f"({k})" for k in keys) + ", ()"
+    aggs = ", ".join([f"sum({name})" for _, _, name in over] + ["sum(o_unsafe)", "sum(o_badurl)", "count(*)"])
+    groupings = ", ".join(f"grouping({k})" for k in keys)
+    sql = (
+        f"WITH t AS (SELECT {', '.join(select)} FROM rows) "
+        f"SELECT {groupings}, {', '.join(keys)}, {aggs} FROM t GROUP BY GROUPING SETS ({sets})"
+    )
+    result = rows.con.execute(sql).fetchall()
+    n_keys = len(keys)
+    hosts: dict[str, int] = {}
+    bins = {h.column: [0] * h.bins for h in hists}
+    invalid = {h.column: 0 for h in hists}
+    categories: dict[str, dict[str, int]] = {c: {} for c in cats}
+    total = {"rows": 0, "over": [0] * len(over), "unsafe": 0, "bad_urls": 0}
+    for record in result:
+        flags = record[:n_keys]
+        values = record[n_keys : 2 * n_keys]
+        sums = record[2 * n_keys :]
+        count = sums[-1]
+        if all(flags):  # the () set: grand totals
+            total["rows"] = count
+            total["over"] = [int(s or 0) for s in sums[: len(over)]]
+            total["unsafe"] = int(sums[len(over)] or 0)
+            total["bad_urls"] = int(sums[len(over) + 1] or 0)
+            continue
+        which = flags.index(0)
+        key, value = keys[which], values[which]
+        if key == "host":
+            if value is not None:
+                hosts[value] = count
+        elif key.startswith("b_"):
+            column = key[2:]
+            if value == -1:
+                invalid[column] += count
+            else:
+                bins[column][value] += count
+        else:
+            categories[key[2:]][value] = count
+    return {
+        "hists": hists,
+        "hosts": hosts,
+        "bins": bins,
+        "invalid": invalid,
+        "categories": categories,
+        "total": total,
+        "over": over,
+    }
+
+
+def _ranked(counts: dict[str, int], key: str) -> list[dict]:
+    return [{key: name, "count": n} for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def read_artists(path: Path) -> list[str]:
+    """One name a line; blank lines and ``#`` comments skipped, duplicates dropped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ContentError(
+            f"artist list {path} does not exist",
+            where="[data] artists",
+            hint="Point [data] artists at a text file with one name a line, or set it to \"\" to skip artists.",
+        ) from None
+    except UnicodeDecodeError:
+        raise ContentError(f"artist list {path} is not UTF-8 text", where="[data] artists") from None
+    names = [line.strip() for line in text.splitlines()]
+    return list(dict.fromkeys(n for n in names if n and not n.startswith("#")))
+
+
+#: Lower case, every run of non-letters/digits becomes one space: whole-word matching on tokens.
+_NORMALISE = "trim(regexp_replace(lower({x}), '[^\\p{{L}}\\p{{N}}]+', ' ', 'g'))"
+
+
+def count_artists(rows: Rows, names: list[str]) -> list[dict]:
+    """Captions mentioning each name (case-insensitive, whole words), in one DuckDB pass.
+
+    Each caption is normalised to words; its word n-grams of the lengths the names have are
+    joined (a hash join) with the normalised names, so the cost grows with caption words, not
+    with the number of names. A caption mentioning a name twice counts once.
+    """
+    if not names or not rows.has("caption"):
+        return [{"name": n, "count": 0} for n in names]
+    con = rows.con
+    import pyarrow as pa
+
+    con.register("artist_names", pa.table({"name": pa.array(names, pa.string())}))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE artist_norm AS SELECT name, norm, len(string_split(norm, ' ')) AS n "
+        f"FROM (SELECT name, {_NORMALISE.format(x='name')} AS norm FROM artist_names) WHERE norm <> ''"
+    )
+    lengths = sorted(r[0] for r in con.execute("SELECT DISTINCT n FROM artist_norm").fetchall())
+    grams = []
+    for n in lengths:
+        if n == 1:
+            grams.append("w")
+        else:
+            grams.append(f"list_transform(range(1, len(w) - {n - 2}), lambda i: array_to_string(w[i:i + {n - 1}], ' '))")
+    concat = grams[0] if len(grams) == 1 else f"flatten([{', '.join(grams)}])"
+    sql = f"""
+        WITH words AS (
+            SELECT string_split({_NORMALISE.format(x='caption')}, ' ') AS w FROM rows WHERE caption IS NOT NULL
+        ), grams AS (
+            SELECT unnest(list_distinct({concat})) AS g FROM words
+        ), hits AS (
+            SELECT g, count(*) AS c FROM grams WHERE g IN (SELECT norm FROM artist_norm) GROUP BY g
+        )
+        SELECT a.name, coalesce(h.c, 0) FROM artist_norm a LEFT JOIN hits h ON h.g = a.norm
+    """
+    counts = dict(con.execute(sql).fetchall())
+    return [{"name": n, "count": int(counts.get(n, 0))} for n in sorted(names, key=lambda n: (-counts.get(n, 0), n))]
+
+
+def _examples(rows: Rows, threshold: float, seed: int) -> dict:
+    """Deterministic example captions of safe rows (ordering by a seeded hash, thread-proof)."""
+    if not rows.has("caption"):
+        return {"captions": [], "html": []}
+    safe = safe_condition(rows, threshold)
+    url = "url" if rows.has("url") else "NULL"
+    base = (
+        f"SELECT {url} AS url, caption, host FROM rows WHERE caption IS NOT NULL AND length(trim(caption)) > 0 "
+        f"AND ({safe})"
+    )
+    order = f"ORDER BY hash(coalesce(caption, '') || coalesce({url}, '') || {quote_literal(str(seed))})"
+    picked = rows.con.execute(f"{base} {order} LIMIT {EXAMPLES}").fetchall()
+    html = rows.con.execute(f"{base} AND regexp_matches(caption, '<[a-zA-Z/!][^>]*>') {order} LIMIT 24").fetchall()
+
+    def shape(items):
+        return [{"url": safe_http_url(u), "caption": c, "host": h} for u, c, h in items]
+
+    return {"captions": shape(picked), "html": shape(html)}
+
+
+def compute_stats(rows: Rows, config: DataConfig, artists: list[str] | None = None) -> tuple[dict, dict]:
+    """(stats, examples) for the rows; ``stats`` is what ``data/stats.json`` publishes."""
+    try:
+        scan = _scan(rows, config.unsafe_threshold)
+        artist_counts = count_artists(rows, artists or [])
+        examples = _examples(rows, config.unsafe_threshold, config.seed)
+    except duckdb.Error as error:
+        from atlas.data import query_error
+
+        raise query_error(error, rows) from None
+    total = scan["total"]
+    domains: dict[str, int] = {}
+    for host, n in scan["hosts"].items():  # hosts -> registrable domains after aggregation
+        domain = registrable_domain(host)
+        domains[domain] = domains.get(domain, 0) + n
+    histograms = {}
+    shares = {}
+    over_iter = iter(zip(scan["over"], total["over"]))
+    for h in scan["hists"]:
+        histograms[h.column] = {
+            "label": h.label,
+            "unit": h.unit,
+            "edges": h.edges(),
+            "counts": scan["bins"][h.column],
+            "invalid": scan["invalid"][h.column],
+            "overflow_in_last_bin": True,
+            "thresholds": [{"value": v, "label": label} for v, label in h.thresholds],
+        }
+        valid = total["rows"] - scan["invalid"][h.column]
+        for _ in h.thresholds:
+            (hist, value, _name), count = next(over_iter)
+            shares.setdefault(h.column, []).append(
+                {
+                    "threshold": value,
+                    "count": count,
+                    "share": (count / valid) if valid else None,
+                }
+            )
+    stats = {
+        "rows": total["rows"],
+        "columns": rows.columns,
+        "distinct_hosts": len(scan["hosts"]),
+        "distinct_domains": len(domains),
+        "invalid_urls": total["bad_urls"],
+        "domains": _ranked(domains, "domain"),
+        "hosts": _ranked(scan["hosts"], "host"),
+        "artists": artist_counts,
+        "artists_listed": len(artists or []),
+        "histograms": histograms,
+        "shares": shares,
+        "categories": {c: _ranked(v, "value") for c, v in scan["categories"].items()},
+        "safety": {
+            "threshold": config.unsafe_threshold,
+            "unsafe_rows": total["unsafe"],
+            "scored": rows.has("punsafe") or rows.has("nsfw"),
+        },
+    }
+    _check_finite(stats)
+    return stats, examples
+
+
+def _check_finite(value) -> None:
+    """JSON has no NaN: a non-finite number here would be a bug, not user data."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("non-finite number in stats")
+    if isinstance(value, dict):
+        for v in value.values():
+            _check_finite(v)
+    elif isinstance(value, list):
+        for v in value:
+            _check_finite(v)
+
+
+def _csv_cell(value):
+    """Guard spreadsheet users against formula injection from data (=, +, -, @ first)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+#: stats.json lists at most this many hosts/domains/artists (the CSV downloads list all of them),
+#: so that the published JSON stays small for a billion-row release with millions of hosts.
+JSON_LIST_LIMIT = 10_000
+
+
+def stats_json(stats: dict) -> str:
+    """The published ``stats.json`` text: long ranked lists cut to :data:`JSON_LIST_LIMIT`."""
+    published = dict(stats)
+    for key in ("hosts", "domains", "artists"):
+        if len(stats[key]) > JSON_LIST_LIMIT:
+            published[key] = stats[key][:JSON_LIST_LIMIT]
+            published[f"{key}_truncated"] = True
+    return json.dumps(published, ensure_ascii=False, indent=1)
+
+
+def write_stats(stats: dict, examples: dict, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "stats.json").write_text(stats_json(stats), encoding="utf-8")
+    (folder / "examples.json").write_text(json.dumps(examples, ensure_ascii=False), encoding="utf-8")
+    tables = {"domains.csv": ("domain", stats["domains"]), "hosts.csv": ("host", stats["hosts"])}
+    tables["artists.csv"] = ("name", stats["artists"])
+    for name, (key, items) in tables.items():
+        with open(folder / name, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow([key, "count"])
+            for item in items:
+                writer.writerow([_csv_cell(item[key]), item["count"]])
+    with open(folder / "histograms.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["column", "bin_start", "bin_end", "count"])
+        for column, h in stats["histograms"].items():
+            for i, count in enumerate(h["counts"]):
+                writer.writerow([column, h["edges"][i], h["edges"][i + 1], count])
+            writer.writerow([column, "invalid", "", h["invalid"]])
+
+
+def artists_path(ctx: BuildContext) -> Path | None:
+    if not ctx.config.data.artists:
+        return None
+    path = Path(ctx.config.data.artists).expanduser()
+    return path if path.is_absolute() else ctx.content_dir / path
+
+
+def _inputs(ctx: BuildContext) -> dict:
+    path = artists_path(ctx)
+    artists = None
+    if path is not None:
+        from atlas.cache import file_digest
+
+        artists = file_digest(path) if path.exists() else f"missing:{path}"
+    return {
+        "shards": ctx.sources_fingerprint(),
+        "columns": ctx.config.data.columns,
+        "threshold": ctx.config.data.unsafe_threshold,
+        "seed": ctx.config.data.seed,
+        "artists": artists,
+    }
+
+
+def _run(ctx: BuildContext, folder: Path) -> dict:
+    path = artists_path(ctx)
+    names = read_artists(path) if path is not None else []
+    rows = ctx.open_rows()
+    for note in rows.notes:
+        ctx.reporter.warn(note)
+    with ctx.reporter.progress("statistics", total=None, unit=""):
+        stats, examples = compute_stats(rows, ctx.config.data, names)
+    rows.con.close()
+    write_stats(stats, examples, folder)
+    return {"rows": stats["rows"], "shards": len(rows.sources), "columns": sorted(rows.columns)}
+
+
+STAGE = Stage("stats", "1", _inputs, _run, after=("demo",), description="DuckDB statistics over the shards")
