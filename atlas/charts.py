@@ -153,6 +153,7 @@ def histogram_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
 
 
 TABLES = {"domains": ("domain", "Registrable domain"), "hosts": ("host", "Host"), "artists": ("name", "Artist")}
+CATEGORY_TABLES = {"nsfw": "NSFW tag", "license": "Licence", "language": "Language"}
 
 
 @widget("table")
@@ -160,11 +161,16 @@ def table_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
     """```atlas table of=domains limit=20``` – a ranked table with bars and a CSV download."""
     _needs_stats(ctx, "table")
     which = args.get("of") or args.get("_") or "domains"
-    if which not in TABLES:
-        raise ContentError(f"the table widget shows one of {', '.join(TABLES)}, not {which!r}")
     limit = arg_int(args, "limit", 20, 1, 1000)
-    key, header = TABLES[which]
-    items = [item for item in ctx.stats[which] if item["count"] > 0][:limit]
+    if which in TABLES:
+        key, header = TABLES[which]
+        items = [item for item in ctx.stats[which] if item["count"] > 0][:limit]
+    elif which in CATEGORY_TABLES:
+        key, header = "value", CATEGORY_TABLES[which]
+        items = ctx.stats.get("categories", {}).get(which, [])[:limit]
+    else:
+        known = ", ".join([*TABLES, *CATEGORY_TABLES])
+        raise ContentError(f"the table widget shows one of {known}, not {which!r}")
     total = ctx.stats["rows"] or 1
     top = items[0]["count"] if items else 1
     rows = []
@@ -174,9 +180,11 @@ def table_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
     if not rows:
         return Markup('<p class="widget-missing">No {} to show for this data.</p>').format(which)
     caption = args.get("title") or f"Top {len(rows)} {which} by number of images"
-    link = Markup('<p class="download"><a href="{}data/{}.csv" download>Download all {} as CSV</a></p>').format(
-        ctx.root, which, which
-    )
+    link = Markup("")
+    if which in TABLES:
+        link = Markup('<p class="download"><a href="{}data/{}.csv" download>Download all {} as CSV</a></p>').format(
+            ctx.root, which, which
+        )
     return Markup('<figure class="widget ranked">{}{}</figure>').format(
         _table(["#", header, "images", "share"], rows, caption, numeric_from=2), link
     )

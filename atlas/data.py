@@ -317,7 +317,7 @@ def safe_condition(rows: Rows, threshold: float) -> str:
         # Unknown safety (NULL/NaN) is not shown either where the data has the column.
         conditions.append(f"(punsafe IS NOT NULL AND NOT isnan(punsafe) AND punsafe < {float(threshold)!r})")
     if rows.has("nsfw"):
-        conditions.append("(nsfw IS NULL OR upper(nsfw) = 'UNLIKELY')")
+        conditions.append("coalesce(upper(nsfw) = 'UNLIKELY', false)")
     return " AND ".join(conditions) if conditions else "true"
 
 

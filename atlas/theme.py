@@ -38,7 +38,7 @@ def make_env(content_dir: Path, name: str = "default") -> jinja2.Environment:
     default = jinja2.FileSystemLoader(str(default_theme_dir() / "templates"))
     loader = jinja2.ChoiceLoader(
         [
-            jinja2.PrefixLoader({"default": default}),
+            jinja2.PrefixLoader({"default": default}, delimiter=":"),
             jinja2.FileSystemLoader([str(d / "templates") for d in dirs]),
         ]
     )

@@ -1,0 +1,205 @@
+"""`atlas build` end to end: the demo, the real sample, bad shards, unsafe and hostile rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from atlas.build import build
+from atlas.errors import AtlasError, DataError
+
+from conftest import REPO, SMALL_MAP, tree_snapshot, write_content, write_shard
+
+PAGES = {
+    "index.md": """\
+        ---
+        title: Home
+        nav: Home
+        order: 0
+        ---
+        # Home
+
+        ```atlas stat value=rows label=rows
+        ```
+
+        ```atlas captions n=50
+        ```
+        """,
+}
+
+
+def _cli(*args, cwd=REPO):
+    env = dict(os.environ, CI="true", HF_HUB_OFFLINE="1")
+    return subprocess.run([sys.executable, "-m", "atlas", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def small_content(tmp_path_factory):
+    return write_content(tmp_path_factory.mktemp("content") / "content", PAGES, SMALL_MAP)
+
+
+def test_demo_build_publishes_a_meaningful_site(demo_site):
+    out, report = demo_site["out"], demo_site["report"]
+    stats = json.loads((out / "data" / "stats.json").read_text())
+    assert stats["rows"] >= 100_000
+    assert report.results[0].name == "demo" and report.results[0].summary["shards"] >= 4
+    assert {"similarity", "punsafe", "pwatermark", "aesthetic", "width", "height"} <= set(stats["histograms"])
+    assert stats["domains"][0]["domain"] == "pinimg.com"
+    assert 0.02 < stats["shares"]["punsafe"][0]["share"] < 0.04  # published 2.9 % unsafe
+    assert any(a["count"] > 0 for a in stats["artists"])
+    home = (out / "index.html").read_text()
+    assert "Demo data." in home and "[data] sources" in home
+    assert (out / "map" / "index.html").exists()
+    build_json = json.loads((out / "data" / "build.json").read_text())
+    assert build_json["demo"] is True
+    for name in ("domains.csv", "hosts.csv", "artists.csv", "histograms.csv"):
+        assert (out / "data" / name).stat().st_size > 0
+
+
+def test_demo_shards_are_deterministic(tmp_path):
+    from atlas.demo import write_demo_shards
+
+    a = write_demo_shards(tmp_path / "a", rows=2000, shards=2, seed=0)
+    b = write_demo_shards(tmp_path / "b", rows=2000, shards=2, seed=0)
+    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+    assert pq.read_metadata(a[0]).num_rows == 1000
+
+
+def test_real_sample_build_matches_an_independent_count(shared_data, small_content, tmp_path):
+    out = tmp_path / "site"
+    result = _cli(
+        "build", "--content", str(small_content), "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+        "--data", str(shared_data / "laion400m-sample-10k.parquet"),
+    )
+    assert result.returncode == 0, result.stderr
+    stats = json.loads((out / "data" / "stats.json").read_text())
+    table = pq.read_table(shared_data / "laion400m-sample-10k.parquet")
+    assert stats["rows"] == table.num_rows == 10_000
+    hosts = {h["host"]: h["count"] for h in stats["hosts"]}
+    shopify = sum(1 for u in table.column("URL").to_pylist() if u and "//cdn.shopify.com/" in u.lower())
+    assert hosts["cdn.shopify.com"] == shopify == 641
+    assert "Demo data." not in (out / "index.html").read_text()
+    assert "10,000" in (out / "index.html").read_text()
+
+
+def test_stats_command_writes_the_published_json(shared_data, tmp_path):
+    target = tmp_path / "stats.json"
+    result = _cli("stats", "--data", str(shared_data / "laion400m-sample-10k.parquet"), "--json", str(target))
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(target.read_text())
+    assert stats["rows"] == 10_000 and stats["hosts"][0]["host"] == "cdn.shopify.com"
+
+
+def test_corrupt_shard_fails_cleanly_and_leaves_the_previous_site(small_content, tmp_path):
+    shards = tmp_path / "shards"
+    write_shard(shards / "part-00000.parquet", {"URL": [f"https://a.org/{i}" for i in range(500)], "TEXT": [f"a cat {i}" for i in range(500)]})
+    out = tmp_path / "site"
+    args = ["build", "--content", str(small_content), "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+            "--data", str(shards / "*.parquet")]
+    assert _cli(*args).returncode == 0
+    before = tree_snapshot(out)
+    good = (shards / "part-00000.parquet").read_bytes()
+    (shards / "part-00001.parquet").write_bytes(good[: len(good) // 3])
+    result = _cli(*args)
+    assert result.returncode == 2
+    assert "part-00001.parquet" in result.stderr and "Traceback" not in result.stderr
+    assert tree_snapshot(out) == before
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".site.")]  # no temp folders left
+
+
+def test_refuses_to_replace_a_folder_it_did_not_write(small_content, tmp_path):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    with pytest.raises(AtlasError, match="did not write"):
+        build(small_content, out, data=[str(tmp_path / "none.parquet")])
+    assert (out / "thesis.tex").read_text() == "years of work"
+
+
+def test_missing_data_is_a_clear_error(small_content, tmp_path):
+    result = _cli("build", "--content", str(small_content), "--out", str(tmp_path / "s"), "--data", str(tmp_path / "nope-*.parquet"))
+    assert result.returncode == 2
+    assert "no parquet shards match" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_config_error_from_the_command_line(tmp_path):
+    content = write_content(tmp_path / "content", toml="[sample]\nszie = 3\n")
+    result = _cli("build", "--content", str(content), "--out", str(tmp_path / "s"))
+    assert result.returncode == 2
+    assert "[sample] szie: unknown key" in result.stderr and "Traceback" not in result.stderr
+
+
+UNSAFE_MARKER = "zebracorn-unsafe"
+
+
+@pytest.fixture(scope="module")
+def hostile_site(tmp_path_factory, small_content):
+    root = tmp_path_factory.mktemp("hostile")
+    n = 300
+    captions, urls, punsafe = [], [], []
+    hostile = [
+        '<img src=x onerror="window.pwned=1">',
+        '<script>window.pwned=1</script>',
+        '"><svg onload="window.pwned=1">',
+        "{{ 7*7 }} {% raw %} **not bold**",
+        "[click](javascript:window.pwned=1)",
+    ]
+    for i in range(n):
+        captions.append(f"{hostile[i % len(hostile)]} hostile caption {i}")
+        urls.append(["javascript:window.pwned=1", "data:text/html,<script>window.pwned=1</script>", f"https://ok.example/{i}.jpg"][i % 3])
+        punsafe.append(0.01)
+    for i in range(40):
+        captions.append(f"{UNSAFE_MARKER} caption {i}")
+        urls.append(f"https://unsafe.example/{UNSAFE_MARKER}/{i}.jpg")
+        punsafe.append(0.97)
+    write_shard(root / "shards" / "part-0.parquet", {"URL": urls, "TEXT": captions, "punsafe": punsafe})
+    out = root / "site"
+    build(small_content, out, data=[str(root / "shards" / "*.parquet")], cache_dir=root / "cache",
+          reporter=__import__("atlas.report", fromlist=["Reporter"]).Reporter(quiet=True))
+    return out
+
+
+def test_unsafe_rows_are_counted_but_never_published(hostile_site):
+    stats = json.loads((hostile_site / "data" / "stats.json").read_text())
+    assert stats["rows"] == 340 and stats["safety"]["unsafe_rows"] == 40
+    for path in hostile_site.rglob("*"):
+        if path.is_file():
+            assert UNSAFE_MARKER.encode() not in path.read_bytes(), path
+
+
+def test_only_http_links_are_published(hostile_site):
+    for path in hostile_site.rglob("*.html"):
+        html = path.read_text()
+        assert 'href="javascript:' not in html and 'href="data:' not in html, path
+        assert 'src="javascript:' not in html, path
+
+
+@pytest.mark.browser
+def test_hostile_captions_never_run_in_a_browser(hostile_site):
+    from browser import launch, serve, skip_reason
+
+    if skip_reason():
+        pytest.skip(skip_reason())
+    from playwright.sync_api import sync_playwright
+
+    with serve(hostile_site) as base, sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        for path in ("", "map/"):
+            page.goto(base + path)
+            page.wait_for_timeout(800)
+            assert page.evaluate("window.pwned") is None, path
+        page.goto(base)
+        text = page.inner_text("main")
+        assert '<img src=x onerror="window.pwned=1">' in text  # shown as text, not markup
+        assert "**not bold**" in text
+        browser.close()
+    assert not errors

@@ -1,0 +1,274 @@
+"""The statistics stage over real parquet files with real DuckDB."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from atlas.config import DataConfig
+from atlas.data import open_rows, registrable_domain, resolve_sources
+from atlas.errors import DataError
+from atlas.stages.stats import compute_stats, read_artists, stats_json
+
+from conftest import write_shard
+
+
+def _stats(paths, artists=None, **config):
+    rows = open_rows(resolve_sources([str(p) for p in paths], Path.cwd()), DataConfig(**config))
+    return compute_stats(rows, DataConfig(**config), artists)
+
+
+def _independent_host(url: str) -> str | None:
+    """The host rule written again with the standard library: lower-case, no user-info or port."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    host = parts.hostname
+    if not parts.scheme or not host:
+        return None
+    return host[4:] if host.startswith("www.") else host
+
+
+def test_real_sample_hosts_match_an_independent_count(shared_data):
+    stats, _ = _stats([shared_data / "laion400m-sample-10k.parquet"])
+    urls = pq.read_table(shared_data / "laion400m-sample-10k.parquet", columns=["URL"]).column(0).to_pylist()
+    expected = Counter(h for h in map(_independent_host, urls) if h)
+    got = {item["host"]: item["count"] for item in stats["hosts"]}
+    assert stats["rows"] == 10_000
+    assert got == dict(expected)
+    assert stats["hosts"][0] == {"host": "cdn.shopify.com", "count": 641}
+    counts = [item["count"] for item in stats["hosts"]]
+    assert counts == sorted(counts, reverse=True)
+
+
+def test_real_sample_domains_roll_hosts_up(shared_data):
+    stats, _ = _stats([shared_data / "laion400m-sample-10k.parquet"])
+    domains = {item["domain"]: item["count"] for item in stats["domains"]}
+    hosts = {item["host"]: item["count"] for item in stats["hosts"]}
+    pinimg_hosts = sum(n for h, n in hosts.items() if h == "pinimg.com" or h.endswith(".pinimg.com"))
+    assert domains["pinimg.com"] == pinimg_hosts >= 194
+    assert "i.pinimg.com" not in domains
+    assert sum(domains.values()) == sum(hosts.values())
+
+
+def test_real_artist_counts_match_whole_word_search(shared_data):
+    names = read_artists(shared_data / "artists.txt")
+    stats, _ = _stats([shared_data / "laion400m-sample-10k.parquet"], artists=names)
+    captions = pq.read_table(shared_data / "laion400m-sample-10k.parquet", columns=["TEXT"]).column(0).to_pylist()
+
+    def words(text: str) -> str:
+        return " " + " ".join(re.sub(r"[\W_]+", " ", text.lower()).split()) + " "
+
+    normalised = [words(c) for c in captions if c]
+    got = {item["name"]: item["count"] for item in stats["artists"]}
+    assert len(got) == len(names)
+    # Every name with a mention, plus a spread of others, counted again by brute force.
+    checked = [n for n in names if got[n] > 0] + names[::97]
+    for name in checked:
+        needle = words(name)
+        assert got[name] == sum(needle in c for c in normalised), name
+    assert got["Claude Monet"] >= 1
+    assert stats["artists"][0]["count"] == max(got.values())
+
+
+def test_whole_words_and_case(tmp_path):
+    shard = write_shard(
+        tmp_path / "a.parquet",
+        {
+            "URL": ["http://a.com/1", "http://a.com/2", "http://a.com/3", "http://a.com/4", "http://a.com/5"],
+            "TEXT": [
+                "Water lilies by CLAUDE MONET, 1906",
+                "Monetary policy explained",  # not a whole-word match of Monet
+                "monet monet monet",  # one caption counts once
+                "After Monet's garden",
+                None,
+            ],
+        },
+    )
+    stats, _ = _stats([shard], artists=["Monet", "Claude Monet", "Nobody Here"])
+    got = {item["name"]: item["count"] for item in stats["artists"]}
+    assert got == {"Monet": 3, "Claude Monet": 1, "Nobody Here": 0}
+
+
+def test_host_parsing_rules(tmp_path):
+    shard = write_shard(
+        tmp_path / "h.parquet",
+        {
+            "url": [
+                "HTTPS://WWW.Example.COM/a.jpg",
+                "http://user:secret@example.com:8080/b.jpg",
+                "https://cdn.Example.com/c.jpg",
+                "not a url",
+                "javascript:alert(1)",
+                None,
+            ],
+            "caption": ["a", "b", "c", "d", "e", "f"],
+        },
+    )
+    stats, _ = _stats([shard])
+    assert {h["host"]: h["count"] for h in stats["hosts"]} == {"example.com": 2, "cdn.example.com": 1}
+    assert {d["domain"]: d["count"] for d in stats["domains"]} == {"example.com": 3}
+    assert stats["invalid_urls"] == 2  # two non-null strings without a host
+
+
+def test_scores_with_nan_inf_negative_and_missing_are_invalid(tmp_path):
+    shard = write_shard(
+        tmp_path / "s.parquet",
+        {
+            "URL": [f"https://x.org/{i}" for i in range(8)],
+            "TEXT": ["a cat"] * 8,
+            "similarity": [0.25, 0.28, 0.29, 0.35, float("nan"), float("inf"), -0.1, None],
+            "punsafe": [0.1, 0.5, 0.49, 0.9, 0.0, 0.0, 0.0, 0.0],
+        },
+        {"similarity": pa.float64(), "punsafe": pa.float32()},
+    )
+    stats, _ = _stats([shard])
+    sim = stats["histograms"]["similarity"]
+    assert sim["invalid"] == 4
+    assert sum(sim["counts"]) == 4
+    edges = sim["edges"]
+    for value in (0.25, 0.28, 0.29, 0.35):  # each lands in the bin that contains it
+        i = next(k for k in range(len(edges) - 1) if edges[k] <= value + 1e-12 < edges[k + 1])
+        assert sim["counts"][i] >= 1, value
+    shares = {s["threshold"]: s for s in stats["shares"]["similarity"]}
+    assert shares[0.28]["count"] == 3 and shares[0.28]["share"] == pytest.approx(3 / 4)
+    assert stats["safety"]["unsafe_rows"] == 2  # punsafe >= 0.5 (0.5 itself is unsafe)
+    text = stats_json(stats)
+    assert "NaN" not in text and "Infinity" not in text
+    json.loads(text)
+
+
+def test_schema_variant_re_laion(tmp_path):
+    shard = write_shard(
+        tmp_path / "relaion.parquet",
+        {
+            "key": ["000001", "000002"],
+            "url": ["https://i.pinimg.com/x.jpg", "https://img.example.co.uk/y.jpg"],
+            "caption": ["a red dress", "a blue car"],
+            "original_width": [512, 1024],
+            "original_height": [300, 2000],
+            "similarity": [0.31, 0.33],
+            "pwatermark": [0.1, 0.95],
+            "punsafe": [0.01, 0.02],
+        },
+    )
+    stats, _ = _stats([shard])
+    assert stats["columns"]["width"] == "original_width"
+    assert stats["columns"]["caption"] == "caption"
+    assert {"similarity", "pwatermark", "punsafe", "width", "height", "caption_length"} <= set(stats["histograms"])
+    assert "aesthetic" not in stats["histograms"]
+    assert {d["domain"] for d in stats["domains"]} == {"pinimg.com", "example.co.uk"}
+    # 2000 px is past the last edge: it is counted in the last ("2048+") bin, not dropped.
+    assert sum(stats["histograms"]["height"]["counts"]) == 2
+
+
+def test_column_override_and_unknown_override(tmp_path):
+    shard = write_shard(tmp_path / "o.parquet", {"link": ["https://a.org/1"], "alt": ["hello"], "score": ["0.4"]})
+    stats, _ = _stats([shard], columns={"caption": "alt", "similarity": "score"})
+    assert stats["columns"]["caption"] == "alt"
+    assert stats["histograms"]["similarity"]["invalid"] == 0  # "0.4" cast to a number
+    with pytest.raises(DataError, match="'aesthetic' to column 'nope'"):
+        _stats([shard], columns={"aesthetic": "nope"})
+
+
+def test_several_shards_with_different_columns(tmp_path):
+    a = write_shard(tmp_path / "a.parquet", {"URL": ["https://a.org/1"], "TEXT": ["x"]})
+    b = write_shard(tmp_path / "b.parquet", {"URL": ["https://b.org/1"], "TEXT": ["y"], "punsafe": [0.7]})
+    stats, _ = _stats([tmp_path / "*.parquet"])
+    assert stats["rows"] == 2
+    assert stats["histograms"]["punsafe"]["invalid"] == 1
+    assert stats["safety"]["unsafe_rows"] == 1
+
+
+def test_truncated_shard_is_named(tmp_path):
+    good = write_shard(tmp_path / "good.parquet", {"URL": ["https://a.org/1"] * 100, "TEXT": ["x"] * 100})
+    bad = tmp_path / "part-00001.parquet"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(DataError) as error:
+        _stats([tmp_path / "*.parquet"])
+    assert "part-00001.parquet" in str(error.value)
+    assert "Re-download" in str(error.value)
+
+
+def test_corrupt_data_page_is_named(tmp_path):
+    good = write_shard(
+        tmp_path / "good.parquet", {"URL": [f"https://a.org/{i}" for i in range(5000)], "TEXT": ["caption"] * 5000}
+    )
+    data = bytearray(good.read_bytes())
+    for i in range(200, 2000):  # scribble over data pages, keep the footer intact
+        data[i] = 0xFF
+    bad = tmp_path / "scribbled.parquet"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(DataError) as error:
+        _stats([bad])
+    assert "scribbled.parquet" in str(error.value)
+
+
+def test_empty_shards_are_fine(tmp_path):
+    write_shard(tmp_path / "rows.parquet", {"URL": ["https://a.org/1"], "TEXT": ["x"]})
+    empty = pa.table({"URL": pa.array([], pa.string()), "TEXT": pa.array([], pa.string())})
+    pq.write_table(empty, tmp_path / "empty.parquet")
+    (tmp_path / "zero-bytes.parquet").write_bytes(b"")
+    rows = open_rows(resolve_sources([str(tmp_path / "*.parquet")], Path.cwd()), DataConfig())
+    stats, _ = compute_stats(rows, DataConfig())
+    assert stats["rows"] == 1
+    assert any("zero-bytes.parquet" in note for note in rows.notes)
+
+
+def test_no_matching_files_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="no parquet shards match"):
+        resolve_sources([str(tmp_path / "nothing-*.parquet")], Path.cwd())
+
+
+def test_examples_never_include_unsafe_rows(tmp_path):
+    shard = write_shard(
+        tmp_path / "u.parquet",
+        {
+            "URL": [f"https://a.org/{i}" for i in range(40)],
+            "TEXT": [f"unsafe-marker-{i}" if i % 2 else f"fine caption {i}" for i in range(40)],
+            "punsafe": [0.99 if i % 2 else 0.01 for i in range(40)],
+        },
+    )
+    stats, examples = _stats([shard])
+    assert stats["rows"] == 40 and stats["safety"]["unsafe_rows"] == 20
+    shown = [e["caption"] for e in examples["captions"]]
+    assert shown and not any("unsafe-marker" in c for c in shown)
+
+
+def test_registrable_domain_rules():
+    assert registrable_domain("i.pinimg.com") == "pinimg.com"
+    assert registrable_domain("a.b.example.co.uk") == "example.co.uk"
+    assert registrable_domain("192.168.0.1") == "192.168.0.1"
+    assert not math.isnan(len(registrable_domain("localhost")))
+
+
+def test_laion400m_nsfw_tags_are_counted_and_hidden(tmp_path):
+    tags = ["UNLIKELY", "UNLIKELY", "UNSURE", "NSFW", None]
+    shard = write_shard(
+        tmp_path / "400m.parquet",
+        {
+            "SAMPLE_ID": [1, 2, 3, 4, 5],
+            "URL": [f"https://a.org/{i}" for i in range(5)],
+            "TEXT": ["fine one", "fine two", "unsure-marker", "nsfw-marker", "untagged"],
+            "LICENSE": ["?", "cc-by", "?", "?", "?"],
+            "NSFW": tags,
+            "similarity": [0.31, 0.32, 0.33, 0.34, 0.35],
+            "WIDTH": [100, 200, 300, 400, 500],
+            "HEIGHT": [100, 200, 300, 400, 500],
+        },
+    )
+    stats, examples = _stats([shard])
+    nsfw = {c["value"]: c["count"] for c in stats["categories"]["nsfw"]}
+    assert nsfw == {"UNLIKELY": 2, "UNSURE": 1, "NSFW": 1, "(missing)": 1}
+    assert {c["value"]: c["count"] for c in stats["categories"]["license"]} == {"?": 4, "cc-by": 1}
+    shown = {e["caption"] for e in examples["captions"]}
+    assert shown == {"fine one", "fine two"}  # where the data has tags, untagged rows are not shown either
