@@ -155,7 +155,7 @@ def _format_errors(source: str, error: ValidationError) -> str:
         if len(loc) >= 2:
             where = f"[{loc[0]}] {'.'.join(loc[1:])}"
         elif loc:
-            where = f"[{loc[0]}]" if loc[0] in AtlasConfig.model_fields else loc[0]
+            where = f"[{loc[0]}]"
         else:
             where = "(top level)"
         message = item["msg"]

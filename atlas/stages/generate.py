@@ -1,0 +1,1023 @@
+"""Stable Diffusion examples for the workshop prompts: generated once on a GPU, shown by every build.
+
+Three parts:
+
+* :func:`generate` (the ``atlas generate`` command, needs ``diffusers`` and ideally a GPU) renders
+  every prompt of ``content/prompts.toml`` at each of its seeds into
+  ``content/generated/<prompt-id>/<seed>.webp`` with a JSON manifest beside each image holding
+  its exact recipe. An image whose recipe hash is unchanged is skipped; ``force`` redoes all.
+* :data:`STAGE` (``gallery``, part of ``atlas build``, CPU only) finds, for each committed image,
+  the nearest captions of the sample in CLIP space ("what in LAION looks like this").
+* The ``gallery`` and ``bias-grid`` widgets show the images, their recipes and neighbours. A
+  prompt without images shows a "not generated yet" card; a build never needs a GPU.
+
+torch and diffusers are imported inside the functions that use them, so importing this module
+(which every build does, to register the widgets) stays fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from markupsafe import Markup
+
+from atlas.cache import fingerprint
+from atlas.config import AtlasConfig, GenerateConfig, load_config
+from atlas.errors import ConfigError, ContentError, ModelError
+from atlas.pipeline import Stage
+from atlas.prompts import Prompt, load_prompts
+from atlas.widgets import WidgetContext, arg_int, widget
+
+log = logging.getLogger(__name__)
+
+GENERATED = "generated"
+#: Bump when what a recipe means changes (e.g. how images are encoded), to regenerate all.
+RECIPE_VERSION = 1
+#: Images are stored at most this many pixels on their longer side (sized for the web).
+WEB_MAX_SIDE = 768
+WEBP_QUALITY = 90
+#: Zoom level of the map link next to the nearest captions (``map/#x=..&y=..&z=..``).
+MAP_ZOOM = 6
+
+#: Defaults per model family: (steps, guidance). Size comes from the model's own config.
+FAMILY_DEFAULTS = {
+    "sd": (30, 7.5),
+    "sdxl": (30, 5.0),
+    "turbo": (1, 0.0),
+}
+#: Short scheduler names accepted in ``[generate] scheduler`` besides diffusers class names.
+SCHEDULER_ALIASES = {
+    "ddim": "DDIMScheduler",
+    "pndm": "PNDMScheduler",
+    "lms": "LMSDiscreteScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "euler-a": "EulerAncestralDiscreteScheduler",
+    "dpm++": "DPMSolverMultistepScheduler",
+    "dpm++-sde": "DPMSolverSDEScheduler",
+    "unipc": "UniPCMultistepScheduler",
+    "heun": "HeunDiscreteScheduler",
+    "lcm": "LCMScheduler",
+}
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".json", ".txt", ".model")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+# --------------------------------------------------------------------------------------------
+# The model: where it is, what it is, under which licence
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelSource:
+    """A diffusers model folder on disk and what identifies its weights."""
+
+    folder: Path
+    #: Hub id, or the local folder's name (never an absolute path: manifests are committed).
+    id: str
+    source: str  # "local" or "hub"
+    revision: str | None = None
+    weights_sha256: str | None = None
+    licence: str = "unknown"
+    pipeline_class: str = ""
+    family: str = "sd"
+    default_size: tuple[int, int] = (512, 512)
+
+    def identity(self) -> dict:
+        """What the recipe hash keys the model by (not where it lies on disk)."""
+        return {"id": self.id, "revision": self.revision, "weights_sha256": self.weights_sha256}
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        raise ModelError(f"cannot read {what}: {error}", where=str(path)) from None
+
+
+def model_licence(folder: Path) -> str:
+    """The ``license:`` of the model card (README.md front matter), else ``"unknown"``."""
+    readme = Path(folder) / "README.md"
+    try:
+        text = readme.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "unknown"
+    match = re.match(r"\A---\s*\n(.*?)\n---\s*(\n|\Z)", text, flags=re.S)
+    if not match:
+        return "unknown"
+    values = {}
+    for line in match.group(1).splitlines():
+        found = re.match(r"^(license|license_name|license_link)\s*:\s*(.+?)\s*$", line)
+        if found:
+            values[found.group(1)] = found.group(2).strip("'\"")
+    licence = values.get("license", "")
+    if licence == "other" and values.get("license_name"):
+        licence = values["license_name"]
+    return licence or "unknown"
+
+
+_DIGESTS: dict[tuple, str] = {}
+
+
+def weights_digest(folder: Path) -> str:
+    """SHA-256 over every weight and config file of a model folder (by relative path).
+
+    Hidden folders (``.cache``, ``.git``) and the model card are left out, so moving or
+    re-downloading the same weights keeps the digest. Per-file digests are memoised by
+    (path, size, mtime) for the life of the process.
+    """
+    folder = Path(folder)
+    total = hashlib.sha256()
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.name.endswith(_WEIGHT_SUFFIXES)
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+    for path in files:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        digest = _DIGESTS.get(key)
+        if digest is None:
+            sha = hashlib.sha256()
+            with open(path, "rb") as handle:
+                while block := handle.read(1 << 22):
+                    sha.update(block)
+            digest = _DIGESTS[key] = sha.hexdigest()
+        total.update(path.relative_to(folder).as_posix().encode() + b"\0" + digest.encode() + b"\n")
+    return total.hexdigest()
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _hub_reachable(seconds: float = 5.0) -> bool:
+    """Can we open a connection to the hub within ``seconds`` (DNS included)?"""
+    import socket
+    import threading
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = re.sub(r"^https?://", "", endpoint).split("/")[0].split(":")[0]
+    result = []
+
+    def attempt():
+        try:
+            socket.create_connection((host, 443), timeout=seconds).close()
+            result.append(True)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return bool(result)
+
+
+def _hub_snapshot(repo_id: str) -> Path:
+    """The local snapshot of a hub model: from the HF cache, else downloaded (needs network)."""
+    hint = (
+        "Download the model folder once on a machine with network "
+        f"(`hf download {repo_id} --local-dir models/NAME`) and pass --model models/NAME."
+    )
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:  # pragma: no cover - huggingface_hub comes with diffusers
+        raise ModelError("huggingface_hub is not installed, so a hub id cannot be resolved", hint=hint) from None
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception:  # not in the local cache (LocalEntryNotFoundError and relatives)
+        pass
+    if _offline():
+        raise ModelError(
+            f"no folder {repo_id!r} exists, and as a Hugging Face hub id it cannot be fetched: "
+            "HF_HUB_OFFLINE is set and it is not in the local Hugging Face cache",
+            where="--model / [generate] model",
+            hint=hint,
+        )
+    if not _hub_reachable():
+        raise ModelError(
+            f"no folder {repo_id!r} exists, and as a Hugging Face hub id it cannot be fetched: "
+            "the hub cannot be reached from this machine and the model is not in the local cache",
+            where="--model / [generate] model",
+            hint=hint,
+        )
+    try:
+        return Path(
+            snapshot_download(
+                repo_id,
+                allow_patterns=["model_index.json", "README.md", "LICENSE*", "*/*.json", "*/*.txt", "*/*.safetensors"],
+            )
+        )
+    except Exception as error:
+        raise ModelError(f"cannot download {repo_id!r}: {error}", where="--model", hint=hint) from None
+
+
+def resolve_model(model: str, content_dir: Path) -> ModelSource:
+    """Find the model folder for ``model`` (a folder or a hub id) and describe it. Fast: no torch."""
+    model = (model or "").strip()
+    if not model:
+        raise ModelError(
+            "no Stable Diffusion model given",
+            where="--model / [generate] model",
+            hint="Pass --model DIR (a diffusers folder with model_index.json) or set [generate] model in atlas.toml.",
+        )
+    candidates = [Path(model).expanduser()]
+    if not candidates[0].is_absolute():
+        candidates.append(Path(content_dir) / model)
+    local = next((c for c in candidates if c.exists()), None)
+    if local is not None:
+        if not local.is_dir():
+            raise ModelError(
+                f"{local} is a file; atlas needs a diffusers model folder (with model_index.json)",
+                where="--model",
+                hint="Convert a single-file checkpoint with diffusers' from_single_file(...).save_pretrained(DIR).",
+            )
+        folder, source, revision, name = local.resolve(), "local", None, local.resolve().name
+    elif _HUB_ID.match(model) and not model.startswith((".", "~")):
+        folder, source, name = _hub_snapshot(model), "hub", model
+        revision = folder.name if folder.parent.name == "snapshots" else None
+    else:
+        raise ModelError(
+            f"model folder {model!r} does not exist",
+            where="--model / [generate] model",
+            hint="Pass the path of a diffusers model folder (with model_index.json), relative to the "
+            "current folder or to the content folder.",
+        )
+    index = _read_json(folder / "model_index.json", "the model index")
+    if not index:
+        raise ModelError(
+            f"{folder} is not a diffusers model folder (no model_index.json)",
+            where="--model",
+            hint="Point --model at the folder that pipeline.save_pretrained(DIR) wrote.",
+        )
+    pipeline_class = str(index.get("_class_name", ""))
+    unet = _read_json(folder / "unet" / "config.json", "the UNet config")
+    vae = _read_json(folder / "vae" / "config.json", "the VAE config")
+    scale = 2 ** (len(vae.get("block_out_channels", [0, 0, 0, 0])) - 1)
+    sample = unet.get("sample_size", 64)
+    sample = sample[0] if isinstance(sample, (list, tuple)) else sample
+    side = int(sample) * scale
+    lowered = f"{name} {folder.name}".lower()
+    family = "turbo" if "turbo" in lowered else "sdxl" if "XL" in pipeline_class else "sd"
+    return ModelSource(
+        folder=folder,
+        id=name,
+        source=source,
+        revision=revision,
+        weights_sha256=None if revision else weights_digest(folder),
+        licence=model_licence(folder),
+        pipeline_class=pipeline_class,
+        family=family,
+        default_size=(side, side),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Recipes
+# --------------------------------------------------------------------------------------------
+
+
+def _load_torch_stack():
+    """Import torch and diffusers (slow; only when generating)."""
+    from atlas._torch_compat import import_torchvision
+
+    try:  # transformers' image processors import torchvision; a broken build is worked around there
+        import_torchvision()
+    except ImportError:  # no torchvision at all: transformers then uses its PIL backends
+        pass
+    import diffusers
+    import torch
+
+    return torch, diffusers
+
+
+def make_scheduler(model: ModelSource, name: str):
+    """The scheduler named in the config (class name or alias), or the model's own."""
+    _, diffusers = _load_torch_stack()
+    base = _read_json(model.folder / "scheduler" / "scheduler_config.json", "the scheduler config")
+    class_name = SCHEDULER_ALIASES.get(name.strip().lower(), name.strip()) if name.strip() else base.get("_class_name", "")
+    cls = getattr(diffusers, class_name, None) if class_name.endswith("Scheduler") else None
+    if cls is None:
+        if name.strip():
+            raise ConfigError(
+                f"unknown scheduler {name!r}",
+                where="[generate] scheduler",
+                hint=f"Use a diffusers scheduler class name or one of: {', '.join(SCHEDULER_ALIASES)}; "
+                "leave it empty for the model's own scheduler.",
+            )
+        raise ModelError(
+            "the model folder names no scheduler class",
+            where=str(model.folder / "scheduler" / "scheduler_config.json"),
+            hint="Set [generate] scheduler, e.g. \"euler\".",
+        )
+    return cls.from_config(base)
+
+
+def scheduler_recipe(scheduler) -> dict:
+    config = {k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")}
+    return {"class": type(scheduler).__name__, "config": json.loads(json.dumps(config, default=str))}
+
+
+def settings_for(prompt: Prompt, model: ModelSource, config: GenerateConfig) -> dict:
+    """Steps, guidance and size for one prompt: prompt > [generate] > the model family's default."""
+    steps, guidance = FAMILY_DEFAULTS[model.family]
+    width = config.width or model.default_size[0]
+    height = config.height or model.default_size[1]
+    for key, value in (("width", width), ("height", height)):
+        if value % 8:
+            raise ConfigError(f"{key} {value} is not a multiple of 8", where=f"[generate] {key}", hint="Use e.g. 512 or 768.")
+    return {
+        "steps": prompt.steps or config.steps or steps,
+        "guidance": float(
+            prompt.guidance if prompt.guidance is not None else config.guidance if config.guidance is not None else guidance
+        ),
+        "width": width,
+        "height": height,
+    }
+
+
+def make_recipe(prompt: Prompt, seed: int, model: ModelSource, scheduler: dict, config: GenerateConfig) -> dict:
+    """Everything that determines the image (and nothing that does not, e.g. the folder path)."""
+    return {
+        "recipe_version": RECIPE_VERSION,
+        "prompt": prompt.prompt,
+        "negative_prompt": prompt.negative,
+        "seed": seed,
+        "model": model.identity(),
+        "pipeline": model.pipeline_class,
+        "scheduler": scheduler,
+        **settings_for(prompt, model, config),
+        "output": {"format": config.format, "max_side": WEB_MAX_SIDE, "quality": WEBP_QUALITY if config.format == "webp" else None},
+    }
+
+
+def recipe_hash(recipe: dict) -> str:
+    return fingerprint(recipe)
+
+
+def image_path(content_dir: Path, prompt_id: str, seed: int, fmt: str) -> Path:
+    return Path(content_dir) / GENERATED / prompt_id / f"{seed}.{fmt}"
+
+
+def manifest_path(content_dir: Path, prompt_id: str, seed: int) -> Path:
+    return Path(content_dir) / GENERATED / prompt_id / f"{seed}.json"
+
+
+def read_manifest(path: Path) -> dict | None:
+    """A manifest, or None when missing or unreadable (then the image is regenerated/not shown)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("recipe"), dict) else None
+
+
+def _web_sized(image):
+    from PIL import Image
+
+    if max(image.size) > WEB_MAX_SIDE:
+        ratio = WEB_MAX_SIDE / max(image.size)
+        image = image.resize((round(image.width * ratio), round(image.height * ratio)), Image.Resampling.LANCZOS)
+    return image.convert("RGB")
+
+
+def write_result(content_dir: Path, prompt_id: str, seed: int, image, manifest: dict) -> Path:
+    """Write ``<seed>.<fmt>`` then ``<seed>.json`` atomically; the image goes first, so a manifest
+    never names a missing image. ``image`` is a PIL image, or None when it was withheld."""
+    fmt = manifest["recipe"]["output"]["format"]
+    target = image_path(content_dir, prompt_id, seed, fmt)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if image is not None:
+        image = _web_sized(image)
+        tmp = target.with_name(f".{target.name}.tmp")
+        if fmt == "webp":
+            image.save(tmp, format="WEBP", quality=WEBP_QUALITY, method=6)
+        else:
+            image.save(tmp, format="PNG", optimize=True)
+        os.replace(tmp, target)
+        manifest = {**manifest, "image": target.name, "image_size": list(image.size)}
+    else:
+        target.unlink(missing_ok=True)
+        manifest = {**manifest, "image": None, "image_size": None}
+    for other in ("webp", "png"):  # an image left over in the other format would be stale
+        if other != fmt:
+            image_path(content_dir, prompt_id, seed, other).unlink(missing_ok=True)
+    out = manifest_path(content_dir, prompt_id, seed)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, out)
+    return target
+
+
+@dataclass
+class Job:
+    prompt: Prompt
+    seed: int
+    recipe: dict
+    hash: str
+    reason: str
+
+
+def plan(prompts: list[Prompt], content_dir: Path, model: ModelSource, scheduler: dict, config: GenerateConfig, force: bool) -> tuple[list[Job], int]:
+    """Which images to (re)generate, and how many are up to date."""
+    jobs, fresh = [], 0
+    for prompt in prompts:
+        for seed in prompt.seeds:
+            recipe = make_recipe(prompt, seed, model, scheduler, config)
+            digest = recipe_hash(recipe)
+            manifest = read_manifest(manifest_path(content_dir, prompt.id, seed))
+            if manifest is None:
+                reason = "never generated"
+            elif manifest.get("recipe_hash") != digest:
+                reason = "recipe changed"
+            elif manifest.get("image") and not image_path(content_dir, prompt.id, seed, config.format).exists():
+                reason = "image missing"
+            elif force:
+                reason = "forced"
+            else:
+                fresh += 1
+                continue
+            jobs.append(Job(prompt, seed, recipe, digest, reason))
+    return jobs, fresh
+
+
+# --------------------------------------------------------------------------------------------
+# Generation
+# --------------------------------------------------------------------------------------------
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:2])
+
+
+def _load_pipeline(model: ModelSource, scheduler, device: str):
+    torch, diffusers = _load_torch_stack()
+    import transformers
+
+    for library in (diffusers, transformers):  # our own progress bar and messages only
+        library.utils.logging.disable_progress_bar()
+        library.utils.logging.set_verbosity_error()
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    # diffusers >= 0.36 calls it ``dtype``; older releases only know ``torch_dtype``.
+    dtype_key = "dtype" if _version_tuple(diffusers.__version__) >= (0, 36) else "torch_dtype"
+    try:
+        pipe = diffusers.DiffusionPipeline.from_pretrained(
+            str(model.folder), local_files_only=True, scheduler=scheduler, **{dtype_key: dtype}
+        )
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as error:
+        raise ModelError(
+            f"cannot load the pipeline from {model.folder}: {error}",
+            where="--model",
+            hint="Check that the folder is a complete diffusers pipeline (pipeline.save_pretrained(DIR)).",
+        ) from None
+    pipe = pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe, dtype
+
+
+def generate(
+    content_dir: Path,
+    model: str | None = None,
+    force: bool = False,
+    reporter=None,
+    *,
+    config: AtlasConfig | None = None,
+    prompt_ids: list[str] | tuple[str, ...] = (),
+) -> dict:
+    """Render every prompt x seed of ``prompts.toml`` whose recipe changed (all with ``force``).
+
+    ``model`` (a diffusers folder or a hub id) overrides ``[generate] model``. Returns a summary:
+    ``{"model", "licence", "device", "generated", "skipped", "withheld", "images", "seconds",
+    "stale"}`` where ``stale`` lists generated folders no prompt uses any more.
+    """
+    from atlas.report import Reporter
+
+    reporter = reporter or Reporter(quiet=True)
+    content_dir = Path(content_dir)
+    config = config or load_config(content_dir)
+    settings = config.generate
+    prompts = load_prompts(content_dir)
+    if prompt_ids:
+        unknown = sorted(set(prompt_ids) - {p.id for p in prompts})
+        if unknown:
+            raise ContentError(
+                f"no prompt with id {', '.join(unknown)}",
+                where=str(content_dir / "prompts.toml"),
+                hint=f"Known ids: {', '.join(p.id for p in prompts)}.",
+            )
+        prompts = [p for p in prompts if p.id in prompt_ids]
+    source = resolve_model(model or settings.model, content_dir)
+    scheduler = make_scheduler(source, settings.scheduler)
+    jobs, fresh = plan(prompts, content_dir, source, scheduler_recipe(scheduler), settings, force)
+    summary = {
+        "model": source.id,
+        "licence": source.licence,
+        "images": sum(len(p.seeds) for p in prompts),
+        "generated": 0,
+        "skipped": fresh,
+        "withheld": 0,
+        "device": None,
+        "seconds": 0.0,
+        "stale": _stale_folders(content_dir, prompts) if not prompt_ids else [],
+    }
+    for name in summary["stale"]:
+        reporter.warn(f"{GENERATED}/{name}/ belongs to no prompt in prompts.toml any more; delete it if unwanted")
+    if not jobs:
+        reporter.info(f"all {fresh} image(s) up to date (use --force to regenerate)")
+        return summary
+
+    torch, diffusers = _load_torch_stack()
+    import transformers
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        reporter.warn(f"no CUDA device: generating {len(jobs)} image(s) on the CPU in float32 (slow)")
+    reporter.info(f"loading {source.id} ({source.family}, {source.pipeline_class}) on {device}")
+    pipe, dtype = _load_pipeline(source, scheduler, device)
+    versions = {
+        "diffusers": diffusers.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+    device_name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
+    started = time.perf_counter()
+    with reporter.progress("Generating images", total=len(jobs), unit="images") as task:
+        for job in jobs:
+            recipe = job.recipe
+            generator = torch.Generator("cpu").manual_seed(job.seed)
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                output = pipe(
+                    prompt=recipe["prompt"],
+                    negative_prompt=recipe["negative_prompt"] or None,
+                    num_inference_steps=recipe["steps"],
+                    guidance_scale=recipe["guidance"],
+                    width=recipe["width"],
+                    height=recipe["height"],
+                    generator=generator,
+                    output_type="pil",
+                )
+            flagged = getattr(output, "nsfw_content_detected", None)
+            withheld = bool(flagged and flagged[0])
+            manifest = {
+                "recipe": recipe,
+                "recipe_hash": job.hash,
+                "prompt_id": job.prompt.id,
+                "model_source": source.source,
+                "model_licence": source.licence,
+                "versions": versions,
+                "device": device_name,
+                "dtype": str(dtype).removeprefix("torch."),
+                "seconds": round(time.perf_counter() - t0, 3),
+                "safety": "withheld by the model's safety checker" if withheld else None,
+            }
+            write_result(content_dir, job.prompt.id, job.seed, None if withheld else output.images[0], manifest)
+            summary["generated"] += 1
+            summary["withheld"] += int(withheld)
+            task.advance()
+    summary["device"] = device_name
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    reporter.info(
+        f"generated {summary['generated']} image(s), {summary['skipped']} up to date"
+        + (f", {summary['withheld']} withheld by the safety checker" if summary["withheld"] else "")
+        + f" ({summary['seconds']:.1f} s on {device_name})"
+    )
+    return summary
+
+
+def _stale_folders(content_dir: Path, prompts: list[Prompt]) -> list[str]:
+    root = Path(content_dir) / GENERATED
+    if not root.is_dir():
+        return []
+    ids = {p.id for p in prompts}
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in ids)
+
+
+@click.command("generate")
+@click.option(
+    "--content",
+    "content_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("content"),
+    show_default=True,
+    help="Content folder with prompts.toml; images go to its generated/ folder.",
+)
+@click.option("--model", default=None, help="A diffusers model folder, or a hub id (needs network). Default: [generate] model.")
+@click.option("--force", is_flag=True, help="Regenerate every image, even those whose recipe is unchanged.")
+@click.option("--prompt", "prompt_ids", multiple=True, help="Only this prompt id (repeatable).")
+def generate_command(content_dir: Path, model: str | None, force: bool, prompt_ids: tuple[str, ...]) -> None:
+    """Generate the Stable Diffusion examples of prompts.toml (needs diffusers; a GPU is best)."""
+    from atlas.report import Reporter
+
+    summary = generate(content_dir, model, force, Reporter(), prompt_ids=prompt_ids)
+    click.echo(
+        f"{summary['generated']} generated, {summary['skipped']} up to date, "
+        f"{summary['withheld']} withheld; model {summary['model']} (licence: {summary['licence']})"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# What in LAION looks like this (nearest captions in CLIP space)
+# --------------------------------------------------------------------------------------------
+
+TFIDF_REASON = (
+    "This build used the offline TF-IDF embedder, which embeds captions only and cannot place "
+    "images; build with CLIP weights ([embed] pretrained in atlas.toml) to see which LAION "
+    "captions lie closest to each generated image."
+)
+
+
+def embed_info(embed_folder: Path | None) -> dict | None:
+    if embed_folder is None:
+        return None
+    try:
+        return json.loads((Path(embed_folder) / "info.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def unavailable_reason(info: dict | None) -> str | None:
+    """Why images cannot be placed among the captions (None when they can)."""
+    if info is None:
+        return "This build has no caption embeddings (the embed stage did not run), so generated images cannot be compared with LAION captions."
+    method = info.get("method")
+    if method == "clip":
+        return None
+    if method == "tfidf":
+        return TFIDF_REASON
+    return (
+        f"This build's embeddings came from {method!r} ({info.get('model', 'unknown model')}), "
+        "and atlas cannot embed images with that model; only a CLIP build places generated images."
+    )
+
+
+@dataclass
+class Nearest:
+    """Per image, the nearest sample rows, best first; or why there are none."""
+
+    reason: str | None
+    neighbours: list[list[dict]] = field(default_factory=list)
+    model: str = ""
+
+
+def _clip_image_embedder(config: AtlasConfig, base: Path | None):
+    """The embed stage's CLIP image embedder: the same model and weights as the captions."""
+    from atlas.stages.embed import embed_images
+
+    def embed(paths: list[Path]):
+        return embed_images([Path(p) for p in paths], config.embed, base)
+
+    return embed
+
+
+def nearest_captions(
+    image_paths: list[Path],
+    embed_folder: Path,
+    sample_parquet: Path,
+    config: AtlasConfig,
+    k: int = 5,
+    *,
+    base: Path | None = None,
+    embedder=None,
+    coords=None,
+) -> Nearest:
+    """The ``k`` sample captions nearest to each image by cosine similarity in CLIP space.
+
+    Only when the embed stage used CLIP (``info.json`` method ``"clip"``): the images are embedded
+    with the same model (``embedder(paths) -> vectors`` or ``(vectors, errors)``; default:
+    ``atlas.stages.embed.embed_images`` with ``config.embed`` and ``base``, the content folder)
+    and compared with ``embeddings.npy`` (L2-normalised, row i = sample ``row_id`` i). Each
+    neighbour is ``{"row_id", "caption", "domain", "score"}``, plus ``"x"``, ``"y"`` when
+    ``coords`` (the projection, [N, 2]) is given. An image that cannot be read gets no
+    neighbours. Unsafe rows are never in the sample, so never here.
+    """
+    import numpy as np
+
+    info = embed_info(embed_folder)
+    reason = unavailable_reason(info)
+    if reason is not None:
+        return Nearest(reason)
+    model = str(info.get("model", ""))
+    if not image_paths:
+        return Nearest(None, [], model)
+    matrix = np.load(Path(embed_folder) / "embeddings.npy")
+    embed = embedder or _clip_image_embedder(config, base)
+    try:
+        output = embed(list(image_paths))
+    except ModelError as error:
+        return Nearest(f"The CLIP model of this build could not embed the images ({error.message}).", model=model)
+    vectors, errors = output if isinstance(output, tuple) else (output, [None] * len(image_paths))
+    queries = np.asarray(vectors, dtype=np.float32)
+    if queries.ndim != 2 or queries.shape[0] != len(image_paths) or queries.shape[1] != matrix.shape[1]:
+        return Nearest(
+            f"The image embeddings ({tuple(queries.shape)}) do not match the caption embeddings "
+            f"({matrix.shape[1]} dimensions); the CLIP model must be the same for both.",
+            model=model,
+        )
+    norms = np.linalg.norm(queries, axis=1, keepdims=True)
+    queries = queries / np.maximum(norms, 1e-12)
+    k = max(1, min(k, matrix.shape[0]))
+    scores = queries @ matrix.astype(np.float32, copy=False).T
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    rows = _sample_rows(sample_parquet, sorted({int(i) for i in top.ravel()}))
+    result = []
+    for qi in range(len(image_paths)):
+        found = []
+        if errors[qi] is None and norms[qi, 0] > 0:
+            for index in top[qi]:
+                row = rows.get(int(index))
+                if row is None:
+                    continue
+                item = {
+                    "row_id": int(index),
+                    "caption": str(row["caption"] or ""),
+                    "domain": str(row["domain"] or ""),
+                    "score": round(float(scores[qi, index]), 4),
+                }
+                if coords is not None and int(index) < len(coords):
+                    item["x"], item["y"] = round(float(coords[index][0]), 4), round(float(coords[index][1]), 4)
+                found.append(item)
+        result.append(found)
+    return Nearest(None, result, model)
+
+
+def _sample_rows(sample_parquet: Path, row_ids: list[int]) -> dict[int, dict]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(sample_parquet, columns=["row_id", "caption", "domain"])
+    table = table.filter(pc.is_in(table["row_id"], value_set=pa.array(row_ids, type=table["row_id"].type)))
+    return {int(r["row_id"]): r for r in table.to_pylist()}
+
+
+# --------------------------------------------------------------------------------------------
+# The build stage: neighbours of the committed images (CPU, cached)
+# --------------------------------------------------------------------------------------------
+
+NEIGHBOURS = "neighbours.json"
+
+
+def generated_images(content_dir: Path) -> list[tuple[str, Path]]:
+    """(``<prompt-id>/<seed>``, image path) of every committed image that has a manifest."""
+    root = Path(content_dir) / GENERATED
+    if not root.is_dir():
+        return []
+    found = []
+    for manifest in sorted(root.glob("*/*.json")):
+        data = read_manifest(manifest)
+        if data and data.get("image") and (manifest.parent / data["image"]).is_file():
+            found.append((f"{manifest.parent.name}/{manifest.stem}", manifest.parent / data["image"]))
+    return found
+
+
+def _stage_inputs(ctx) -> dict:
+    from atlas.cache import file_digest
+
+    return {
+        "images": [[key, file_digest(path)] for key, path in generated_images(ctx.content_dir)],
+        "embed": ctx.config.embed,
+        "k": 5,
+    }
+
+
+def _stage_run(ctx, folder: Path) -> dict:
+    import numpy as np
+
+    images = generated_images(ctx.content_dir)
+    embed_folder = ctx.outputs.get("embed")
+    coords = None
+    project = ctx.outputs.get("project")
+    if project is not None and (Path(project) / "coords.npy").exists():
+        coords = np.load(Path(project) / "coords.npy")
+    sample = ctx.outputs.get("sample")
+    if embed_folder is not None and sample is not None:
+        nearest = nearest_captions(
+            [path for _, path in images],
+            embed_folder,
+            Path(sample) / "sample.parquet",
+            ctx.config,
+            k=5,
+            base=ctx.content_dir,
+            coords=coords,
+        )
+    else:
+        nearest = Nearest(unavailable_reason(None))
+    data = {
+        "reason": nearest.reason,
+        "model": nearest.model,
+        "images": {key: found for (key, _), found in zip(images, nearest.neighbours)},
+    }
+    (folder / NEIGHBOURS).write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    return {"images": len(images), "placed": len(data["images"]), "reason": nearest.reason}
+
+
+STAGE = Stage(
+    name="gallery",
+    version="1",
+    inputs=_stage_inputs,
+    run=_stage_run,
+    after=("sample", "embed", "project"),
+    enabled=lambda ctx: bool(generated_images(ctx.content_dir)),
+    description="nearest LAION captions of the pre-generated Stable Diffusion images",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Widgets
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Shot:
+    """One prompt x seed as the gallery shows it."""
+
+    seed: int
+    state: str  # "ready", "missing", "stale", "withheld"
+    src: str = ""
+    width: int | None = None
+    height: int | None = None
+    manifest: dict | None = None
+    recipe: dict | None = None
+    neighbours: list[dict] = field(default_factory=list)
+    map_href: str = ""
+
+
+def recipe_view(manifest: dict) -> dict:
+    """A manifest flattened for the templates, every key present (hand-edited files may lack some)."""
+    recipe = manifest.get("recipe") or {}
+    model = recipe.get("model") if isinstance(recipe.get("model"), dict) else {}
+    versions = manifest.get("versions") if isinstance(manifest.get("versions"), dict) else {}
+    scheduler = recipe.get("scheduler") if isinstance(recipe.get("scheduler"), dict) else {}
+    ref = ""
+    if model.get("revision"):
+        ref = f"revision {str(model['revision'])[:12]}"
+    elif model.get("weights_sha256"):
+        ref = f"weights sha256 {str(model['weights_sha256'])[:12]}…"
+    software = ", ".join(f"{name} {versions[name]}" for name in ("diffusers", "torch") if versions.get(name))
+    device = manifest.get("device") or ""
+    if device and manifest.get("dtype"):
+        device = f"{device} ({manifest['dtype']})"
+    return {
+        "prompt": str(recipe.get("prompt", "")),
+        "negative": str(recipe.get("negative_prompt") or ""),
+        "seed": recipe.get("seed", ""),
+        "model": str(model.get("id") or "unknown"),
+        "model_ref": ref,
+        "licence": str(manifest.get("model_licence") or "unknown"),
+        "scheduler": str(scheduler.get("class") or "unknown"),
+        "steps": recipe.get("steps", "?"),
+        "guidance": recipe.get("guidance", "?"),
+        "size": f"{recipe.get('width', '?')} × {recipe.get('height', '?')}",
+        "software": software,
+        "device": device,
+        "hash": str(manifest.get("recipe_hash") or "")[:16],
+    }
+
+
+def _neighbours_data(ctx: WidgetContext) -> dict:
+    folder = ctx.outputs.get("gallery")
+    if folder is not None:
+        try:
+            return json.loads((Path(folder) / NEIGHBOURS).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass
+    reason = unavailable_reason(embed_info(ctx.outputs.get("embed")))
+    if reason is None:
+        reason = "The gallery stage did not run in this build, so generated images were not compared with LAION captions."
+    return {"reason": reason, "images": {}, "model": ""}
+
+
+def _map_href(root: str, neighbour: dict) -> str:
+    if "x" not in neighbour or "y" not in neighbour:
+        return ""
+    return f"{root}map/#x={neighbour['x']:.4f}&y={neighbour['y']:.4f}&z={MAP_ZOOM}"
+
+
+def collect_shots(prompt: Prompt, ctx: WidgetContext, neighbours: dict | None = None) -> list[Shot]:
+    """The images of one prompt, registered as site assets; placeholders for the missing ones."""
+    shots = []
+    for seed in prompt.seeds:
+        manifest = read_manifest(manifest_path(ctx.content_dir, prompt.id, seed))
+        if manifest is None:
+            shots.append(Shot(seed, "missing"))
+            continue
+        recipe = manifest["recipe"]
+        if recipe.get("prompt") != prompt.prompt or recipe.get("negative_prompt", "") != prompt.negative:
+            shots.append(Shot(seed, "stale", manifest=manifest, recipe=recipe_view(manifest)))
+            continue
+        name = manifest.get("image")
+        if not name:
+            shots.append(Shot(seed, "withheld", manifest=manifest, recipe=recipe_view(manifest)))
+            continue
+        source = manifest_path(ctx.content_dir, prompt.id, seed).parent / str(name)
+        if Path(str(name)).name != str(name) or str(name).startswith(".") or not source.is_file():
+            shots.append(Shot(seed, "missing"))
+            continue
+        destination = f"{GENERATED}/{prompt.id}/{source.name}"
+        ctx.assets[destination] = source
+        size = manifest.get("image_size") or [None, None]
+        found = (neighbours or {}).get(f"{prompt.id}/{seed}", [])
+        shots.append(
+            Shot(
+                seed,
+                "ready",
+                src=ctx.root + destination,
+                width=size[0],
+                height=size[1],
+                manifest=manifest,
+                recipe=recipe_view(manifest),
+                neighbours=found,
+                map_href=_map_href(ctx.root, found[0]) if found else "",
+            )
+        )
+    return shots
+
+
+def _page_prompts(args: dict[str, str], ctx: WidgetContext, default_page: str) -> list[Prompt]:
+    page = args.get("page", args.get("_", default_page))
+    if page not in ("stable-diffusion", "bias"):
+        raise ContentError(f"widget argument page={page!r} must be stable-diffusion or bias")
+    prompts = [p for p in load_prompts(ctx.content_dir, missing_ok=True) if p.page == page]
+    wanted = args.get("prompt")
+    if wanted:
+        ids = [w.strip() for w in wanted.split(",") if w.strip()]
+        known = {p.id for p in prompts}
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise ContentError(
+                f"no prompt with id {', '.join(unknown)} on page {page!r}",
+                hint=f"Ids in prompts.toml for that page: {', '.join(sorted(known)) or '(none)'}.",
+            )
+        prompts = [p for p in prompts if p.id in ids]
+    return prompts
+
+
+def _models(shots: list[Shot]) -> list[dict]:
+    """The distinct models (id, licence) behind the shown images."""
+    seen = {}
+    for shot in shots:
+        if shot.recipe and shot.state == "ready":
+            key = (shot.recipe["model"], shot.recipe["licence"])
+            seen.setdefault(key, {"id": key[0], "licence": key[1]})
+    return list(seen.values())
+
+
+@widget("gallery")
+def gallery_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
+    """Each workshop prompt with its images, recipes and nearest LAION captions.
+
+    ```atlas gallery``` (page=stable-diffusion by default; ``prompt=id1,id2`` to pick some).
+    """
+    prompts = _page_prompts(args, ctx, "stable-diffusion")
+    neighbours = _neighbours_data(ctx)
+    items = [{"prompt": p, "shots": collect_shots(p, ctx, neighbours.get("images"))} for p in prompts]
+    all_shots = [s for item in items for s in item["shots"]]
+    return ctx.render(
+        "widgets/gallery.html",
+        items=items,
+        models=_models(all_shots),
+        laion_reason=neighbours.get("reason"),
+        has_prompts_file=(ctx.content_dir / "prompts.toml").exists(),
+    )
+
+
+@widget("bias-grid")
+def bias_grid_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
+    """Occupations x seeds, every row with the same seeds (DiffusionBiasExplorer style).
+
+    ```atlas bias-grid``` (``seeds=N`` shows at most N columns).
+    """
+    prompts = _page_prompts(args, ctx, "bias")
+    limit = arg_int(args, "seeds", 8, 1, 64)
+    rows = []
+    for prompt in prompts:
+        shots = collect_shots(prompt, ctx)[:limit]
+        rows.append({"prompt": prompt, "label": prompt.label or prompt.prompt, "shots": shots})
+    seeds = sorted({s.seed for row in rows for s in row["shots"]})
+    for row in rows:  # one cell per column seed, None where a row lacks that seed
+        by_seed = {s.seed: s for s in row["shots"]}
+        row["cells"] = [by_seed.get(seed) for seed in seeds]
+    all_shots = [s for row in rows for s in row["shots"]]
+    recipe = next((s.recipe for s in all_shots if s.state == "ready"), None)
+    return ctx.render(
+        "widgets/bias_grid.html",
+        rows=rows,
+        seeds=seeds,
+        models=_models(all_shots),
+        example=recipe,
+        ready=sum(s.state == "ready" for s in all_shots),
+        total=len(all_shots),
+    )
