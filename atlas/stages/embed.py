@@ -1,0 +1,526 @@
+"""The ``embed`` stage: one L2-normalised vector per sample row.
+
+Three methods (``[embed] method``):
+
+- ``clip``: CLIP through open_clip. Captions always; images too when ``[embed] images`` is set
+  (see :mod:`atlas.images`), in which case a row's vector is its image embedding and falls back
+  to its caption embedding where the image failed (counted per reason in ``info.json``).
+  Weights from ``[embed] pretrained``: an open_clip tag, a checkpoint file, or ``local-dir:/path``.
+- ``precomputed``: rows of LAION's published ``.npy`` embedding files, aligned with the shards.
+- ``tfidf``: TF-IDF of the captions reduced by TruncatedSVD -- no model needed.
+
+``auto`` uses CLIP when ``pretrained`` names weights that load, else TF-IDF with a notice.
+Heavy libraries (torch, open_clip, scikit-learn) are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from atlas.config import EmbedConfig
+from atlas.errors import ConfigError, DataError, ModelError
+from atlas.pipeline import Stage
+
+log = logging.getLogger(__name__)
+
+#: Dimensions of the offline TF-IDF + SVD embedding.
+TFIDF_DIM = 128
+#: The SVD is fitted on at most this many captions (drawn with the seed) and applied to all.
+TFIDF_FIT_ROWS = 20_000
+LOCAL_DIR = "local-dir:"
+
+TFIDF_NOTICE = (
+    "No CLIP weights were available ({why}), so the map places captions by shared words "
+    "(TF-IDF + SVD) instead of by CLIP meaning. Set [embed] pretrained to an open_clip tag, a "
+    "checkpoint file or local-dir:/path for a CLIP map."
+)
+
+
+# --------------------------------------------------------------------------------------------
+# CLIP
+
+
+@dataclass
+class Clip:
+    """A loaded open_clip model ready for inference."""
+
+    model: Any
+    preprocess: Any
+    tokenizer: Any
+    device: str
+    dtype: Any
+    name: str
+    dim: int
+
+    def batch_size(self, config: EmbedConfig, images: bool = False) -> int:
+        if config.batch_size:
+            return config.batch_size
+        if self.device == "cuda":
+            return 256 if images else 1024
+        return 32 if images else 128
+
+
+def resolve_device(preference: str = "auto") -> str:
+    import torch
+
+    if preference == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise ModelError(
+            "[embed] device is \"cuda\" but no CUDA device is available",
+            where="[embed] device",
+            hint="Set device = \"auto\" or \"cpu\", or install a CUDA build of torch.",
+        )
+    return preference
+
+
+def _resolve_path(value: str, base: Path | None) -> Path:
+    path = Path(os.path.expanduser(value))
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return path
+
+
+def _model_name(config: EmbedConfig, base: Path | None = None) -> str:
+    """The open_clip model name; a ``.json`` config file path is registered with open_clip."""
+    if config.model.endswith(".json"):
+        path = _resolve_path(config.model, base)
+        if not path.is_file():
+            raise ConfigError(f"model config file {path} does not exist", where="[embed] model",
+                              hint="Name an open_clip model such as ViT-B-32, or an existing .json config.")
+        from atlas._torch_compat import import_open_clip
+
+        import_open_clip().add_model_config(path)
+        return path.stem
+    return config.model
+
+
+def model_identity(config: EmbedConfig, base: Path | None = None) -> dict:
+    """What identifies the weights, for the stage cache: names plus file sizes and mtimes."""
+    identity: dict = {"model": config.model, "pretrained": config.pretrained}
+    files = []
+    if config.model.endswith(".json"):
+        files.append(_resolve_path(config.model, base))
+    if config.pretrained.startswith(LOCAL_DIR):
+        folder = _resolve_path(config.pretrained[len(LOCAL_DIR):], base)
+        if folder.is_dir():
+            files.extend(sorted(p for p in folder.iterdir() if p.is_file()))
+    elif config.pretrained and _resolve_path(config.pretrained, base).is_file():
+        files.append(_resolve_path(config.pretrained, base))
+    identity["files"] = [
+        {"path": str(p), "size": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for p in files if p.exists()
+    ]
+    return identity
+
+
+_LOADED: dict = {}
+
+
+def load_clip(config: EmbedConfig, base: Path | None = None) -> Clip:
+    """Load the CLIP model named by the config (cached per process); a ModelError when it cannot."""
+    pretrained = config.pretrained.strip()
+    if not pretrained:
+        raise ModelError(
+            "no CLIP weights configured",
+            where="[embed] pretrained",
+            hint="Set it to an open_clip tag (e.g. laion2b_s34b_b79k, downloaded once), a checkpoint "
+            "file, or local-dir:/path/to/open_clip/folder; or use method = \"tfidf\".",
+        )
+    device = resolve_device(config.device)
+    key = (config.model, pretrained, device, str(base), json.dumps(model_identity(config, base), sort_keys=True))
+    if key in _LOADED:
+        return _LOADED[key]
+    try:
+        from atlas._torch_compat import import_open_clip
+
+        open_clip = import_open_clip()
+        import torch
+    except ImportError as error:
+        raise ModelError(
+            f"CLIP needs torch and open_clip, which cannot be imported ({error})",
+            where="[embed] method",
+            hint="pip install open_clip_torch (with the torch build for your machine), "
+            "or use method = \"tfidf\".",
+        ) from None
+
+    if pretrained.startswith(LOCAL_DIR):
+        folder = _resolve_path(pretrained[len(LOCAL_DIR):], base)
+        if not (folder / "open_clip_config.json").is_file():
+            raise ModelError(
+                f"{folder} is not an open_clip model folder (no open_clip_config.json)",
+                where="[embed] pretrained",
+                hint="Point local-dir: at a folder holding open_clip_config.json and the weights "
+                "(open_clip_model.safetensors or open_clip_pytorch_model.bin).",
+            )
+        name, kwargs = LOCAL_DIR + str(folder), {}
+    else:
+        name = _model_name(config, base)
+        path = _resolve_path(pretrained, base)
+        looks_like_path = os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors"))
+        if looks_like_path and not path.is_file():
+            raise ModelError(
+                f"CLIP checkpoint {path} does not exist",
+                where="[embed] pretrained",
+                hint="Fix the path, or use an open_clip tag, or local-dir:/path.",
+            )
+        kwargs = {"pretrained": str(path) if path.is_file() else pretrained}
+        if name not in open_clip.list_models():
+            raise ModelError(
+                f"unknown open_clip model {name!r}",
+                where="[embed] model",
+                hint="Use a name from open_clip.list_models() such as ViT-B-32, or a .json model config file.",
+            )
+    precision = "fp16" if device == "cuda" else "fp32"
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, device=device, precision=precision, **kwargs)
+        tokenizer = open_clip.get_tokenizer(name)
+    except Exception as error:  # open_clip raises RuntimeError/ValueError/OSError/HF errors
+        raise ModelError(
+            f"cannot load CLIP {name} with pretrained={pretrained!r}: {str(error).splitlines()[0][:300]}",
+            where="[embed] pretrained",
+            hint="Check the tag or path; tags need network once to download the weights "
+            "(offline, download them first or point to a local checkpoint).",
+        ) from None
+    model.eval()
+    dim = int(getattr(model, "embed_dim", 0) or _probe_dim(model, tokenizer, device))
+    clip = Clip(model, preprocess, tokenizer, device, torch.float16 if precision == "fp16" else torch.float32,
+                f"{config.model} ({pretrained})", dim)
+    _LOADED[key] = clip
+    return clip
+
+
+def _probe_dim(model, tokenizer, device) -> int:
+    import torch
+
+    with torch.no_grad():
+        return int(model.encode_text(tokenizer(["a"]).to(device)).shape[-1])
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
+
+
+def _autocast(clip: Clip):
+    import torch
+
+    if clip.device == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return nullcontext()
+
+
+def clip_texts(clip: Clip, texts: Sequence[str], batch_size: int, progress=None) -> np.ndarray:
+    import torch
+
+    out = np.zeros((len(texts), clip.dim), dtype=np.float32)
+    with torch.inference_mode(), _autocast(clip):
+        for start in range(0, len(texts), batch_size):
+            chunk = [t if isinstance(t, str) else "" for t in texts[start:start + batch_size]]
+            tokens = clip.tokenizer(chunk).to(clip.device)
+            out[start:start + len(chunk)] = clip.model.encode_text(tokens).float().cpu().numpy()
+            if progress is not None:
+                progress.advance(len(chunk))
+    return _normalise(out)
+
+
+def clip_images(clip: Clip, images: Sequence, batch_size: int) -> np.ndarray:
+    """PIL images -> normalised embeddings."""
+    import torch
+
+    out = np.zeros((len(images), clip.dim), dtype=np.float32)
+    with torch.inference_mode(), _autocast(clip):
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            pixels = torch.stack([clip.preprocess(image) for image in chunk]).to(clip.device, clip.dtype)
+            out[start:start + len(chunk)] = clip.model.encode_image(pixels).float().cpu().numpy()
+    return _normalise(out)
+
+
+def embed_texts(texts: Sequence[str], config: EmbedConfig, base: Path | None = None) -> np.ndarray:
+    """CLIP text embeddings, float32 [len(texts), D], L2-normalised (ModelError without weights)."""
+    clip = load_clip(config, base)
+    return clip_texts(clip, list(texts), clip.batch_size(config))
+
+
+def embed_images(images: Sequence, config: EmbedConfig, base: Path | None = None) -> tuple[np.ndarray, list]:
+    """CLIP image embeddings of PIL images, file paths or bytes.
+
+    Returns ``(vectors, errors)``: float32 [len(images), D], L2-normalised, and one entry per
+    input, None or a short reason (``not an image``, ``unreadable file``); a failed input's
+    row is all zeros.
+    """
+    from atlas.images import decode_image
+
+    clip = load_clip(config, base)
+    decoded, errors = [], []
+    for item in images:
+        try:
+            if isinstance(item, (str, os.PathLike)):
+                item = Path(item).read_bytes()
+            decoded.append(decode_image(item) if isinstance(item, (bytes, bytearray)) else item.convert("RGB"))
+            errors.append(None)
+        except OSError:
+            decoded.append(None)
+            errors.append("unreadable file")
+        except ValueError as error:
+            decoded.append(None)
+            errors.append(str(error))
+    vectors = np.zeros((len(images), clip.dim), dtype=np.float32)
+    good = [i for i, image in enumerate(decoded) if image is not None]
+    if good:
+        vectors[good] = clip_images(clip, [decoded[i] for i in good], clip.batch_size(config, images=True))
+    return vectors, errors
+
+
+# --------------------------------------------------------------------------------------------
+# Offline fallback
+
+
+def tfidf_embed(texts: Sequence[str], dim: int = TFIDF_DIM, seed: int = 0) -> np.ndarray:
+    """TF-IDF of the captions reduced to ``dim`` dimensions by TruncatedSVD, L2-normalised."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = [t if isinstance(t, str) else "" for t in texts]
+    if not texts:
+        return np.zeros((0, dim), dtype=np.float32)
+    min_df = 2 if len(texts) >= 1000 else 1
+    attempts = [
+        dict(stop_words="english", min_df=min_df, sublinear_tf=True, token_pattern=r"(?u)\b[^\W\d_]{2,}\b",
+             max_features=200_000, dtype=np.float32),
+        dict(analyzer="char_wb", ngram_range=(2, 4), min_df=1, sublinear_tf=True, dtype=np.float32),
+    ]
+    matrix = None
+    for options in attempts:
+        try:
+            matrix = TfidfVectorizer(**options).fit_transform(texts)
+            break
+        except ValueError:  # empty vocabulary (only stop words / digits)
+            continue
+    if matrix is None:
+        return np.zeros((len(texts), 1), dtype=np.float32)
+    k = min(dim, matrix.shape[1] - 1, matrix.shape[0] - 1)
+    if k < 2:
+        return _normalise(matrix.toarray())
+    svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=5, random_state=seed)
+    with warnings.catch_warnings():  # identical captions: zero explained variance, harmless
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if matrix.shape[0] > TFIDF_FIT_ROWS:
+            rows = np.sort(np.random.default_rng(seed).choice(matrix.shape[0], TFIDF_FIT_ROWS, replace=False))
+            svd.fit(matrix[rows])
+            vectors = svd.transform(matrix)
+        else:
+            vectors = svd.fit_transform(matrix)
+    return _normalise(vectors)
+
+
+# --------------------------------------------------------------------------------------------
+# Precomputed (LAION's published .npy files)
+
+
+def precomputed_rows(paths: list[Path], source_rows: np.ndarray, total_rows: int | None = None) -> np.ndarray:
+    """The rows ``source_rows`` (global indices) of the concatenated ``.npy`` files."""
+    arrays, offsets, start = [], [], 0
+    for path in paths:
+        if not path.is_file():
+            raise ConfigError(f"precomputed embeddings file {path} does not exist", where="[embed] precomputed",
+                              hint="List the .npy files in the same order as the shards in [data] sources.")
+        try:
+            array = np.load(path, mmap_mode="r")
+        except ValueError as error:
+            raise DataError(f"{path} is not a .npy array: {error}", where="[embed] precomputed") from None
+        if array.ndim != 2:
+            raise DataError(f"{path} has shape {array.shape}; expected [rows, dim]", where="[embed] precomputed")
+        arrays.append(array)
+        offsets.append(start)
+        start += array.shape[0]
+    if total_rows is not None and start != total_rows:
+        raise DataError(
+            f"the precomputed embeddings have {start:,} rows but the shards have {total_rows:,}",
+            where="[embed] precomputed",
+            hint="The .npy files must align row by row with the shards, in the same order.",
+        )
+    dims = {a.shape[1] for a in arrays}
+    if len(dims) != 1:
+        raise DataError(f"precomputed files have different widths {sorted(dims)}", where="[embed] precomputed")
+    out = np.zeros((len(source_rows), dims.pop()), dtype=np.float32)
+    offsets_arr = np.array(offsets)
+    which = np.searchsorted(offsets_arr, source_rows, side="right") - 1
+    for index, array in enumerate(arrays):
+        mask = which == index
+        if mask.any():
+            local = source_rows[mask] - offsets[index]
+            order = np.argsort(local)
+            picked = np.asarray(array[local[order]], dtype=np.float32)
+            rows = np.empty_like(picked)
+            rows[order] = picked
+            out[mask] = rows
+    return _normalise(out)
+
+
+# --------------------------------------------------------------------------------------------
+# The stage
+
+
+def _images_summary(embedded: int = 0, failed: int = 0, reasons: dict | None = None) -> dict:
+    return {"embedded": embedded, "failed": failed, "reasons": dict(sorted((reasons or {}).items()))}
+
+
+def embed_sample(table, config: EmbedConfig, base: Path | None = None, reporter=None,
+                 seed: int = 0, total_rows: int | None = None) -> tuple[np.ndarray, dict]:
+    """Embed a sample table (sample.parquet); returns (embeddings, info) as written by the stage."""
+    captions = table.column("caption").to_pylist()
+    n = len(captions)
+    method = config.method
+    notice = None
+    if method == "precomputed":
+        if not config.precomputed:
+            raise ConfigError("method = \"precomputed\" but no files are listed", where="[embed] precomputed",
+                              hint="List LAION's .npy embedding files, aligned with the shards.")
+        source_rows = table.column("source_row").to_numpy(zero_copy_only=False)
+        if n and (np.isnan(source_rows.astype(np.float64)).any()):
+            raise DataError("precomputed embeddings need local shards (the row positions of remote shards "
+                            "are unknown)", where="[embed] precomputed",
+                            hint="Download the shards, or use method = \"clip\" or \"tfidf\".")
+        paths = [_resolve_path(p, base) for p in config.precomputed]
+        vectors = precomputed_rows(paths, source_rows.astype(np.int64), total_rows)
+        info = {"method": "precomputed", "model": ", ".join(p.name for p in paths), "dim": int(vectors.shape[1]),
+                "notice": None, "images": _images_summary()}
+        return vectors, info
+
+    clip = None
+    if method in ("auto", "clip"):
+        try:
+            clip = load_clip(config, base)
+        except ModelError as error:
+            if method == "clip":
+                raise
+            if config.pretrained:
+                why = str(error)
+                if reporter is not None:
+                    reporter.warn(f"CLIP weights could not be loaded ({why}); using the TF-IDF embedder")
+                log.warning("CLIP unavailable, falling back to TF-IDF: %s", why)
+            else:
+                why = "[embed] pretrained is empty"
+                if reporter is not None:
+                    reporter.warn("no CLIP weights configured ([embed] pretrained is empty); "
+                                  "the map uses the offline TF-IDF embedder")
+            notice = TFIDF_NOTICE.format(why=why)
+
+    if clip is None:
+        if config.images and reporter is not None:
+            reporter.warn("[embed] images is set but image embeddings need CLIP weights; images are ignored")
+        vectors = tfidf_embed(captions, TFIDF_DIM, seed)
+        info = {"method": "tfidf", "model": f"tfidf+svd-{vectors.shape[1]}", "dim": int(vectors.shape[1]),
+                "notice": notice, "images": _images_summary()}
+        return vectors, info
+
+    progress = reporter.progress("embedding captions", total=n) if reporter is not None else nullcontext(None)
+    with progress as task:
+        vectors = clip_texts(clip, captions, clip.batch_size(config), task)
+    images_info = _images_summary()
+    if config.images:
+        vectors, images_info = _embed_sample_images(clip, table, config, base, reporter, vectors)
+    info = {"method": "clip", "model": clip.name, "dim": clip.dim, "notice": None, "images": images_info}
+    return vectors, info
+
+
+def _embed_sample_images(clip: Clip, table, config: EmbedConfig, base, reporter, text_vectors):
+    from atlas.images import decode_image, iter_images, open_images
+
+    source = open_images(config.images, base)
+    vectors = text_vectors.copy()
+    row_ids = table.column("row_id").to_pylist()
+    urls = table.column("url").to_pylist()
+    reasons: dict[str, int] = {}
+    embedded = 0
+    batch = clip.batch_size(config, images=True)
+    progress = reporter.progress("embedding images", total=len(row_ids), unit="images") if reporter else nullcontext(None)
+    with progress as task:
+        for fetched in iter_images(source, zip(row_ids, urls), batch=batch):
+            good_rows, good_images = [], []
+            for item in fetched:
+                error = item.error
+                if error is None:
+                    try:
+                        good_images.append(decode_image(item.data))
+                        good_rows.append(item.row_id)
+                    except ValueError as decode_error:
+                        error = str(decode_error)
+                if error is not None:
+                    reasons[error] = reasons.get(error, 0) + 1
+            if good_images:
+                vectors[good_rows] = clip_images(clip, good_images, batch)
+                embedded += len(good_rows)
+            if task is not None:
+                task.advance(len(fetched))
+    failed = sum(reasons.values())
+    if failed and reporter is not None:
+        top = ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:4])
+        reporter.warn(f"{failed:,} of {len(row_ids):,} images could not be embedded ({top}); "
+                      "those rows use their caption embedding")
+    return vectors, _images_summary(embedded, failed, reasons)
+
+
+def _total_shard_rows(ctx) -> int | None:
+    import pyarrow.parquet as pq
+
+    sources = ctx.shard_sources()
+    if any(s.remote for s in sources):
+        return None
+    return sum(pq.ParquetFile(s.location).metadata.num_rows for s in sources)
+
+
+def _inputs(ctx) -> dict:
+    from atlas.images import source_fingerprint
+
+    config = ctx.config.embed
+    inputs: dict = {"embed": config, "model": model_identity(config, ctx.content_dir)}
+    if config.images:
+        inputs["images"] = source_fingerprint(config.images, ctx.content_dir)
+    if config.precomputed:
+        files = [_resolve_path(p, ctx.content_dir) for p in config.precomputed]
+        inputs["precomputed"] = [
+            {"path": str(p), "size": p.stat().st_size if p.exists() else None,
+             "mtime_ns": p.stat().st_mtime_ns if p.exists() else None} for p in files
+        ]
+    return inputs
+
+
+def _run(ctx, folder: Path) -> dict:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(ctx.output("sample") / "sample.parquet")
+    config = ctx.config.embed
+    total = _total_shard_rows(ctx) if config.method == "precomputed" else None
+    vectors, info = embed_sample(table, config, ctx.content_dir, ctx.reporter, seed=ctx.config.sample.seed,
+                                 total_rows=total)
+    np.save(folder / "embeddings.npy", vectors.astype(np.float32))
+    (folder / "info.json").write_text(json.dumps(info, indent=1))
+    return {"rows": int(vectors.shape[0]), "method": info["method"], "dim": info["dim"], "images": info["images"]}
+
+
+STAGE = Stage(
+    "embed",
+    "1",
+    inputs=_inputs,
+    run=_run,
+    after=("sample",),
+    description="embed the sample's captions (and images) with CLIP, or offline with TF-IDF",
+)

@@ -1,0 +1,277 @@
+"""The embed stage: the real open_clip code path with a tiny random CLIP, the offline TF-IDF
+embedder on real LAION captions, precomputed .npy files, and image fetching."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest_ml import IMAGES, SAMPLE_10K, make_context, needs_shared, save_tiny_clip, write_shard
+
+from atlas.config import EmbedConfig
+from atlas.errors import DataError, ModelError
+from atlas.images import Downloader, url_key
+from atlas.pipeline import run_stages
+from atlas.report import Reporter
+from atlas.stages import embed as embed_stage
+from atlas.stages import sample as sample_stage
+from atlas.stages.embed import embed_images, embed_sample, embed_texts, tfidf_embed
+
+needs_images = pytest.mark.skipif(not IMAGES.is_dir(), reason=f"shared test images not found at {IMAGES}")
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    return save_tiny_clip(tmp_path_factory.mktemp("clip"))
+
+
+def _clip_config(tiny_clip, **extra) -> EmbedConfig:
+    return EmbedConfig(method="clip", model=str(tiny_clip["config"]), pretrained=str(tiny_clip["checkpoint"]),
+                       **extra)
+
+
+def _sample_table(captions, urls=None) -> pa.Table:
+    n = len(captions)
+    return pa.table({
+        "row_id": pa.array(range(n), pa.int64()),
+        "url": urls or [f"https://img{i}.example.com/{i}.jpg" for i in range(n)],
+        "caption": captions,
+        "source_row": pa.array(range(n), pa.int64()),
+    })
+
+
+def test_importing_the_stage_does_not_import_torch():
+    code = "import sys, atlas.stages.embed, atlas.stages.project, atlas.stages.sample, atlas.images; " \
+           "heavy = [m for m in ('torch', 'open_clip', 'umap', 'sklearn') if m in sys.modules]; " \
+           "assert not heavy, heavy"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+
+
+def test_clip_text_embeddings_from_a_checkpoint_file(tiny_clip):
+    config = _clip_config(tiny_clip)
+    texts = ["a red summer dress", "a vintage car engine", "a red summer dress"]
+    vectors = embed_texts(texts, config)
+    assert vectors.shape == (3, 32) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(vectors[0], vectors[2])
+    assert not np.allclose(vectors[0], vectors[1], atol=1e-3)
+    # Loading the checkpoint again from disk gives the same vectors.
+    embed_stage._LOADED.clear()
+    assert np.allclose(embed_texts(texts, config), vectors, atol=1e-6)
+
+
+def test_local_dir_weights_match_the_checkpoint(tiny_clip):
+    from_file = embed_texts(["a cat on a sofa"], _clip_config(tiny_clip))
+    local = EmbedConfig(method="clip", pretrained=f"local-dir:{tiny_clip['local_dir']}")
+    assert np.allclose(embed_texts(["a cat on a sofa"], local), from_file, atol=1e-6)
+
+
+@needs_images
+def test_clip_image_embeddings_of_real_photos_record_failures(tiny_clip, tmp_path):
+    photos = sorted(IMAGES.glob("*.jpg"))
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff this is not really a jpeg")
+    vectors, errors = embed_images(photos + [corrupt, tmp_path / "absent.jpg"], _clip_config(tiny_clip))
+    assert vectors.shape == (len(photos) + 2, 32)
+    assert errors[: len(photos)] == [None] * len(photos)
+    assert errors[-2:] == ["not an image", "unreadable file"]
+    assert np.allclose(np.linalg.norm(vectors[: len(photos)], axis=1), 1.0, atol=1e-5)
+    assert not vectors[-2:].any()
+    # Different photos, different vectors; the same photo again, the same vector.
+    assert len({tuple(np.round(v, 4)) for v in vectors[: len(photos)]}) == len(photos)
+    again, _ = embed_images([photos[0]], _clip_config(tiny_clip))
+    assert np.allclose(again[0], vectors[0], atol=1e-5)
+
+
+@needs_images
+def test_stage_embeds_images_from_a_folder_and_counts_failures(tiny_clip, tmp_path):
+    photos = sorted(IMAGES.glob("*.jpg"))
+    folder = tmp_path / "images"
+    folder.mkdir()
+    n = len(photos) + 3
+    urls = [f"https://img{i}.example.com/{i}.jpg" for i in range(n)]
+    for i, photo in enumerate(photos):
+        # Half named by row_id, half by URL hash.
+        name = f"{i}.jpg" if i % 2 == 0 else f"{url_key(urls[i])}.jpg"
+        shutil.copy(photo, folder / name)
+    (folder / f"{len(photos)}.jpg").write_bytes(b"garbage")  # corrupt; the next two are missing
+    table = _sample_table([f"caption {i}" for i in range(n)], urls)
+    reporter = Reporter(quiet=True)
+    vectors, info = embed_sample(table, _clip_config(tiny_clip, images=str(folder)), reporter=reporter)
+    assert vectors.shape == (n, 32)
+    assert info["method"] == "clip" and info["dim"] == 32
+    assert info["images"] == {"embedded": len(photos), "failed": 3, "reasons": {"missing": 2, "not an image": 1}}
+    assert any("could not be embedded" in w for w in reporter.warnings)
+    text_only, _ = embed_sample(table, _clip_config(tiny_clip))
+    assert not np.allclose(vectors[: len(photos)], text_only[: len(photos)])  # image vectors
+    assert np.allclose(vectors[len(photos):], text_only[len(photos):])  # failures keep captions
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def local_server(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@needs_images
+def test_downloader_records_http_errors_and_size_cap(local_server):
+    root, base = local_server
+    photo = sorted(IMAGES.glob("*.jpg"))[0]
+    shutil.copy(photo, root / "ok.jpg")
+    cap = photo.stat().st_size + 100
+    (root / "big.bin").write_bytes(b"x" * (cap + 1))
+    downloader = Downloader(timeout=5, retries=1, max_bytes=cap, host_interval=0.0, backoff=0.01)
+    fetched = downloader.fetch([(0, f"{base}/ok.jpg"), (1, f"{base}/absent.jpg"), (2, f"{base}/big.bin"),
+                                (3, "ftp://example.com/x.jpg"), (4, "http://127.0.0.1:9/refused.jpg")])
+    assert fetched[0].data == photo.read_bytes() and fetched[0].error is None
+    assert [f.error for f in fetched[1:]] == ["http 404", "too large", "not an http(s) url", "connection failed"]
+
+
+@needs_images
+def test_stage_downloads_images_from_urls(tiny_clip, local_server):
+    root, base = local_server
+    for i, photo in enumerate(sorted(IMAGES.glob("*.jpg"))[:3]):
+        shutil.copy(photo, root / f"{i}.jpg")
+    urls = [f"{base}/0.jpg", f"{base}/1.jpg", f"{base}/2.jpg", f"{base}/gone.jpg"]
+    table = _sample_table(["a", "b", "c", "d"], urls)
+    _, info = embed_sample(table, _clip_config(tiny_clip, images="download"), reporter=Reporter(quiet=True))
+    assert info["images"] == {"embedded": 3, "failed": 1, "reasons": {"http 404": 1}}
+
+
+def test_method_clip_without_weights_is_a_model_error(tmp_path):
+    with pytest.raises(ModelError, match="no CLIP weights configured"):
+        embed_sample(_sample_table(["a cat"]), EmbedConfig(method="clip"))
+    with pytest.raises(ModelError) as error:
+        embed_sample(_sample_table(["a cat"]), EmbedConfig(method="clip", pretrained=str(tmp_path / "nope.pt")))
+    assert "nope.pt" in str(error.value) and error.value.where == "[embed] pretrained"
+
+
+def test_auto_without_weights_falls_back_to_tfidf_with_a_notice(tmp_path):
+    reporter = Reporter(quiet=True)
+    captions = ["red dress", "blue dress", "old car", "fast car", "green tree", "tall tree"]
+    vectors, info = embed_sample(_sample_table(captions), EmbedConfig(), reporter=reporter)
+    assert info["method"] == "tfidf" and "TF-IDF" in info["notice"]
+    assert vectors.shape[0] == 6 and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert any("TF-IDF" in w for w in reporter.warnings)
+    # A checkpoint that does not exist: still a fallback under auto, and the warning says why.
+    reporter = Reporter(quiet=True)
+    _, info = embed_sample(_sample_table(captions), EmbedConfig(pretrained=str(tmp_path / "missing.pt")),
+                           reporter=reporter)
+    assert info["method"] == "tfidf" and "missing.pt" in info["notice"]
+
+
+@needs_shared
+def test_tfidf_places_captions_about_the_same_thing_closer():
+    captions = pq.read_table(SAMPLE_10K, columns=["TEXT"]).column("TEXT").to_pylist()
+    vectors = tfidf_embed(captions, seed=0)
+    assert vectors.shape == (len(captions), embed_stage.TFIDF_DIM)
+    rng = np.random.default_rng(0)
+    random_pairs = rng.integers(0, len(captions), size=(5000, 2))
+    random_sim = np.mean(np.sum(vectors[random_pairs[:, 0]] * vectors[random_pairs[:, 1]], axis=1))
+    for word in ("dress", "wedding", "car"):
+        index = [i for i, c in enumerate(captions) if c and word in c.lower().split()]
+        assert len(index) >= 20, word
+        group = vectors[index]
+        sims = group @ group.T
+        within = (sims.sum() - np.trace(sims)) / (len(index) * (len(index) - 1))
+        assert within > random_sim + 0.1, (word, within, random_sim)
+    # Deterministic for a seed.
+    assert np.array_equal(tfidf_embed(captions[:500], seed=0), tfidf_embed(captions[:500], seed=0))
+
+
+def test_tfidf_handles_tiny_and_wordless_inputs():
+    assert tfidf_embed(["only one caption"]).shape[0] == 1
+    vectors = tfidf_embed(["the", "and the", "1234", "a cat"])
+    assert vectors.shape[0] == 4 and np.isfinite(vectors).all()
+
+
+def test_precomputed_embeddings_follow_the_sample_rows(tmp_path):
+    shards = [
+        write_shard(tmp_path / "a.parquet", [{"URL": f"https://a.com/{i}", "TEXT": f"a{i}", "punsafe": 0.0}
+                                             for i in range(6)]),
+        write_shard(tmp_path / "b.parquet", [{"URL": f"https://b.com/{i}", "TEXT": f"b{i}", "punsafe": 0.0}
+                                             for i in range(4)]),
+    ]
+    rng = np.random.default_rng(1)
+    full = rng.normal(size=(10, 8)).astype(np.float16)  # LAION ships float16
+    np.save(tmp_path / "img_emb_0.npy", full[:6])
+    np.save(tmp_path / "img_emb_1.npy", full[6:])
+    ctx = make_context(tmp_path, [str(s) for s in shards], sample={"size": 7, "seed": 2},
+                       embed={"method": "precomputed", "precomputed": ["img_emb_0.npy", "img_emb_1.npy"]})
+    results = run_stages([sample_stage.STAGE, embed_stage.STAGE], ctx)
+    assert [r.status for r in results] == ["ran", "ran"]
+    sample = pq.read_table(ctx.output("sample") / "sample.parquet")
+    vectors = np.load(ctx.output("embed") / "embeddings.npy")
+    expected = full[sample.column("source_row").to_numpy()].astype(np.float32)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    assert np.allclose(vectors, expected, atol=1e-6)
+    info = json.loads((ctx.output("embed") / "info.json").read_text())
+    assert info["method"] == "precomputed" and info["dim"] == 8
+    # Files that do not line up with the shards are a DataError naming both counts.
+    np.save(tmp_path / "img_emb_1.npy", full[6:9])
+    ctx = make_context(tmp_path, [str(s) for s in shards], sample={"size": 7, "seed": 2},
+                       embed={"method": "precomputed", "precomputed": ["img_emb_0.npy", "img_emb_1.npy"]})
+    with pytest.raises(DataError, match="9 rows but the shards have 10"):
+        run_stages([sample_stage.STAGE, embed_stage.STAGE], ctx)
+
+
+@needs_shared
+def test_embed_stage_writes_contract_files_and_reruns_when_weights_change(tiny_clip, tmp_path):
+    ctx = make_context(tmp_path, [str(SAMPLE_10K)], sample={"size": 40, "seed": 1},
+                       embed={"model": str(tiny_clip["config"]), "pretrained": str(tiny_clip["checkpoint"])})
+    results = run_stages([sample_stage.STAGE, embed_stage.STAGE], ctx)
+    vectors = np.load(ctx.output("embed") / "embeddings.npy")
+    info = json.loads((ctx.output("embed") / "info.json").read_text())
+    assert vectors.shape == (40, 32) and vectors.dtype == np.float32
+    assert info["method"] == "clip" and info["notice"] is None
+    assert info["images"] == {"embedded": 0, "failed": 0, "reasons": {}}
+    assert results[1].summary["method"] == "clip"
+    # New weights at the same path: the embed stage runs again, the sample is reused.
+    os.utime(tiny_clip["checkpoint"], ns=(1, 1))
+    ctx = make_context(tmp_path, [str(SAMPLE_10K)], sample={"size": 40, "seed": 1},
+                       embed={"model": str(tiny_clip["config"]), "pretrained": str(tiny_clip["checkpoint"])})
+    assert [r.status for r in run_stages([sample_stage.STAGE, embed_stage.STAGE], ctx)] == ["cached", "ran"]
+
+
+def test_open_clip_imports_even_where_torchvision_ops_are_broken():
+    """The workaround applies only when torchvision's compiled ops fail, and then open_clip imports."""
+    code = "\n".join([
+        "try:",
+        "    import torchvision",
+        "    broken = False",
+        "except RuntimeError as error:",
+        "    broken = 'torchvision::' in str(error)",
+        "from atlas._torch_compat import import_open_clip, patched",
+        "oc = import_open_clip()",
+        "import torchvision.transforms",
+        "assert hasattr(oc, 'create_model')",
+        "print(broken, patched())",
+    ])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert result.returncode == 0, result.stderr[-2000:]
+    broken, patched = result.stdout.split()
+    assert patched == broken  # patched exactly when the plain import failed
