@@ -1,7 +1,8 @@
 """``atlas build``, top to bottom: config -> sources -> stages (cached) -> atomic publish.
 
 The stages, in order: demo shards (only without data) -> statistics -> sample -> embed ->
-project -> map data -> render. A failed build raises before anything touches ``--out``; a
+project -> map data -> gallery (only with generated images) -> render. The GPU stages (embed,
+project, gallery) may come from committed artifacts instead (see atlas/artifacts.py). A failed build raises before anything touches ``--out``; a
 successful one swaps the new site in with two renames, so readers never see half a site.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import tempfile
 import time
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from atlas import __version__
+from atlas.artifacts import ARTIFACT_STAGES, ARTIFACTS, ArtifactStore
 from atlas.cache import Cache
 from atlas.config import AtlasConfig, load_config
 from atlas.data import resolve_sources
@@ -47,7 +50,7 @@ def stages() -> list[Stage]:
     import importlib
 
     found = [DEMO_STAGE]
-    for name in ("stats", "sample", "embed", "project", "mapdata", "render"):
+    for name in ("stats", "sample", "embed", "project", "mapdata", "generate", "render"):
         try:  # TODO(lead): plain imports once the map stages have landed
             found.append(importlib.import_module(f"atlas.stages.{name}").STAGE)
         except (ModuleNotFoundError, AttributeError):
@@ -62,6 +65,10 @@ def default_cache_dir(out: Path) -> Path:
     return Path("build") / "cache"
 
 
+#: GitHub Pages refuses sites over 1 GB; warn well before.
+SITE_WARN_BYTES = 900_000_000
+
+
 @dataclass
 class BuildReport:
     out: Path
@@ -71,6 +78,9 @@ class BuildReport:
     seconds: float = 0.0
     site_bytes: int = 0
     info: dict = field(default_factory=dict)
+    #: stage -> "exported" / "up to date" (``--export-artifacts``), under ``artifacts_dir``.
+    exported: dict[str, str] = field(default_factory=dict)
+    artifacts_dir: Path | None = None
 
 
 def make_context(
@@ -80,6 +90,7 @@ def make_context(
     reporter: Reporter,
     out: Path,
     config: AtlasConfig | None = None,
+    frozen: bool = False,
 ) -> BuildContext:
     content_dir = Path(content_dir)
     config = config or load_config(content_dir)
@@ -88,7 +99,15 @@ def make_context(
     else:  # [data] sources: relative to the content folder
         sources = resolve_sources(config.data.sources, content_dir)
     cache = Cache(cache_dir or default_cache_dir(out))
-    return BuildContext(config=config, content_dir=content_dir, cache=cache, reporter=reporter, sources=sources)
+    return BuildContext(
+        config=config,
+        content_dir=content_dir,
+        cache=cache,
+        reporter=reporter,
+        sources=sources,
+        options={"frozen": frozen},
+        artifacts=ArtifactStore(content_dir / ARTIFACTS, frozen=frozen),
+    )
 
 
 def build(
@@ -98,35 +117,151 @@ def build(
     cache_dir: Path | None = None,
     reporter: Reporter | None = None,
     explain: bool = False,
+    frozen: bool = False,
+    export_artifacts: bool = False,
 ) -> BuildReport:
-    """Build the site into ``out``; with ``explain`` only say which stages would run and why."""
+    """Build the site into ``out``; with ``explain`` only say which stages would run and why.
+
+    ``frozen``: the GPU stages must come from matching committed artifacts (else AtlasError).
+    ``export_artifacts``: afterwards, copy the GPU stages' outputs into ``content/artifacts/``.
+    """
     started = time.perf_counter()
     reporter = reporter or Reporter()
     out = Path(out)
     check_out_dir(out)
-    ctx = make_context(content_dir, data, cache_dir, reporter, out)
+    ctx = make_context(content_dir, data, cache_dir, reporter, out, frozen=frozen)
+    first_warning = len(reporter.warnings)
     results = run_stages(stages(), ctx, explain_only=explain)
-    report = BuildReport(out, results, reporter.warnings)
+    report = BuildReport(out, results, reporter.warnings[first_warning:])
     if explain:
         return report
     render = ctx.results["render"]
+    report.site_bytes = site_size(render.path)
+    report.warnings = build_warnings(ctx, report.warnings, report.site_bytes)
+    embed = embed_description(ctx)
     info = {
         "atlas": __version__,
         "demo": ctx.demo,
-        "source": "generated demo shards" if ctx.demo else [s.location for s in ctx.sources],
+        "source": "generated demo shards" if ctx.demo else [_public_location(s, ctx.content_dir) for s in ctx.sources],
         "rows": (ctx.summary("stats") or {}).get("rows"),
+        "sample_rows": (ctx.summary("sample") or {}).get("rows"),
+        "embedder": embed,
+        "built_on": "GitHub Actions" if os.environ.get("GITHUB_ACTIONS") == "true" else platform.system(),
+        "commit": os.environ.get("GITHUB_SHA") or None,
+        "python": platform.python_version(),
+        "base_url": ctx.config.base_url() or None,
+        "site_bytes": report.site_bytes,
+        "warnings": report.warnings,
         "render_key": render.key,
         "stages": {r.name: {"status": r.status, "seconds": round(r.seconds, 3)} for r in results},
     }
     report.published = publish(render.path, out, info)
     report.info = info
-    report.site_bytes = site_size(out)
+    if export_artifacts:
+        report.exported = export(ctx, results, reporter)
+        report.artifacts_dir = ctx.artifacts.root
     report.seconds = time.perf_counter() - started
     return report
 
 
+def _public_location(source, content_dir: Path) -> str:
+    """A shard as the published build.json names it: remote URLs as they are, local files
+    relative to the content folder (never the builder's home folder)."""
+    if source.remote:
+        return source.location
+    try:
+        rel = os.path.relpath(source.location, Path(content_dir).resolve())
+    except ValueError:
+        rel = ""
+    return rel if rel and not rel.startswith(os.pardir + os.sep + os.pardir) else Path(source.location).name
+
+
+def export(ctx: BuildContext, results: list[StageResult], reporter: Reporter) -> dict[str, str]:
+    """Copy the GPU stages' outputs of this build into ``<content>/artifacts/`` (to commit)."""
+    by_name = {stage.name: stage for stage in stages()}
+    method = (embed_info(ctx) or {}).get("method")
+    if method != "clip":
+        reporter.warn(
+            f"exporting artifacts of a {method or 'non-CLIP'} build: they save little, since that embedder "
+            "runs on a CPU anyway; configure [embed] pretrained with CLIP weights on a GPU machine first"
+        )
+    done = {}
+    for result in results:
+        if result.name in ARTIFACT_STAGES and result.path is not None:
+            done[result.name] = ctx.artifacts.export(by_name[result.name], result, ctx.outputs, method)
+    return done
+
+
+def embed_info(ctx: BuildContext) -> dict | None:
+    folder = ctx.outputs.get("embed")
+    if folder is None:
+        return None
+    try:
+        return json.loads((Path(folder) / "info.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def embed_description(ctx: BuildContext) -> str | None:
+    """E.g. "CLIP ViT-B-32 embeddings" or "offline TF-IDF embeddings (no CLIP weights)"."""
+    info = embed_info(ctx)
+    if info is None:
+        return None
+    method = info.get("method")
+    if method == "clip":
+        return f"CLIP {info.get('model') or ''} embeddings".replace("  ", " ")
+    if method == "tfidf":
+        return "offline TF-IDF caption embeddings (no CLIP)"
+    return f"{method} embeddings ({info.get('model') or 'unknown model'})"
+
+
+def missing_images(content_dir: Path) -> int:
+    """How many prompt x seed images of prompts.toml have not been generated (committed) yet."""
+    try:
+        from atlas.prompts import load_prompts
+        from atlas.stages.generate import generated_images
+    except ImportError:
+        return 0
+    try:
+        prompts = load_prompts(content_dir, missing_ok=True)
+    except AtlasError:
+        return 0
+    have = {key for key, _ in generated_images(content_dir)}
+    return sum(1 for p in prompts for seed in p.seeds if f"{p.id}/{seed}" not in have)
+
+
+def build_warnings(ctx: BuildContext, during: list[str], site_bytes: int) -> list[str]:
+    """Warnings for the summary and build.json: those raised while building plus the build's state."""
+    warnings = list(dict.fromkeys(during))
+    if ctx.demo:
+        warnings.append("demo data: no shards configured, the site shows generated demo rows ([data] sources)")
+    info = embed_info(ctx)
+    if info is not None and info.get("method") == "tfidf" and not any("TF-IDF" in w for w in warnings):
+        warnings.append(
+            "fallback embedder: the map uses offline TF-IDF caption embeddings, not CLIP "
+            "([embed] pretrained, or commit CLIP artifacts)"
+        )
+    missing = missing_images(ctx.content_dir)
+    if missing:
+        warnings.append(
+            f"{missing} generated image(s) of prompts.toml are missing; the gallery shows "
+            "'not generated yet' cards (run `atlas generate` on a GPU machine and commit content/generated/)"
+        )
+    if site_bytes > SITE_WARN_BYTES:
+        warnings.append(
+            f"the site is {site_bytes / 1e6:,.0f} MB; GitHub Pages refuses sites over 1 GB "
+            "(lower [sample] size or remove large files from content/)"
+        )
+    return warnings
+
+
 def site_size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+    """Bytes of the files a site folder publishes (not the cache's bookkeeping files)."""
+    return sum(
+        p.stat().st_size
+        for p in Path(folder).rglob("*")
+        if p.is_file() and p.name not in ("_manifest.json", "_summary.json")
+    )
 
 
 def check_out_dir(out: Path) -> None:

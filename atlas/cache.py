@@ -95,6 +95,8 @@ class Cache:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        #: (stage, key) of entries found damaged and removed during this build.
+        self.damaged: set[tuple[str, str]] = set()
 
     def entry(self, stage: str, key: str) -> Path:
         return self.root / stage / key[:2] / key
@@ -107,6 +109,7 @@ class Cache:
         if verify_entry(folder):
             return folder
         log.warning("cache entry %s/%s is damaged; rebuilding it", stage, key[:12])
+        self.damaged.add((stage, key))
         shutil.rmtree(folder, ignore_errors=True)
         return None
 

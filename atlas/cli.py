@@ -53,10 +53,18 @@ DATA = click.option(
 )
 
 
+CACHE_DIR = click.option(
+    "--cache-dir", type=click.Path(path_type=Path), default=None, help="Stage cache folder [default: $ATLAS_CACHE_DIR or build/cache]."
+)
+
+
 def _summary_table(report) -> None:
+    """Stages (ran / cached / artifact, time, why), then rows, site size and warnings."""
     from rich.table import Table
 
     reporter: Reporter = click.get_current_context().obj
+    if reporter.quiet:
+        return
     table = Table(title=None, show_edge=False, pad_edge=False)
     table.add_column("stage")
     table.add_column("status")
@@ -64,33 +72,92 @@ def _summary_table(report) -> None:
     table.add_column("why")
     for result in report.results:
         table.add_row(result.name, result.status, f"{result.seconds:.1f}s" if result.seconds else "", result.reason)
-    if not reporter.quiet:
-        reporter.console.print(table)
+    reporter.console.print(table)
+    info = report.info
+    if info:
+        rows = info.get("rows")
+        sample = info.get("sample_rows")
+        parts = [f"{rows:,} rows" if rows is not None else None, f"{sample:,} on the map" if sample else None,
+                 f"site {report.site_bytes / 1e6:.1f} MB of GitHub Pages' 1 GB", info.get("embedder")]
+        reporter.info(" · ".join(p for p in parts if p))
+    for stage, state in report.exported.items():
+        reporter.info(f"artifact {stage}: {state} in {report.artifacts_dir / stage} (commit it)")
+    if report.warnings:
+        reporter.info(f"{len(report.warnings)} warning(s):")
+        for warning in report.warnings:
+            reporter.info(f"  - {warning}")
 
 
 @main.command()
 @CONTENT
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build/site"), show_default=True, help="Output folder.")
 @DATA
-@click.option(
-    "--cache-dir", type=click.Path(path_type=Path), default=None, help="Stage cache folder [default: $ATLAS_CACHE_DIR or build/cache]."
-)
+@CACHE_DIR
 @click.option("--explain", is_flag=True, help="Say which stages would run and why; build nothing.")
+@click.option("--frozen", is_flag=True, help="Fail unless the GPU stages (embed, project) come from matching committed artifacts.")
+@click.option("--export-artifacts", is_flag=True, help="Copy the GPU stages' outputs into CONTENT/artifacts/ to commit.")
 @click.pass_obj
-def build(reporter: Reporter, content: Path, out: Path, data: tuple[str, ...], cache_dir: Path | None, explain: bool) -> None:
+def build(
+    reporter: Reporter,
+    content: Path,
+    out: Path,
+    data: tuple[str, ...],
+    cache_dir: Path | None,
+    explain: bool,
+    frozen: bool,
+    export_artifacts: bool,
+) -> None:
     """Build the site into --out (the embedded demo when no data is configured)."""
     from atlas.build import build as run_build
 
-    report = run_build(content, out, list(data) or None, cache_dir, reporter, explain=explain)
+    report = run_build(
+        content, out, list(data) or None, cache_dir, reporter, explain=explain, frozen=frozen,
+        export_artifacts=export_artifacts,
+    )
     _summary_table(report)
     if explain:
         return
-    size = report.site_bytes / 1e6
     state = "published" if report.published else "already up to date"
-    reporter.info(f"site {state} in {out} ({size:.1f} MB) after {report.seconds:.1f}s")
-    if report.info.get("demo"):
-        reporter.info("note: this site shows generated demo data; pass --data or set [data] sources for real shards")
-    reporter.info(f"open it: python -m http.server -d {out} 8000, then http://127.0.0.1:8000/")
+    reporter.info(f"site {state} in {out} after {report.seconds:.1f}s")
+    reporter.info(f"preview it: atlas serve --content {content} (or python -m http.server -d {out})")
+
+
+@main.command()
+@CONTENT
+@DATA
+@CACHE_DIR
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (localhost only by default).")
+@click.option("--port", type=int, default=8000, show_default=True, help="Port (0: any free port).")
+@click.pass_obj
+def serve(reporter: Reporter, content: Path, data: tuple[str, ...], cache_dir: Path | None, host: str, port: int) -> None:
+    """Build, serve the site locally and rebuild + reload the browser when content or theme change."""
+    from atlas.serve import serve as run_serve
+
+    run_serve(content, host=host, port=port, data=list(data) or None, cache_dir=cache_dir, reporter=reporter)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.pass_obj
+def new(reporter: Reporter, directory: Path) -> None:
+    """Create a new content folder DIRECTORY from the default atlas, to make your own."""
+    from atlas.scaffold import new_content
+
+    written = new_content(directory)
+    reporter.info(f"created {directory} ({len(written)} files). Next: edit {directory}/atlas.toml, then")
+    reporter.info(f"  atlas serve --content {directory}")
+
+
+def _register_generate() -> None:
+    """``atlas generate`` lives with its stage (atlas/stages/generate.py)."""
+    try:
+        from atlas.stages.generate import generate_command
+    except (ImportError, AttributeError):  # pragma: no cover - the module is always there in a release
+        return
+    main.add_command(generate_command, "generate")
+
+
+_register_generate()
 
 
 @main.command()

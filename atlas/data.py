@@ -202,6 +202,7 @@ def _load_httpfs(con: duckdb.DuckDBPyConnection, sources: list[Source]) -> None:
                 f"remote shards need DuckDB's httpfs extension, which could not be loaded: {error}",
                 hint="Install it once with network (`duckdb -c 'INSTALL httpfs'`) or copy the shards locally.",
             ) from None
+    _retry_transient_errors(con)
     token = os.environ.get("HF_TOKEN")
     if token and any(s.location.startswith("hf://") for s in sources):
         con.execute(f"CREATE OR REPLACE SECRET hf_token (TYPE huggingface, TOKEN {quote_literal(token)})")
@@ -210,6 +211,33 @@ def _load_httpfs(con: duckdb.DuckDBPyConnection, sources: list[Source]) -> None:
             con.execute("CREATE OR REPLACE SECRET s3_auto (TYPE s3, PROVIDER credential_chain)")
         except duckdb.Error:
             log.info("no S3 credential chain found; reading s3:// anonymously")
+
+
+#: Remote reads retry transient failures (timeouts, resets, 5xx) with exponential backoff;
+#: ``ATLAS_HTTP_RETRIES`` overrides the count.
+HTTP_RETRIES = 5
+HTTP_RETRY_WAIT_MS = 500
+
+
+def http_retries() -> int:
+    try:
+        return max(0, int(os.environ.get("ATLAS_HTTP_RETRIES", HTTP_RETRIES)))
+    except ValueError:
+        return HTTP_RETRIES
+
+
+def _retry_transient_errors(con: duckdb.DuckDBPyConnection) -> None:
+    """httpfs settings (they exist only once the extension is loaded)."""
+    settings = {
+        "http_retries": http_retries(),
+        "http_retry_wait_ms": HTTP_RETRY_WAIT_MS,
+        "http_retry_backoff": 2,
+    }
+    for name, value in settings.items():
+        try:
+            con.execute(f"SET {name} = {int(value)}")
+        except duckdb.Error as error:  # an older/newer httpfs without that setting
+            log.debug("cannot SET %s: %s", name, error)
 
 
 def parquet_list_sql(sources: list[Source]) -> str:
@@ -270,11 +298,23 @@ def open_rows(sources: list[Source], config: DataConfig, threads: int | None = N
 
 def _remote_error(error: Exception) -> DataError:
     text = str(error)
-    if re.search(r"\b(401|403)\b|auth|credential|permission", text, re.I):
-        hint = "Check the credentials: HF_TOKEN for hf://, AWS_* variables or a profile for s3://."
+    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    if re.search(r"\b(401|403)\b|unauthori[sz]ed|forbidden|auth|credential|permission|access denied", text, re.I):
+        what = "the server refused access (authentication)"
+        hint = (
+            "Check the credentials: HF_TOKEN in the environment for hf:// (and accept a gated dataset's terms "
+            "on huggingface.co), AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE for s3://."
+        )
+    elif re.search(r"\b404\b|not found|no files found|does not exist", text, re.I):
+        what = "nothing was found at that address"
+        hint = "Check the URL or glob in [data] sources (or --data); hf:// paths look like hf://datasets/OWNER/NAME/path/*.parquet."
+    elif re.search(r"resolve|connect|timed? ?out|timeout|network|unreachable|ssl|reset|\b5\d\d\b", text, re.I):
+        what = f"a network error, still failing after {http_retries()} retries"
+        hint = "Check the network connection (and HTTP_PROXY if you use one), then build again; ATLAS_HTTP_RETRIES sets the retries."
     else:
+        what = "the read failed"
         hint = "Check the network and the URL; remote globs need DuckDB's httpfs extension."
-    return DataError(f"cannot read remote shards: {text.splitlines()[0]}", hint=hint)
+    return DataError(f"cannot read remote shards: {what}: {first.rstrip('.')}.", hint=hint)
 
 
 def query_error(error: Exception, rows: Rows) -> DataError:

@@ -3,7 +3,8 @@
 A stage is a name, a code version, a function that returns the inputs it depends on (config
 sections, shard list, content files...) and a function that writes its outputs into a folder.
 Its cache key hashes its name, version, inputs and the keys of the stages before it that it
-reads, so changing the sample size re-runs sample -> embed -> project -> render but not stats.
+reads, so changing the sample size re-runs sample -> embed -> project -> mapdata -> render but
+not stats.
 The runner logs each stage as ran or cached, with the reason (Observable Framework's
 ``[fresh]``/``[stale]``/``[missing]``).
 """
@@ -40,12 +41,14 @@ class Stage:
 @dataclass
 class StageResult:
     name: str
-    status: str  # "ran", "cached" or "skipped"
+    status: str  # "ran", "cached", "artifact" (committed files used), "skipped" or "would run"
     reason: str
     seconds: float = 0.0
     key: str = ""
     path: Path | None = None
     summary: Any = None
+    #: The stage's own inputs (without upstream keys), as fingerprinted.
+    inputs: dict | None = None
 
 
 @dataclass
@@ -61,6 +64,8 @@ class BuildContext:
     results: dict[str, StageResult] = field(default_factory=dict)
     #: Free-form flags from the command line (e.g. ``frozen``).
     options: dict[str, Any] = field(default_factory=dict)
+    #: Committed GPU artifacts (an :class:`atlas.artifacts.ArtifactStore`), or None.
+    artifacts: Any = None
 
     def output(self, stage: str) -> Path:
         return self.outputs[stage]
@@ -93,13 +98,16 @@ class BuildContext:
         return None if result is None else result.summary
 
 
-def stage_key(stage: Stage, ctx: BuildContext) -> tuple[str, dict]:
+def stage_key(stage: Stage, ctx: BuildContext, own: dict | None = None, artifact: dict | None = None) -> tuple[str, dict]:
+    """The cache key of a stage: its name, version, inputs, upstream keys (and committed artifact)."""
     inputs = {
         "stage": stage.name,
         "version": stage.version,
-        "inputs": stage.inputs(ctx),
+        "inputs": stage.inputs(ctx) if own is None else own,
         "upstream": {name: ctx.results[name].key for name in stage.after if name in ctx.results},
     }
+    if artifact is not None:  # only then, so keys of builds without artifacts never change
+        inputs["artifact"] = artifact
     return fingerprint(inputs), inputs
 
 
@@ -111,16 +119,44 @@ def _why(previous: dict | None, inputs: dict) -> str:
     changed = []
     if before.get("version") != now.get("version"):
         changed.append("stage code version")
+    if before.get("artifact") != now.get("artifact"):
+        changed.append("committed artifact")
     for group in ("inputs", "upstream"):
         old, new = before.get(group, {}) or {}, now.get(group, {}) or {}
         for name in sorted(set(old) | set(new)):
             if old.get(name) != new.get(name):
-                changed.append(f"{name}" if group == "inputs" else f"upstream {name}")
+                changed.append(_detail(name, old.get(name), new.get(name)) if group == "inputs" else f"upstream {name}")
     return ("changed: " + ", ".join(changed)) if changed else "output missing or damaged"
 
 
+def _detail(name: str, old: Any, new: Any) -> str:
+    """``sample.size 20000 -> 15000``, ``content (making.md)`` or just ``name``."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return name
+    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    shown = []
+    for key in keys[:3]:
+        a, b = old.get(key), new.get(key)
+        simple = all(v is None or isinstance(v, (int, float, bool)) or (isinstance(v, str) and len(v) <= 30) for v in (a, b))
+        if simple and not (isinstance(a, str) and len(a) == 64):  # not file digests
+            shown.append(f"{name}.{key} {a!r} -> {b!r}" if a is not None and b is not None else f"{name}.{key}")
+        else:
+            shown.append(key)
+    if not shown:
+        return name
+    more = f", +{len(keys) - 3} more" if len(keys) > 3 else ""
+    if all("->" in item or item.startswith(f"{name}.") for item in shown):
+        return ", ".join(shown) + more
+    return f"{name} ({', '.join(shown)}{more})"
+
+
 def run_stages(stages: list[Stage], ctx: BuildContext, explain_only: bool = False) -> list[StageResult]:
-    """Run (or, with ``explain_only``, just plan) the stages in order."""
+    """Run (or, with ``explain_only``, just plan) the stages in order.
+
+    A stage is taken from the cache when its key is there; else from a committed artifact
+    (``ctx.artifacts``) whose fingerprint matches; else it runs. A stale artifact is a warning,
+    or under ``--frozen`` (``ctx.artifacts.frozen``) an error.
+    """
     results = []
     for stage in stages:
         if not stage.enabled(ctx):
@@ -128,17 +164,43 @@ def run_stages(stages: list[Stage], ctx: BuildContext, explain_only: bool = Fals
             ctx.results[stage.name] = result
             results.append(result)
             continue
-        key, inputs = stage_key(stage, ctx)
+        own = stage.inputs(ctx)
+        # (While explaining, an upstream stage that would run has no output to compare with yet.)
+        pending = any(n in ctx.results and ctx.results[n].path is None and ctx.results[n].status != "skipped"
+                      for n in stage.after)
+        check = None
+        if ctx.artifacts is not None and not pending:
+            check = ctx.artifacts.check(stage, own, ctx.outputs)
+        if check is not None and not check.matches:
+            if ctx.artifacts.frozen and not explain_only:
+                raise check.error()
+            ctx.reporter.warn(check.message.rstrip(".") + "; falling back to computing the stage on this machine")
+        key, inputs = stage_key(stage, ctx, own, check.key_part() if check is not None else None)
         cached = ctx.cache.get(stage.name, key)
         summary_path = cached / "_summary.json" if cached else None
         if cached is not None:
             summary = _read_summary(summary_path)
-            result = StageResult(stage.name, "cached", "inputs unchanged", 0.0, key, cached, summary)
+            reason = "inputs unchanged" + (f" (from {check.where})" if check is not None and check.matches else "")
+            result = StageResult(stage.name, "cached", reason, 0.0, key, cached, summary)
         elif explain_only:
             reason = _why(ctx.cache.last_inputs(stage.name), inputs)
-            result = StageResult(stage.name, "would run", reason, 0.0, key)
+            if check is not None and check.matches:
+                result = StageResult(stage.name, "would use artifact", f"{check.where} matches ({reason})", 0.0, key)
+            else:
+                result = StageResult(stage.name, "would run", reason, 0.0, key)
+        elif check is not None and check.matches:
+            started = time.perf_counter()
+            ctx.reporter.info(f"[{stage.name}] using the committed artifact {check.where}")
+            path, _ = ctx.cache.put(stage.name, key, check.copy_into)
+            ctx.cache.remember_inputs(stage.name, key, inputs)
+            summary = _read_summary(path / "_summary.json")
+            result = StageResult(stage.name, "artifact", f"{check.where} matches", time.perf_counter() - started,
+                                 key, path, summary)
         else:
-            reason = _why(ctx.cache.last_inputs(stage.name), inputs)
+            if (stage.name, key) in ctx.cache.damaged:
+                reason = "cached output was damaged (truncated or edited); rebuilding it"
+            else:
+                reason = _why(ctx.cache.last_inputs(stage.name), inputs)
             ctx.reporter.info(f"[{stage.name}] running ({reason})")
             started = time.perf_counter()
 
@@ -151,6 +213,7 @@ def run_stages(stages: list[Stage], ctx: BuildContext, explain_only: bool = Fals
             path, summary = ctx.cache.put(stage.name, key, build)
             ctx.cache.remember_inputs(stage.name, key, inputs)
             result = StageResult(stage.name, "ran", reason, time.perf_counter() - started, key, path, summary)
+        result.inputs = own
         ctx.results[stage.name] = result
         if result.path is not None:
             ctx.outputs[stage.name] = result.path

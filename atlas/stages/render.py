@@ -60,7 +60,12 @@ def render_site(
         )
     has_map = "mapdata" in outputs
     assets: dict[str, Path] = {}
+    root_url = _absolute_root(config)
+    og_image = None
+    if write_social_image(config, outputs, out / SOCIAL_IMAGE) and root_url.startswith(("http://", "https://")):
+        og_image = root_url + SOCIAL_IMAGE  # scrapers need an absolute URL
     common = {
+        "og_image": og_image,
         "config": config,
         "version": __version__,
         "demo": build_info.get("demo", False),
@@ -134,24 +139,114 @@ def render_site(
         for name in PUBLISHED_DATA:
             if (outputs["stats"] / name).exists():
                 shutil.copy2(outputs["stats"] / name, data_dir / name)
+    written += write_extras(env, config, out, pages, has_map, common)
     (out / ".nojekyll").write_text("")  # GitHub Pages: serve folders starting with _ as they are
     return {"pages": written}
 
 
-def _digest_tree(folder: Path) -> dict:
+SOCIAL_IMAGE = "og.png"
+
+
+def write_social_image(config: AtlasConfig, outputs: dict[str, Path], target: Path) -> bool:
+    """A 1200x630 preview for link cards: the title beside the map's points, coloured by cluster."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    width, height = 1200, 630
+    image = Image.new("RGB", (width, height), (250, 248, 243))
+    draw = ImageDraw.Draw(image)
+    project = outputs.get("project")
+    if project is not None and (Path(project) / "coords.npy").exists():
+        coords = np.load(Path(project) / "coords.npy")[:50_000]
+        clusters_path = Path(project) / "clusters_coarse.npy"
+        clusters = np.load(clusters_path)[: len(coords)] if clusters_path.exists() else np.zeros(len(coords), int)
+        if len(coords):
+            low, high = np.nanpercentile(coords, 1, axis=0), np.nanpercentile(coords, 99, axis=0)
+            span = np.where(high - low > 0, high - low, 1.0)
+            xy = (coords - low) / span
+            left, top, size = 600, 40, 550
+            palette = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+                       (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+            for (x, y), cluster in zip(xy, clusters):
+                if 0 <= x <= 1 and 0 <= y <= 1:
+                    px, py = left + x * size, top + (1 - y) * size
+                    draw.ellipse((px - 1.5, py - 1.5, px + 1.5, py + 1.5), fill=palette[int(cluster) % len(palette)])
+    try:
+        title_font = ImageFont.load_default(size=54)
+        text_font = ImageFont.load_default(size=26)
+    except TypeError:  # Pillow < 10.1
+        title_font = text_font = ImageFont.load_default()
+    words, lines, line = config.site.title.split(), [], ""
+    for word in words:
+        if line and draw.textlength(f"{line} {word}", font=title_font) > 520:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
+    y = 180
+    for text in lines[:4]:
+        draw.text((50, y), text, fill=(20, 20, 20), font=title_font)
+        y += 66
+    draw.text((50, y + 20), "Explore the image-text pairs", fill=(90, 90, 90), font=text_font)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    image.save(target, optimize=True)
+    return True
+
+
+def _absolute_root(config: AtlasConfig) -> str:
+    """The site root as an absolute URL or path when the base URL is known, else ""."""
+    base = config.base_url()
+    return base.rstrip("/") + "/" if base else ""
+
+
+def write_extras(env, config: AtlasConfig, out: Path, pages: list[Page], has_map: bool, common: dict) -> list[str]:
+    """404.html (GitHub Pages serves it at any depth), robots.txt and, with a base URL, sitemap.xml."""
+    from xml.sax.saxutils import escape
+
+    root = _absolute_root(config)
+    html = env.get_template("404.html").render(
+        **common,
+        page_title="Page not found",
+        description=config.site.description,
+        canonical=None,
+        root=root,
+        nav=_nav(pages, "404", root, has_map),
+        has_map=has_map,
+    )
+    (out / "404.html").write_text(html, encoding="utf-8")
+    written = ["404.html"]
+    robots = "User-agent: *\nAllow: /\n"
+    if root.startswith(("http://", "https://")):
+        hrefs = [p.href for p in pages] + (["map/"] if has_map else [])
+        urls = "".join(f"  <url><loc>{escape(root + href)}</loc></url>\n" for href in hrefs)
+        (out / "sitemap.xml").write_text(
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n' + urls + "</urlset>\n",
+            encoding="utf-8",
+        )
+        written.append("sitemap.xml")
+        robots += f"Sitemap: {root}sitemap.xml\n"
+    (out / "robots.txt").write_text(robots, encoding="utf-8")
+    return written + ["robots.txt"]
+
+
+def _digest_tree(folder: Path, skip: tuple[str, ...] = ()) -> dict:
+    """File digests under ``folder``; ``skip`` names top-level folders to leave out."""
     if not folder.is_dir():
         return {}
     return {
         p.relative_to(folder).as_posix(): file_digest(p)
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts
+        if p.is_file() and "__pycache__" not in p.parts and p.relative_to(folder).parts[0] not in skip
     }
 
 
 def _inputs(ctx: BuildContext) -> dict:
     themes = [_digest_tree(d) for d in theme_dirs(ctx.content_dir, ctx.config.site.theme)]
     return {
-        "content": _digest_tree(ctx.content_dir),
+        # Committed artifacts reach the site through the embed/project stages' keys, not as files.
+        "content": _digest_tree(ctx.content_dir, skip=("artifacts",)),
         "themes": themes,
         "site": ctx.config.site,
         "base_url": ctx.config.base_url(),
@@ -165,19 +260,36 @@ def _run(ctx: BuildContext, folder: Path) -> dict:
     if "stats" in ctx.outputs:
         stats = json.loads((ctx.output("stats") / "stats.json").read_text(encoding="utf-8"))
         examples = json.loads((ctx.output("stats") / "examples.json").read_text(encoding="utf-8"))
+    import time
+
+    from atlas.build import embed_description
+
     build_info = {
         "demo": ctx.demo,
-        "source": "generated demo shards" if ctx.demo else f"{len(ctx.sources)} shard source(s)",
+        "source": "generated demo shards" if ctx.demo else _describe_sources(ctx.sources),
         "rows": stats.get("rows"),
+        # The day this site was rendered (a cached render keeps its day: nothing on it changed).
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "embedder": embed_description(ctx),
     }
     return render_site(ctx.config, ctx.content_dir, folder, stats, examples, dict(ctx.outputs), build_info)
 
 
+def _describe_sources(sources: list) -> str:
+    """E.g. "hf://datasets/laion/…/part-*.parquet" or "12 local shards"."""
+    remote = [s.location for s in sources if s.remote]
+    local = len(sources) - len(remote)
+    parts = remote[:2] + ([f"{len(remote) - 2} more remote source(s)"] if len(remote) > 2 else [])
+    if local:
+        parts.append(f"{local} local shard{'s' if local != 1 else ''}")
+    return ", ".join(parts) or "no shards"
+
+
 STAGE = Stage(
     "render",
-    "1",
+    "2",
     _inputs,
     _run,
-    after=("stats", "sample", "embed", "project", "mapdata"),
+    after=("stats", "sample", "embed", "project", "mapdata", "gallery"),
     description="Markdown + theme -> static HTML",
 )

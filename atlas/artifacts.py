@@ -1,0 +1,264 @@
+"""Committed GPU artifacts: stage outputs made on a GPU machine that a CPU-only build reuses.
+
+``atlas build --export-artifacts`` copies the outputs of the GPU stages (``embed``, ``project``
+and, when there are generated images, ``gallery``) into ``content/artifacts/<stage>/`` with a
+``fingerprint.json``: the stage's cache key, its inputs, and a *portable* fingerprint of what the
+output was made from: the stage's settings (without machine-specific ones such as the device,
+batch size or local file times) and the *content* of the upstream outputs (the sample's rows,
+the embeddings' bytes). Commit that folder.
+
+Before such a stage runs, the pipeline asks :meth:`ArtifactStore.check`: when the portable
+fingerprint matches, the committed files are used instead of running the stage; when it does not
+("stale"), the build says what changed and which command regenerates it, and runs the stage on
+the CPU, or, under ``--frozen``, stops with an :class:`ArtifactError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from atlas.cache import MANIFEST, _canonical, file_digest, fingerprint
+from atlas.errors import AtlasError
+
+ARTIFACTS = "artifacts"
+FINGERPRINT = "fingerprint.json"
+FORMAT = 1
+#: Stages whose outputs need a GPU (or CLIP weights) to make well, in build order.
+ARTIFACT_STAGES = ("embed", "project", "gallery")
+#: Settings that change how a stage runs on a machine, not what it makes.
+_MACHINE_KEYS = {"device", "batch_size"}
+REGENERATE = (
+    "Regenerate it on the machine with the CLIP weights (a GPU): `atlas build --export-artifacts`, "
+    "then commit content/artifacts/."
+)
+
+
+class ArtifactError(AtlasError):
+    title = "artifact error"
+
+
+def _without_machine(value: Any) -> Any:
+    value = _canonical(value)
+    if isinstance(value, dict):
+        return {k: _without_machine(v) for k, v in value.items() if k not in _MACHINE_KEYS}
+    return value
+
+
+def _portable_inputs(stage: str, inputs: dict) -> dict:
+    """A stage's inputs without what differs between machines (paths, file times, devices)."""
+    inputs = _canonical(inputs)
+    if stage == "embed":
+        # model_identity() lists the local weight files by path and mtime; keep the names only.
+        kept = {"embed": _without_machine(inputs.get("embed", {}))}
+        if "images" in inputs:
+            kept["images"] = {k: v for k, v in inputs["images"].items() if k != "images"}
+        return kept
+    return _without_machine(inputs)
+
+
+def rows_digest(sample_parquet: Path) -> str:
+    """A digest of the sample's rows (id, url, caption): stable across pyarrow versions."""
+    import pyarrow.parquet as pq
+
+    digest = hashlib.sha256()
+    handle = pq.ParquetFile(sample_parquet)
+    columns = [c for c in ("row_id", "url", "caption") if c in handle.schema_arrow.names]
+    for batch in handle.iter_batches(columns=columns, batch_size=65536):
+        for row in zip(*(batch.column(c).to_pylist() for c in columns)):
+            digest.update(json.dumps(row, ensure_ascii=True).encode("ascii"))
+            digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def output_digest(stage: str, folder: Path) -> str:
+    """What an upstream output holds, independent of the machine that made it."""
+    folder = Path(folder)
+    if stage == "sample" and (folder / "sample.parquet").exists():
+        return "rows:" + rows_digest(folder / "sample.parquet")
+    try:
+        files = json.loads((folder / MANIFEST).read_text())["files"]
+        digests = {rel: meta["sha256"] for rel, meta in files.items() if not rel.startswith("_")}
+    except (OSError, ValueError, KeyError, TypeError):
+        digests = {
+            p.relative_to(folder).as_posix(): file_digest(p)
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.name.startswith("_")
+        }
+    return fingerprint(digests)
+
+
+def portable_fingerprint(stage, inputs: dict, outputs: dict[str, Path]) -> dict:
+    """What a stage's output was made from, comparable across machines."""
+    return {
+        "stage": stage.name,
+        "version": stage.version,
+        "inputs": _portable_inputs(stage.name, inputs),
+        "upstream": {name: output_digest(name, outputs[name]) for name in stage.after if name in outputs},
+    }
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _differences(before: Any, now: Any, path: str = "") -> list[str]:
+    """Readable leaf differences, e.g. ``[embed] model: 'ViT-B-32' -> 'ViT-L-14'``."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        found = []
+        for key in sorted(set(before) | set(now)):
+            found += _differences(before.get(key), now.get(key), f"{path}.{key}" if path else key)
+        return found
+    if before == now:
+        return []
+    if path.startswith("upstream."):
+        name = path.split(".", 1)[1]
+        what = {"sample": "the sample's rows", "embed": "the embeddings", "project": "the projection"}.get(name, name)
+        return [f"{what} changed (upstream {name})"]
+    if path.startswith("inputs."):
+        parts = path.split(".")[1:]
+        if len(parts) >= 2 and parts[0] in ("embed", "project", "generate", "sample"):
+            label = f"[{parts[0]}] {'.'.join(parts[1:])}"
+        else:
+            label = ".".join(parts)
+        return [f"{label}: {_short(before)} -> {_short(now)}"]
+    if path == "version":
+        return [f"stage code version {before} -> {now}"]
+    return [f"{path or 'fingerprint'} changed"]
+
+
+@dataclass
+class ArtifactCheck:
+    """The state of one stage's committed artifact for this build."""
+
+    stage: str
+    folder: Path
+    matches: bool
+    message: str = ""
+    #: Identifies the committed files; part of the stage's cache key.
+    digest: str = ""
+
+    @property
+    def where(self) -> str:
+        return f"{self.folder.parent.name}/{self.folder.name}"
+
+    def key_part(self) -> dict:
+        return {"fingerprint": self.digest, "matches": self.matches}
+
+    def error(self) -> ArtifactError:
+        return ArtifactError(self.message, hint=REGENERATE + " Without --frozen the build falls back to the CPU.")
+
+    def copy_into(self, folder: Path) -> None:
+        """Copy the committed files into a cache entry, checking them against fingerprint.json."""
+        recorded = json.loads((self.folder / FINGERPRINT).read_text())["files"]
+        present = {
+            p.relative_to(self.folder).as_posix()
+            for p in self.folder.rglob("*")
+            if p.is_file() and p.name != FINGERPRINT
+        }
+        for rel, digest in recorded.items():
+            path = self.folder / rel
+            if not path.is_file() or file_digest(path) != digest:
+                raise ArtifactError(
+                    f"the committed artifact {self.folder / rel} is missing or does not match its fingerprint.json",
+                    hint=REGENERATE,
+                )
+            target = folder / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+        extra = sorted(present - set(recorded))
+        if extra:
+            raise ArtifactError(
+                f"{self.folder} holds files its fingerprint.json does not list: {', '.join(extra[:3])}",
+                hint=REGENERATE,
+            )
+
+
+class ArtifactStore:
+    """The ``artifacts/`` folder of a content folder."""
+
+    def __init__(self, root: Path, frozen: bool = False):
+        self.root = Path(root)
+        self.frozen = frozen
+
+    def folder(self, stage: str) -> Path:
+        return self.root / stage
+
+    def check(self, stage, inputs: dict, outputs: dict[str, Path]) -> ArtifactCheck | None:
+        """None when the stage has no committed artifact (and none is required)."""
+        if stage.name not in ARTIFACT_STAGES:
+            return None
+        folder = self.folder(stage.name)
+        path = folder / FINGERPRINT
+        if not path.exists():
+            if not self.frozen:
+                return None
+            return ArtifactCheck(
+                stage.name, folder, False,
+                f"--frozen needs a committed artifact for the {stage.name} stage, but {folder} has none.",
+            )
+        try:
+            text = path.read_text(encoding="utf-8")
+            recorded = json.loads(text)
+            made_from = recorded["portable"]
+            recorded["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return ArtifactCheck(stage.name, folder, False, f"{path} is unreadable or not an atlas fingerprint.",
+                                 hashlib.sha256(path.read_bytes()).hexdigest())
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        now = _canonical(portable_fingerprint(stage, inputs, outputs))
+        if fingerprint(made_from) == fingerprint(now):
+            return ArtifactCheck(stage.name, folder, True, "", digest)
+        changes = _differences(made_from, now)
+        listed = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if len(changes) > 5 else "")
+        message = (
+            f"the committed artifact {folder} no longer matches this build "
+            f"({listed or 'its fingerprint differs'})."
+        )
+        return ArtifactCheck(stage.name, folder, False, message, digest)
+
+    def export(self, stage, result, outputs: dict[str, Path], method: str | None = None) -> str:
+        """Copy one stage's cache entry into ``artifacts/<stage>/``; returns what happened."""
+        made_from = _canonical(portable_fingerprint(stage, result.inputs, outputs))
+        target = self.folder(stage.name)
+        files = {
+            p.relative_to(result.path).as_posix(): file_digest(p)
+            for p in sorted(Path(result.path).rglob("*"))
+            if p.is_file() and p.name not in (MANIFEST,)
+        }
+        try:
+            old = json.loads((target / FINGERPRINT).read_text())
+            if old.get("portable") == made_from and old.get("files") == files:
+                return "up to date"
+        except (OSError, ValueError):
+            pass
+        record = {
+            "format": FORMAT,
+            "stage": stage.name,
+            "key": result.key,
+            "portable": made_from,
+            "inputs": _canonical(result.inputs),
+            "files": files,
+            "method": method,
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".{stage.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(result.path, tmp, ignore=shutil.ignore_patterns(MANIFEST))
+        (tmp / FINGERPRINT).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        old_dir = None
+        if target.exists():
+            old_dir = self.root / f".{stage.name}.old-{os.getpid()}"
+            os.replace(target, old_dir)
+        os.replace(tmp, target)
+        if old_dir is not None:
+            shutil.rmtree(old_dir, ignore_errors=True)
+        return "exported"

@@ -1,0 +1,55 @@
+"""``atlas new DIR``: a fresh content folder copied from the default atlas, to fork.
+
+The default content ships inside the wheel (pyproject's hatch ``force-include`` maps
+``content`` to ``atlas/default_content``); in an editable install it is the repository's
+``content/``. Committed ``artifacts/`` are not copied: they belong to the default atlas's data
+subset, not to a new one (generated images are kept: they depend on the prompts, not the data).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import atlas
+from atlas.config import CONFIG_NAME
+from atlas.errors import AtlasError
+
+#: Folders of the default content that describe its own build, not a starting point.
+_SKIP = ("artifacts", "__pycache__")
+
+
+def default_content_dir() -> Path:
+    """The default content: packaged inside ``atlas/`` in a wheel, at the repo root when editable."""
+    here = Path(atlas.__file__).resolve().parent
+    for candidate in (here / "default_content", here.parent / "content"):
+        if (candidate / CONFIG_NAME).is_file():
+            return candidate
+    raise AtlasError(
+        "the default content is missing from this installation of atlas",
+        hint="Reinstall atlas (pip install --force-reinstall atlas-laion) or copy a content folder by hand.",
+    )
+
+
+def new_content(directory: Path) -> list[Path]:
+    """Copy the default content into ``directory`` (new or empty); returns the files written."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise AtlasError(f"{directory} is a file", hint="Choose a new folder name for the content.")
+    if directory.is_dir() and any(directory.iterdir()):
+        raise AtlasError(
+            f"{directory} already exists and is not empty; atlas new never overwrites files",
+            hint="Choose a new folder name, or empty that folder first.",
+        )
+    source = default_content_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted(source.rglob("*")):
+        rel = path.relative_to(source)
+        if rel.parts[0] in _SKIP or path.is_dir():
+            continue
+        target = directory / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+        written.append(target)
+    return written

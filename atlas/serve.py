@@ -1,0 +1,284 @@
+"""``atlas serve``: build, serve the site on localhost, rebuild on changes, reload the browser.
+
+Like ``mkdocs serve``: the site is built into a temporary folder with the same cached stages as
+``atlas build`` (so a page edit re-runs only rendering), served by a small threaded HTTP server,
+and rebuilt when a file of the content folder or the theme changes (watchfiles). Every HTML
+response gets a tiny script that polls ``/__atlas__/version`` and reloads the page after a
+rebuild, or shows the build error; the script is added while serving, never written to the site.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from atlas.errors import AtlasError
+from atlas.report import Reporter
+
+log = logging.getLogger(__name__)
+
+VERSION_PATH = "/__atlas__/version"
+
+_RELOAD_SCRIPT = """<script>/* atlas serve: live reload (not part of the published site) */
+(function () {
+  var seen = %(version)d, box = null;
+  function show(error) {
+    if (!error) { if (box) { box.remove(); box = null; } return; }
+    if (!box) {
+      box = document.createElement("pre");
+      box.style.cssText = "position:fixed;left:1rem;right:1rem;bottom:1rem;z-index:99999;margin:0;padding:1rem;" +
+        "background:#fff4f4;color:#8a1111;border:2px solid #c33;white-space:pre-wrap;font:14px/1.4 monospace";
+      document.body.appendChild(box);
+    }
+    box.textContent = "atlas serve: the last rebuild failed\\n" + error;
+  }
+  function poll() {
+    fetch("%(path)s", { cache: "no-store" })
+      .then(function (r) { return r.json(); })
+      .then(function (d) {
+        if (d.version !== seen && !d.error) { location.reload(); return; }
+        show(d.error);
+        setTimeout(poll, 700);
+      })
+      .catch(function () { setTimeout(poll, 2000); });
+  }
+  setTimeout(poll, 700);
+})();
+</script>
+"""
+
+
+def inject_reload(html: str, version: int) -> str:
+    """The page with the live-reload script before ``</body>`` (or at the end)."""
+    script = _RELOAD_SCRIPT % {"version": version, "path": VERSION_PATH}
+    index = html.lower().rfind("</body>")
+    return html + script if index < 0 else html[:index] + script + html[index:]
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    server_state: "SiteServer"
+    # The map's ES modules need a JavaScript type whatever the system's mime.types says.
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".js": "text/javascript",
+        ".mjs": "text/javascript",
+        ".json": "application/json",
+        ".bin": "application/octet-stream",
+        ".webp": "image/webp",
+    }
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _html(self, status: int, path: Path) -> None:
+        html = path.read_text(encoding="utf-8", errors="replace")
+        body = inject_reload(html, self.server_state.version).encode("utf-8")
+        self._send(status, body, "text/html; charset=utf-8")
+
+    def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+        self.do_GET()
+
+    def do_GET(self) -> None:  # noqa: N802
+        state = self.server_state
+        url_path = self.path.split("?", 1)[0].split("#", 1)[0]
+        if url_path == VERSION_PATH:
+            body = json.dumps({"version": state.version, "error": state.error}).encode("utf-8")
+            self._send(200, body, "application/json")
+            return
+        path = Path(self.translate_path(self.path))
+        if path.is_dir() and url_path.endswith("/"):
+            path = path / "index.html"
+        if path.is_file() and path.suffix == ".html":
+            self._html(200, path)
+            return
+        if not path.exists() and (state.out / "404.html").is_file():
+            self._html(404, state.out / "404.html")  # as GitHub Pages does
+            return
+        if self.command == "HEAD":
+            super().do_HEAD()
+        else:
+            super().do_GET()
+
+
+class SiteServer:
+    """A built site served on ``host:port`` and rebuilt on changes; ``start()`` then ``stop()``."""
+
+    def __init__(
+        self,
+        content_dir: Path,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        data: list[str] | None = None,
+        cache_dir: Path | None = None,
+        reporter: Reporter | None = None,
+    ):
+        self.content_dir = Path(content_dir)
+        self.host = host
+        self.port = port
+        self.data = data
+        self.cache_dir = cache_dir
+        self.reporter = reporter or Reporter()
+        self._tmp = Path(tempfile.mkdtemp(prefix="atlas-serve-"))
+        self.out = self._tmp / "site"
+        #: Bumped after every rebuild; the pages poll it.
+        self.version = 0
+        #: The last rebuild's error message, shown over the page; None when it succeeded.
+        self.error: str | None = None
+        self.builds = 0
+        self._stop = threading.Event()
+        self._watching = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._httpd: http.server.ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def build(self) -> None:
+        """Build the site into the temporary folder (raises AtlasError)."""
+        from atlas.build import build
+
+        started = time.perf_counter()
+        report = build(self.content_dir, self.out, self.data, self.cache_dir, self.reporter)
+        self.builds += 1
+        ran = [r.name for r in report.results if r.status in ("ran", "artifact")]
+        self.reporter.info(
+            f"built in {time.perf_counter() - started:.1f}s ({', '.join(ran) or 'nothing'} re-ran) · {self.url}"
+        )
+
+    def rebuild(self) -> None:
+        """Rebuild after a change; a failure is shown in the browser and the old site stays."""
+        try:
+            self.build()
+            self.error = None
+        except AtlasError as error:
+            self.error = f"{error.title}: {error}"
+            self.reporter.warn(f"rebuild failed: {self.error}")
+        except Exception as error:  # a bug in a stage: keep serving, show it  # noqa: BLE001
+            log.exception("rebuild crashed")
+            self.error = f"{type(error).__name__}: {error}"
+        self.version += 1
+
+    def watched(self) -> list[Path]:
+        """The content folder and the theme folders (a fork's and the built-in one)."""
+        from atlas.config import load_config
+        from atlas.theme import theme_dirs
+
+        try:
+            theme = load_config(self.content_dir).site.theme
+        except AtlasError:
+            theme = "default"
+        paths = [self.content_dir] + theme_dirs(self.content_dir, theme)
+        forks = self.content_dir.parent / "themes"
+        if forks.is_dir():
+            paths.append(forks)
+        return list(dict.fromkeys(p.resolve() for p in paths if p.is_dir()))
+
+    def _watch(self) -> None:
+        import watchfiles
+
+        # yield_on_timeout: an empty set every rust_timeout ms, which tells start() the watcher is up.
+        from atlas.build import default_cache_dir
+
+        cache = Path(self.cache_dir or default_cache_dir(self.out)).resolve()
+        ignore = watchfiles.DefaultFilter(ignore_paths=[str(cache), str(self._tmp.resolve())])
+        for changes in watchfiles.watch(
+            *self.watched(), watch_filter=ignore, stop_event=self._stop, debounce=200, rust_timeout=300,
+            yield_on_timeout=True,
+        ):
+            self._watching.set()
+            if self._stop.is_set():
+                break
+            if not changes:
+                continue
+            names = sorted({Path(p).name for _, p in changes})
+            self.reporter.info(f"changed: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}; rebuilding")
+            self.rebuild()
+
+    def start(self) -> "SiteServer":
+        """Listen (a busy port fails at once), build once (raises on failure), then serve and
+        watch in background threads."""
+        handler = type("Handler", (_Handler,), {"server_state": self})
+        handler_factory = functools.partial(handler, directory=str(self.out))
+        try:
+            self._httpd = http.server.ThreadingHTTPServer((self.host, self.port), handler_factory)
+        except OSError as error:
+            self.close()
+            raise AtlasError(
+                f"cannot listen on {self.host}:{self.port}: {error.strerror or error}",
+                hint="Another program may use that port; pass --port with another number (or 0 for any free port).",
+            ) from None
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        try:
+            self.build()
+        except BaseException:
+            self._httpd.server_close()
+            self.close()
+            raise
+        for target in (self._httpd.serve_forever, self._watch):
+            thread = threading.Thread(target=target, name=f"atlas-serve-{target.__name__}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._watching.wait(timeout=10)  # so that an edit right after start() is seen
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.close()
+
+    def close(self) -> None:
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> "SiteServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def serve(
+    content_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    data: list[str] | None = None,
+    cache_dir: Path | None = None,
+    reporter: Reporter | None = None,
+) -> None:
+    """Serve until interrupted (Ctrl-C)."""
+    reporter = reporter or Reporter()
+    server = SiteServer(content_dir, host, port, data, cache_dir, reporter).start()
+    reporter.info(f"serving {content_dir} at {server.url} (rebuilds on changes; Ctrl-C to stop)")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        reporter.warn(f"listening on {host}: other machines on the network can read the site")
+    try:
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        reporter.info("stopping")
+    finally:
+        server.stop()

@@ -1,0 +1,115 @@
+"""Incremental builds: each kind of change re-runs exactly the stages that depend on it."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from _atlas_site import content_copy, quiet_build, ran, shared_build, statuses
+from atlas.cli import main
+
+WIDE = {"COLUMNS": "240"}  # rich tables: one line per stage
+MAP_STAGES = {"sample", "embed", "project", "mapdata", "render"}
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    return shared_build(tmp_path_factory)
+
+
+@pytest.fixture
+def content(shared, tmp_path):
+    return content_copy(shared, tmp_path / "content")
+
+
+def test_cold_build_runs_every_stage_and_publishes_the_site(shared):
+    site = shared["site"]
+    assert (site / "index.html").is_file() and (site / "map" / "index.html").is_file()
+    info = json.loads((site / "data" / "build.json").read_text())
+    assert info["demo"] is True
+    assert info["site_bytes"] > 0
+    assert any("demo data" in w for w in info["warnings"])
+    assert any("TF-IDF" in w for w in info["warnings"])
+    footer = (site / "index.html").read_text()
+    assert re.search(r"from generated demo shards \([\d,]+ rows\), on \d{4}-\d\d-\d\d, with offline TF-IDF", footer)
+
+
+def test_no_change_rebuild_does_no_stage_work(shared, content, tmp_path):
+    report = quiet_build(content, tmp_path / "site", shared["cache"])
+    assert ran(report) == set()
+    assert set(statuses(report).values()) <= {"cached", "skipped"}
+    assert statuses(report)["render"] == "cached"
+
+
+def test_page_edit_reruns_render_only(shared, content, tmp_path):
+    quiet_build(content, tmp_path / "site", shared["cache"])
+    page = content / "making.md"
+    page.write_text(page.read_text() + "\nA new paragraph about crawling.\n")
+    report = quiet_build(content, tmp_path / "site", shared["cache"])
+    assert ran(report) == {"render"}
+    assert "A new paragraph about crawling." in (tmp_path / "site" / "making" / "index.html").read_text()
+
+
+def test_sample_size_change_reruns_the_map_stages_but_not_stats(shared, content, tmp_path):
+    config = content / "atlas.toml"
+    config.write_text(config.read_text().replace("size = 300", "size = 280"))
+    report = quiet_build(content, tmp_path / "site", shared["cache"])
+    assert ran(report) == MAP_STAGES
+    assert statuses(report)["stats"] == "cached"
+    assert report.info["sample_rows"] == 280
+    why = {r.name: r.reason for r in report.results}
+    assert "sample" in why["sample"] and "upstream sample" in why["embed"]
+
+
+def test_artist_list_change_reruns_stats_and_render(shared, content, tmp_path):
+    (content / "artists.txt").write_text("Greg Rutkowski\nAlphonse Mucha\nClaude Monet\n")
+    report = quiet_build(content, tmp_path / "site", shared["cache"])
+    assert ran(report) == {"stats", "render"}
+    assert "artists" in next(r.reason for r in report.results if r.name == "stats")
+
+
+def test_explain_says_what_would_run_and_why_without_building(shared, content, tmp_path):
+    config = content / "atlas.toml"
+    config.write_text(config.read_text().replace("n_neighbors = 15", "n_neighbors = 12"))
+    out = tmp_path / "site"
+    result = CliRunner().invoke(
+        main, ["build", "--content", str(content), "--out", str(out), "--cache-dir", str(shared["cache"]), "--explain"],
+        env=WIDE,
+    )
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
+    assert "would run" in lines["project"] and "project" in lines["project"]
+    assert "cached" in lines["embed"] and "cached" in lines["stats"]
+    assert "would run" in lines["mapdata"] and "upstream project" in lines["mapdata"]
+    assert not out.exists()
+
+
+def test_cli_build_prints_a_summary_with_rows_size_and_warnings(shared, content, tmp_path):
+    result = CliRunner().invoke(
+        main, ["build", "--content", str(content), "--out", str(tmp_path / "site"), "--cache-dir", str(shared["cache"])],
+        env=WIDE,
+    )
+    assert result.exit_code == 0, result.output
+    assert re.search(r"[\d,]+ rows · 300 on the map · site [\d.]+ MB", result.output)
+    assert "demo data" in result.output and "warning(s)" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cache_dir_from_the_environment(shared, content, tmp_path, monkeypatch):
+    monkeypatch.setenv("ATLAS_CACHE_DIR", str(shared["cache"]))
+    report = quiet_build(content, tmp_path / "site", None)
+    assert ran(report) == set()
+
+
+def test_a_site_near_the_pages_limit_is_a_warning(tmp_path):
+    from types import SimpleNamespace
+
+    from atlas.build import build_warnings
+
+    ctx = SimpleNamespace(demo=False, outputs={}, content_dir=tmp_path)
+    assert build_warnings(ctx, [], 500_000_000) == []
+    (warning,) = build_warnings(ctx, [], 950_000_000)
+    assert "950 MB" in warning and "1 GB" in warning
