@@ -94,7 +94,8 @@ class Cache:
     """Stage outputs under one root folder (``--cache-dir`` / ``ATLAS_CACHE_DIR``)."""
 
     def __init__(self, root: Path):
-        self.root = Path(root)
+        # Absolute, so paths handed to other stages do not depend on the folder they resolve from.
+        self.root = Path(root).absolute()
         #: (stage, key) of entries found damaged and removed during this build.
         self.damaged: set[tuple[str, str]] = set()
 

@@ -31,6 +31,25 @@ def _compact(n: float) -> str:
     return f"{int(n)}"
 
 
+def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
+    """Round tick values (1, 2, 2.5 or 5 times a power of ten) covering [lo, hi]."""
+    import math
+
+    span = hi - lo
+    if span <= 0:
+        return [lo]
+    raw = span / target
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    ticks = []
+    value = first
+    while value <= hi + 1e-9:
+        ticks.append(round(value, 10))
+        value += step
+    return ticks
+
+
 def histogram_svg(hist: dict, title: str, shares: list[dict] | None = None, chart_id: str = "h") -> Markup:
     edges, counts = hist["edges"], hist["counts"]
     lo, hi = edges[0], edges[-1]
@@ -55,7 +74,7 @@ def histogram_svg(hist: dict, title: str, shares: list[dict] | None = None, char
         + "".join(
             f"; {s['share'] * 100:.1f}% at or over {_fmt(s['threshold'])}" for s in (shares or []) if s.get("share") is not None
         )
-        + ".</desc>",
+        + f"; values at or over {_fmt(hi)} are counted in the last bar.</desc>",
     ]
     # Grid lines and y labels.
     for frac in (0, 0.5, 1):
@@ -71,22 +90,24 @@ def histogram_svg(hist: dict, title: str, shares: list[dict] | None = None, char
             f'<rect class="bar" x="{x0 + 0.5:.1f}" y="{y(count):.1f}" width="{max(x1 - x0 - 1, 0.8):.1f}" '
             f'height="{plot_h + pad_t - y(count):.1f}"><title>{escape(label)}</title></rect>'
         )
-    # X ticks: 5 evenly spaced edges.
-    for k in range(6):
-        value = lo + (hi - lo) * k / 5
+    ticks = nice_ticks(lo, hi)
+    for value in ticks:
+        last = abs(value - hi) < 1e-9
         parts.append(
-            f'<text class="tick" x="{x(value):.1f}" y="{height - PAD_B + 16}" text-anchor="middle">'
-            f'{escape(_fmt(round(value, 6)))}{"+" if k == 5 else ""}</text>'
+            f'<text class="tick" x="{x(value):.1f}" y="{height - PAD_B + 16}" '
+            f'text-anchor="{"end" if last else "middle"}">{escape(_fmt(value))}{"+" if last else ""}</text>'
         )
     if hist.get("unit"):
         parts.append(
-            f'<text class="axis" x="{WIDTH - PAD_R}" y="{height - 6}" text-anchor="end">{escape(hist["unit"])}</text>'
+            f'<text class="axis" x="{PAD_L + plot_w / 2:.1f}" y="{height - 4}" text-anchor="middle">'
+            f"{escape(hist['unit'])}</text>"
         )
     for n, t in enumerate(thresholds):
         xx = x(t["value"])
         label_y = 14 + 14 * n
         parts.append(f'<line class="threshold" x1="{xx:.1f}" x2="{xx:.1f}" y1="{label_y + 3}" y2="{pad_t + plot_h}"/>')
-        anchor = "end" if xx > WIDTH * 0.6 else "start"
+        # Labels run right of their line unless they would leave the chart (~6.5 px a character).
+        anchor = "end" if xx + 4 + 6.5 * len(t["label"]) > WIDTH - PAD_R else "start"
         dx = -4 if anchor == "end" else 4
         parts.append(
             f'<text class="threshold-label" x="{xx + dx:.1f}" y="{label_y:.1f}" '
@@ -100,7 +121,14 @@ def _table(headers: list[str], rows: list[list], caption: str | None = None, num
     out = ['<table class="data">']
     if caption:
         out.append(f"<caption>{escape(caption)}</caption>")
-    out.append("<thead><tr>" + "".join(f'<th scope="col">{escape(h)}</th>' for h in headers) + "</tr></thead><tbody>")
+    out.append(
+        "<thead><tr>"
+        + "".join(
+            f'<th scope="col"{" class=\"num\"" if i >= numeric_from else ""}>{escape(h)}</th>'
+            for i, h in enumerate(headers)
+        )
+        + "</tr></thead><tbody>"
+    )
     for row in rows:
         cells = []
         for i, cell in enumerate(row):
@@ -176,7 +204,7 @@ def table_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
     rows = []
     for rank, item in enumerate(items, 1):
         bar = Markup('<span class="bar" style="width:{:.1f}%"></span>').format(100 * item["count"] / top)
-        rows.append([str(rank), item[key], Markup("{}{}").format(bar, f"{item['count']:,}"), f"{100 * item['count'] / total:.2f}%"])
+        rows.append([str(rank), item[key], bar, f"{item['count']:,}", f"{100 * item['count'] / total:.2f}%"])
     if not rows:
         return Markup('<p class="widget-missing">No {} to show for this data.</p>').format(which)
     caption = args.get("title") or f"Top {len(rows)} {which} by number of images"
@@ -186,7 +214,7 @@ def table_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
             ctx.root, which, which
         )
     return Markup('<figure class="widget ranked">{}{}</figure>').format(
-        _table(["#", header, "images", "share"], rows, caption, numeric_from=2), link
+        _table(["#", header, "", "images", "share"], rows, caption, numeric_from=3), link
     )
 
 

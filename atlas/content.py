@@ -132,7 +132,9 @@ def _rebase_links(md: MarkdownIt) -> None:
 
 
 def markdown_renderer() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(["table", "strikethrough"])
+    md = MarkdownIt("commonmark", {"html": True, "typographer": True}).enable(
+        ["table", "strikethrough", "replacements", "smartquotes"]
+    )
     md.use(front_matter_plugin).use(footnote_plugin).use(anchors_plugin, max_level=3, permalink=False)
     _rebase_links(md)
     default_fence = md.renderer.rules["fence"]
