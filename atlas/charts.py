@@ -121,14 +121,11 @@ def _table(headers: list[str], rows: list[list], caption: str | None = None, num
     out = ['<table class="data">']
     if caption:
         out.append(f"<caption>{escape(caption)}</caption>")
-    out.append(
-        "<thead><tr>"
-        + "".join(
-            f'<th scope="col"{" class=\"num\"" if i >= numeric_from else ""}>{escape(h)}</th>'
-            for i, h in enumerate(headers)
-        )
-        + "</tr></thead><tbody>"
-    )
+    heads = []
+    for i, h in enumerate(headers):
+        cls = ' class="num"' if i >= numeric_from else ""
+        heads.append(f'<th scope="col"{cls}>{escape(h)}</th>')
+    out.append("<thead><tr>" + "".join(heads) + "</tr></thead><tbody>")
     for row in rows:
         cells = []
         for i, cell in enumerate(row):
