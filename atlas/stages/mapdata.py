@@ -1,0 +1,467 @@
+"""The files the interactive map page loads: compact binary points, metadata and text chunks.
+
+``write_mapdata`` turns the sample (captions, URLs, scores), its 2-D projection and clusters into:
+
+``meta.json``
+    Point count, quantisation ranges, the domain table, cluster levels (labels, centroids, sizes),
+    the colour-by options the data supports, the embedding model/method and its notice.
+``points.bin``
+    The first load, little-endian, one column after another (structure of arrays), each column
+    starting on a 4-byte boundary; ``meta["points"]["columns"]`` gives name, type, offset, length:
+
+    =================  ========  ==========================================================
+    ``xy``             uint16×2  x, y interleaved; world = q / 65535 in a square [0, 1] box
+    ``domain``         uint16    index into ``meta["domains"]`` (top domains, last = "other")
+    ``cluster_<lvl>``  uint16    index into ``meta["clusters"][i]`` (65535 = unclustered)
+    ``scores``         uint8×4   aesthetic, similarity, punsafe, pwatermark (255 = missing)
+    =================  ========  ==========================================================
+
+    That is 14 bytes a point with two cluster levels. Points are stored in Morton (Z-curve) order
+    of their position, so a text chunk holds captions that are near each other on the map.
+``text/NNNNN.json``
+    Captions of points ``N*chunk_size ..``, a JSON list of strings (search loads only these).
+``detail/NNNNN.json``
+    Per point ``[url, host, domain, row_id, aesthetic, similarity, punsafe, pwatermark]``; ``url``
+    is ``null`` unless it is a plain http(s) URL (:func:`atlas.data.safe_http_url`).
+
+Captions are data, never markup: they are written as JSON strings and the page inserts them
+with ``textContent`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from markupsafe import Markup
+
+from atlas.data import safe_http_url
+from atlas.pipeline import Stage
+from atlas.widgets import WidgetContext, arg_int, widget
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+CHUNK_SIZE = 5_000
+#: Domains with their own colour/category; the rest share "other".
+TOP_DOMAINS = 19
+MISSING_U8 = 255
+NO_CLUSTER = 65535
+#: Score columns in the order of the ``scores`` bytes, with labels and fixed ranges where known.
+SCORES = (
+    ("aesthetic", "Aesthetic score", None),
+    ("similarity", "CLIP similarity", None),
+    ("punsafe", "P(unsafe)", (0.0, 1.0)),
+    ("pwatermark", "P(watermark)", (0.0, 1.0)),
+)
+MAX_CAPTION = 2_000
+COLOUR_LABELS = {"cluster": "Cluster", "domain": "Domain"} | {name: label for name, label, _ in SCORES}
+
+
+# ----------------------------------------------------------------------------- quantisation
+
+
+def quantise_unit(values: np.ndarray, lo: float, hi: float, levels: int) -> np.ndarray:
+    """Map [lo, hi] to integers 0..levels (clipped); NaN is not handled here."""
+    span = hi - lo if hi > lo else 1.0
+    scaled = np.clip((values - lo) / span, 0.0, 1.0) * levels
+    return np.rint(scaled)
+
+
+def quantise_score(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """float -> uint8 in 0..254 over [lo, hi]; NaN -> 255."""
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full(values.shape, MISSING_U8, dtype=np.uint8)
+    ok = np.isfinite(values)
+    out[ok] = quantise_unit(values[ok], lo, hi, 254).astype(np.uint8)
+    return out
+
+
+def dequantise_score(q: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    q = np.asarray(q)
+    span = hi - lo if hi > lo else 1.0
+    out = lo + q.astype(np.float64) / 254.0 * span
+    out[q == MISSING_U8] = np.nan
+    return out
+
+
+def xy_bounds(coords: np.ndarray) -> dict:
+    """A square box around the points (so the map keeps its aspect ratio), with a small margin."""
+    finite = coords[np.isfinite(coords).all(axis=1)]
+    if len(finite) == 0:
+        return {"x0": 0.0, "y0": 0.0, "span": 1.0}
+    lo, hi = finite.min(axis=0).astype(np.float64), finite.max(axis=0).astype(np.float64)
+    span = float(max(hi[0] - lo[0], hi[1] - lo[1])) or 1.0
+    span *= 1.02
+    centre = (lo + hi) / 2
+    return {"x0": float(centre[0] - span / 2), "y0": float(centre[1] - span / 2), "span": span}
+
+
+def quantise_xy(coords: np.ndarray, bounds: dict) -> np.ndarray:
+    """float [N, 2] -> uint16 [N, 2]; non-finite coordinates go to the box centre."""
+    coords = np.asarray(coords, dtype=np.float64)
+    coords = np.where(np.isfinite(coords), coords, np.nan)
+    unit = (coords - [bounds["x0"], bounds["y0"]]) / bounds["span"]
+    unit = np.nan_to_num(unit, nan=0.5)
+    return quantise_unit(unit, 0.0, 1.0, 65535).astype(np.uint16)
+
+
+def dequantise_xy(q: np.ndarray, bounds: dict) -> np.ndarray:
+    return np.asarray(q, dtype=np.float64) / 65535.0 * bounds["span"] + [bounds["x0"], bounds["y0"]]
+
+
+def morton_order(qxy: np.ndarray) -> np.ndarray:
+    """Indices that sort uint16 points along a Z-order curve (spatially coherent chunks)."""
+
+    def spread(v: np.ndarray) -> np.ndarray:
+        v = v.astype(np.uint64)
+        v = (v | (v << 8)) & 0x00FF00FF
+        v = (v | (v << 4)) & 0x0F0F0F0F
+        v = (v | (v << 2)) & 0x33333333
+        v = (v | (v << 1)) & 0x55555555
+        return v
+
+    code = spread(qxy[:, 0]) | (spread(qxy[:, 1]) << np.uint64(1))
+    return np.argsort(code, kind="stable")
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _read_sample(sample_parquet: Path) -> dict[str, np.ndarray]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(sample_parquet)
+    names = set(table.column_names)
+    n = table.num_rows
+    if "row_id" in names:
+        order = np.argsort(table.column("row_id").to_numpy(zero_copy_only=False), kind="stable")
+    else:
+        order = np.arange(n)
+    out: dict[str, np.ndarray] = {"row_id": np.arange(n) if "row_id" not in names else None}
+    if out["row_id"] is None:
+        out["row_id"] = table.column("row_id").to_numpy(zero_copy_only=False)[order]
+    for name in ("url", "caption", "host", "domain"):
+        values = table.column(name).to_pylist() if name in names else [None] * n
+        out[name] = np.array(values, dtype=object)[order]
+    for name, _, _ in SCORES:
+        if name in names:
+            col = table.column(name).cast("double").to_numpy(zero_copy_only=False)
+            out[name] = np.asarray(col, dtype=np.float64)[order]
+        else:
+            out[name] = np.full(n, np.nan)
+    return out
+
+
+def _load_clusters(source: Path | dict | None, n: int) -> list[dict]:
+    """Cluster levels as dicts with ``assignments`` arrays loaded (from a folder or an object)."""
+    if source is None:
+        return []
+    folder = None
+    if isinstance(source, (str, Path)):
+        folder = Path(source)
+        path = folder / "clusters.json" if folder.is_dir() else folder
+        if not path.exists():
+            return []
+        folder = path.parent
+        source = json.loads(path.read_text())
+    levels = []
+    for level in source.get("levels", []):
+        assignments = level.get("assignments")
+        if isinstance(assignments, (str, Path)):
+            if folder is None:
+                raise ValueError("cluster assignments given as a file name need a folder")
+            assignments = np.load(folder / assignments)
+        assignments = np.asarray(assignments, dtype=np.int64)
+        if len(assignments) != n:
+            raise ValueError(f"cluster level {level.get('name')!r} has {len(assignments)} assignments for {n} points")
+        levels.append({"name": str(level.get("name", f"level{len(levels)}")), "clusters": level.get("clusters", []),
+                       "assignments": assignments})
+    return levels
+
+
+def _clean_float(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(float(value), 4)
+
+
+# ----------------------------------------------------------------------------- writer
+
+
+def write_mapdata(
+    sample_parquet: Path,
+    coords: np.ndarray | Path,
+    clusters: Path | dict | None,
+    embed_info: dict | Path | None,
+    out_folder: Path,
+    chunk_size: int = CHUNK_SIZE,
+    source_rows: int | None = None,
+) -> dict:
+    """Write the map's files into ``out_folder`` and return a small summary.
+
+    ``coords`` is the float [N, 2] projection (or a path to ``coords.npy``), row i = sample row_id i;
+    ``clusters`` the project folder, a ``clusters.json`` path, or the same object with arrays as
+    ``assignments``; ``embed_info`` the embed stage's ``info.json`` (dict or path);
+    ``source_rows`` how many rows the sample was drawn from (for the summary line).
+    """
+    out = Path(out_folder)
+    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(coords, (str, Path)):
+        coords = np.load(coords)
+    coords = np.asarray(coords, dtype=np.float64)
+    if isinstance(embed_info, (str, Path)):
+        embed_info = json.loads(Path(embed_info).read_text())
+    embed_info = embed_info or {}
+    sample = _read_sample(Path(sample_parquet))
+    n = len(sample["row_id"])
+    if coords.shape != (n, 2):
+        raise ValueError(f"coords has shape {coords.shape}, expected ({n}, 2) for the sample's rows")
+    levels = _load_clusters(clusters, n)
+
+    bounds = xy_bounds(coords)
+    qxy = quantise_xy(coords, bounds)
+    order = morton_order(qxy) if n else np.arange(0)
+    qxy = qxy[order]
+
+    # Domains: the most common ones get a category, the rest are "other".
+    domain_values = np.array([d if isinstance(d, str) and d else "" for d in sample["domain"]], dtype=object)[order]
+    names, inverse, counts = np.unique(domain_values.astype(str), return_inverse=True, return_counts=True)
+    ranked = [i for i in np.argsort(-counts, kind="stable") if names[i] != ""][:TOP_DOMAINS]
+    domain_table = [str(names[i]) for i in ranked] + ["other"]
+    lookup = np.full(len(names), len(ranked), dtype=np.uint16)
+    lookup[ranked] = np.arange(len(ranked), dtype=np.uint16)
+    domain_ids = lookup[inverse] if n else np.zeros(0, np.uint16)
+    domain_counts = np.bincount(domain_ids, minlength=len(domain_table)).tolist()
+
+    # Scores.
+    score_meta, score_bytes = [], np.full((n, 4), MISSING_U8, dtype=np.uint8)
+    for column, (name, label, fixed) in enumerate(SCORES):
+        values = sample[name][order]
+        finite = values[np.isfinite(values)]
+        if fixed:
+            lo, hi = fixed
+        elif len(finite):
+            lo, hi = float(finite.min()), float(finite.max())
+        else:
+            lo, hi = 0.0, 1.0
+        if hi <= lo:
+            hi = lo + 1.0
+        score_bytes[:, column] = quantise_score(values, lo, hi)
+        score_meta.append({"name": name, "label": label, "min": lo, "max": hi, "present": int(len(finite)),
+                           "index": column})
+
+    # Cluster levels: ids are re-numbered as indices into the level's cluster list.
+    cluster_meta, cluster_columns = [], []
+    for level in levels:
+        clusters_list = sorted(level["clusters"], key=lambda c: int(c["id"]))[: NO_CLUSTER - 1]
+        assign = level["assignments"][order]
+        ids = np.array([int(c["id"]) for c in clusters_list], dtype=np.int64)
+        column = np.full(n, NO_CLUSTER, dtype=np.uint16)
+        if len(ids):
+            sorter = np.argsort(ids)
+            pos = np.searchsorted(ids, assign, sorter=sorter)
+            pos = np.clip(pos, 0, len(ids) - 1)
+            hit = ids[sorter[pos]] == assign
+            column[hit] = sorter[pos][hit].astype(np.uint16)
+        sizes = np.bincount(column[column != NO_CLUSTER], minlength=len(clusters_list)).tolist()
+        cx = [(float(c.get("x", 0.0)) - bounds["x0"]) / bounds["span"] for c in clusters_list]
+        cy = [(float(c.get("y", 0.0)) - bounds["y0"]) / bounds["span"] for c in clusters_list]
+        cluster_meta.append({
+            "name": level["name"],
+            "column": f"cluster_{level['name']}",
+            "ids": [int(c["id"]) for c in clusters_list],
+            "labels": [str(c.get("label", f"cluster {c['id']}")) for c in clusters_list],
+            "x": [round(v, 6) for v in cx],
+            "y": [round(v, 6) for v in cy],
+            "size": [int(s) for s in sizes],
+        })
+        cluster_columns.append((f"cluster_{level['name']}", column))
+
+    # points.bin: columns one after another, 4-byte aligned.
+    columns = [("xy", "uint16", 2, qxy.reshape(-1)), ("domain", "uint16", 1, domain_ids.astype(np.uint16))]
+    columns += [(name, "uint16", 1, col) for name, col in cluster_columns]
+    columns.append(("scores", "uint8", 4, score_bytes.reshape(-1)))
+    layout, offset = [], 0
+    with open(out / "points.bin", "wb") as handle:
+        for name, dtype, components, array in columns:
+            data = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()
+            layout.append({"name": name, "type": dtype, "components": components, "offset": offset,
+                           "length": int(array.size)})
+            handle.write(data)
+            offset += len(data)
+            pad = (-offset) % 4
+            if pad:
+                handle.write(b"\0" * pad)
+                offset += pad
+    points_bytes = offset
+
+    # Text chunks.
+    chunks = math.ceil(n / chunk_size) if n else 0
+    for sub in ("text", "detail"):
+        if (out / sub).exists():
+            shutil.rmtree(out / sub)
+        (out / sub).mkdir()
+    captions = sample["caption"][order]
+    urls, hosts, raw_domains = sample["url"][order], sample["host"][order], sample["domain"][order]
+    row_ids = np.asarray(sample["row_id"])[order]
+    raw_scores = [sample[name][order] for name, _, _ in SCORES]
+    unsafe_urls = 0
+    for chunk in range(chunks):
+        lo, hi = chunk * chunk_size, min(n, (chunk + 1) * chunk_size)
+        text = [c[:MAX_CAPTION] if isinstance(c, str) else "" for c in captions[lo:hi]]
+        detail = []
+        for i in range(lo, hi):
+            url = safe_http_url(urls[i])
+            if url is None and urls[i]:
+                unsafe_urls += 1
+            detail.append([
+                url,
+                hosts[i] if isinstance(hosts[i], str) else None,
+                raw_domains[i] if isinstance(raw_domains[i], str) else None,
+                int(row_ids[i]),
+                *[_clean_float(s[i]) for s in raw_scores],
+            ])
+        name = f"{chunk:05d}.json"
+        (out / "text" / name).write_text(json.dumps(text, ensure_ascii=False, separators=(",", ":")))
+        (out / "detail" / name).write_text(json.dumps(detail, ensure_ascii=False, separators=(",", ":")))
+
+    colour_by = []
+    if cluster_meta:
+        colour_by.append("cluster")
+    if n:
+        colour_by.append("domain")
+    colour_by += [s["name"] for s in score_meta if s["present"] > 0]
+
+    meta = {
+        "format": FORMAT,
+        "count": int(n),
+        "sample_rows": int(source_rows) if source_rows else int(n),
+        "bounds": bounds,
+        "points": {"file": "points.bin", "bytes": points_bytes, "bytes_per_point": round(points_bytes / n, 3) if n else 0,
+                   "columns": layout},
+        "chunk_size": int(chunk_size),
+        "chunks": int(chunks),
+        "text": "text/{chunk}.json",
+        "detail": "detail/{chunk}.json",
+        "detail_fields": ["url", "host", "domain", "row_id"] + [name for name, _, _ in SCORES],
+        "domains": domain_table,
+        "domain_counts": domain_counts,
+        "scores": score_meta,
+        "clusters": cluster_meta,
+        "colour_by": colour_by,
+        "colour_labels": {key: COLOUR_LABELS[key] for key in colour_by},
+        "method": embed_info.get("method"),
+        "model": embed_info.get("model"),
+        "notice": embed_info.get("notice"),
+    }
+    (out / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, separators=(",", ":")))
+    log.info("map data: %d points, %d bytes of points (%.1f B/point), %d text chunks", n, points_bytes,
+             points_bytes / n if n else 0, chunks)
+    return {"points": int(n), "bytes": points_bytes, "chunks": int(chunks), "colour_by": colour_by,
+            "unsafe_urls": unsafe_urls}
+
+
+# ----------------------------------------------------------------------------- stage
+
+
+def _source_rows(ctx) -> int | None:
+    summary = ctx.summary("sample") or {}
+    if isinstance(summary, dict):
+        for key in ("source_rows", "safe_rows", "rows_total", "total_rows", "population", "rows"):
+            value = summary.get(key)
+            if isinstance(value, int) and value > 0:
+                return value
+    return None
+
+
+def _run(ctx, folder: Path) -> dict:
+    project = ctx.output("project")
+    return write_mapdata(
+        ctx.output("sample") / "sample.parquet",
+        project / "coords.npy",
+        project,
+        ctx.output("embed") / "info.json",
+        folder,
+        source_rows=_source_rows(ctx),
+    )
+
+
+STAGE = Stage(
+    "mapdata",
+    "1",
+    inputs=lambda ctx: {"chunk_size": CHUNK_SIZE, "top_domains": TOP_DOMAINS, "format": FORMAT},
+    run=_run,
+    after=("sample", "embed", "project"),
+    description="Binary point arrays and text chunks for the interactive map",
+)
+
+
+# ----------------------------------------------------------------------------- page and widget
+
+
+def read_meta(folder: Path | None) -> dict | None:
+    if folder is None:
+        return None
+    path = Path(folder) / "meta.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        log.warning("unreadable map metadata at %s", path)
+        return None
+
+
+def page_context(folder: Path | None) -> dict:
+    """What ``map.html`` needs: ``available`` plus the summary line's values."""
+    meta = read_meta(folder)
+    if meta is None:
+        return {"available": False, "points": 0, "sample_rows": 0, "model": None, "method": None,
+                "notice": None, "colour_by": [], "colour_labels": {}, "data": "data/"}
+    return {
+        "available": True,
+        "points": meta["count"],
+        "sample_rows": meta.get("sample_rows", meta["count"]),
+        "model": meta.get("model"),
+        "method": meta.get("method"),
+        "notice": meta.get("notice"),
+        "colour_by": meta.get("colour_by", []),
+        "colour_labels": meta.get("colour_labels", {}),
+        "data": "data/",
+    }
+
+
+@widget("map")
+def map_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
+    """```atlas map height=360 colour=cluster``` -> a small live map (an iframe of the map page)."""
+    from atlas.errors import ContentError
+
+    height = arg_int(args, "height", 360, lo=120, hi=2000)
+    colour = args.get("colour") or args.get("color") or args.get("_") or ""
+    meta = read_meta(ctx.outputs.get("mapdata"))
+    if meta is None:
+        return Markup('<p class="atlas-note map-note" role="note">The map is not built for this site yet, '
+                      "so it cannot be shown here.</p>")
+    if colour and colour not in meta.get("colour_by", []):
+        raise ContentError(f"map widget: colour={colour!r} is not available",
+                           hint=f"Available: {', '.join(meta.get('colour_by', [])) or 'none'}.")
+    fragment = []
+    if colour:
+        fragment.append(f"c={colour}")
+    for key in ("x", "y", "z"):
+        if key in args:
+            try:
+                fragment.append(f"{key}={float(args[key]):g}")
+            except ValueError:
+                raise ContentError(f"map widget argument {key}={args[key]!r} must be a number") from None
+    hash_part = ("#" + "&".join(fragment)) if fragment else ""
+    title = args.get("title") or f"Interactive map of {meta['count']:,} sampled captions"
+    return Markup(
+        '<figure class="atlas-map-embed">'
+        '<iframe src="{src}" title="{title}" loading="lazy" height="{h}" style="width:100%;height:{h}px;border:0"></iframe>'
+        '<figcaption><a href="{full}">Open the full map</a></figcaption></figure>'
+    ).format(src=f"{ctx.root}map/?embed=1{hash_part}", title=title, h=height, full=f"{ctx.root}map/{hash_part}")

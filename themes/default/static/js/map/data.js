@@ -1,0 +1,114 @@
+// Loading the map's files: meta.json, the binary points (one request) and lazily the text chunks.
+
+/** Fetch JSON, throwing a readable error. */
+async function getJSON(url, signal) {
+  const response = await fetch(url, { signal });
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response.json();
+}
+
+export async function loadMeta(base) {
+  return getJSON(`${base}meta.json`);
+}
+
+/**
+ * Load points.bin and view its columns as typed arrays (no copies).
+ * Returns { count, xy: Uint16Array(2n), domain: Uint16Array, clusters: {name: Uint16Array}, scores: Uint8Array(4n) }.
+ */
+export async function loadPoints(base, meta, onProgress) {
+  const response = await fetch(`${base}${meta.points.file}`);
+  if (!response.ok) throw new Error(`points: HTTP ${response.status}`);
+  let buffer;
+  const total = meta.points.bytes;
+  if (response.body && onProgress) {
+    const reader = response.body.getReader();
+    const bytes = new Uint8Array(total);
+    let received = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      bytes.set(value.subarray(0, Math.max(0, Math.min(value.length, total - received))), received);
+      received += value.length;
+      onProgress(Math.min(1, received / total));
+    }
+    buffer = bytes.buffer;
+  } else {
+    buffer = await response.arrayBuffer();
+  }
+  const views = {};
+  for (const column of meta.points.columns) {
+    const Type = column.type === 'uint16' ? Uint16Array : Uint8Array;
+    views[column.name] = new Type(buffer, column.offset, column.length);
+  }
+  const clusters = {};
+  for (const level of meta.clusters) clusters[level.name] = views[level.column];
+  return {
+    count: meta.count,
+    xy: views.xy,
+    domain: views.domain,
+    clusters,
+    scores: views.scores,
+  };
+}
+
+/** Text chunks, fetched on demand and kept. */
+export class ChunkStore {
+  constructor(base, meta) {
+    this.base = base;
+    this.meta = meta;
+    this.size = meta.chunk_size;
+    this.text = new Map();
+    this.detail = new Map();
+  }
+
+  chunkOf(index) {
+    return Math.floor(index / this.size);
+  }
+
+  _get(cache, template, chunk) {
+    let promise = cache.get(chunk);
+    if (!promise) {
+      const name = String(chunk).padStart(5, '0');
+      promise = getJSON(this.base + template.replace('{chunk}', name)).catch((error) => {
+        cache.delete(chunk);
+        throw error;
+      });
+      cache.set(chunk, promise);
+    }
+    return promise;
+  }
+
+  captions(chunk) {
+    return this._get(this.text, this.meta.text, chunk);
+  }
+
+  details(chunk) {
+    return this._get(this.detail, this.meta.detail, chunk);
+  }
+
+  /** Everything about one point: { caption, url, host, domain, row_id, aesthetic, ... }. */
+  async point(index) {
+    const chunk = this.chunkOf(index);
+    const [captions, details] = await Promise.all([this.captions(chunk), this.details(chunk)]);
+    const offset = index - chunk * this.size;
+    const row = details[offset] || [];
+    const out = { caption: captions[offset] ?? '' };
+    this.meta.detail_fields.forEach((field, i) => {
+      out[field] = row[i] ?? null;
+    });
+    return out;
+  }
+
+  /** Has the caption of this point already arrived? Returns it or undefined. */
+  async captionIfLoaded(index) {
+    const chunk = this.chunkOf(index);
+    if (!this.text.has(chunk)) return undefined;
+    const captions = await this.text.get(chunk);
+    return captions[index - chunk * this.size];
+  }
+}
+
+/** http(s) links only; anything else is never used as a link or an image source. */
+export function safeUrl(value) {
+  return typeof value === 'string' && /^https?:\/\/[^\s"'<>\\`]+$/i.test(value) ? value : null;
+}
