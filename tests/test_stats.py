@@ -272,3 +272,14 @@ def test_laion400m_nsfw_tags_are_counted_and_hidden(tmp_path):
     assert {c["value"]: c["count"] for c in stats["categories"]["license"]} == {"?": 4, "cc-by": 1}
     shown = {e["caption"] for e in examples["captions"]}
     assert shown == {"fine one", "fine two"}  # where the data has tags, untagged rows are not shown either
+
+
+def test_huge_values_land_in_the_last_bin(tmp_path):
+    shard = write_shard(
+        tmp_path / "big.parquet",
+        {"URL": ["https://a.org/1", "https://a.org/2"], "TEXT": ["x", "y"], "WIDTH": [1e9, 1e300], "similarity": [1e12, 0.3]},
+        {"WIDTH": pa.float64(), "similarity": pa.float64()},
+    )
+    stats, _ = _stats([shard])
+    assert stats["histograms"]["width"]["counts"][-1] == 2
+    assert stats["histograms"]["similarity"]["counts"][-1] == 1

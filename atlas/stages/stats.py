@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from atlas.config import DataConfig
-from atlas.data import Rows, quote_literal, registrable_domain, safe_condition, safe_http_url
+from atlas.data import HOST_SQL, Rows, quote_literal, registrable_domain, safe_condition, safe_http_url
 from atlas.errors import ContentError
 from atlas.pipeline import BuildContext, Stage
 
@@ -45,13 +45,23 @@ class Histogram:
     def edges(self) -> list[float]:
         return [round(self.lo + i * self.step, 10) for i in range(self.bins + 1)]
 
+    @property
+    def value_sql(self) -> str:
+        return f"CAST({self.expr or self.column} AS DOUBLE)"
+
+    def valid_sql(self) -> str:
+        """Missing, NaN, infinite and negative values are invalid (DuckDB sorts NaN above all)."""
+        value = self.value_sql
+        return f"({value} IS NOT NULL AND NOT isnan({value}) AND NOT isinf({value}) AND {value} >= 0)"
+
     def bin_sql(self) -> str:
-        value = f"CAST({self.expr or self.column} AS DOUBLE)"
+        value = self.value_sql
         # The 1e-9 keeps a value sitting on an edge (0.29 / 0.01 = 28.999...) in its own bin.
         return (
-            f"CASE WHEN {value} IS NULL OR isnan({value}) OR isinf({value}) OR {value} < 0 THEN -1 "
-            f"ELSE least(greatest(CAST(floor(({value} - {self.lo!r}) / {self.step!r} + 1e-9) AS INTEGER), 0), "
-            f"{self.bins - 1}) END"
+            f"CASE WHEN NOT {self.valid_sql()} THEN -1 "
+            # Clamp while still a DOUBLE: a value like 1e300 must land in the last bin, not overflow.
+            f"ELSE CAST(least(greatest(floor(({value} - {self.lo!r}) / {self.step!r} + 1e-9), 0), "
+            f"{self.bins - 1}) AS INTEGER) END"
         )
 
 
@@ -91,29 +101,43 @@ def _present(rows: Rows) -> list[Histogram]:
     return [h for h in HISTOGRAMS if rows.has("caption" if h.column == "caption_length" else h.column)]
 
 
+#: The part of a URL its host is taken from: everything before the first ``/`` after the first
+#: ``//`` (scheme, user-info, host, port). :data:`atlas.data.HOST_SQL` never looks past it, so
+#: grouping rows by this cheap prefix and applying the host expression to the distinct prefixes
+#: afterwards gives the same host counts as grouping by ``host``, with the costly host regexes run
+#: once per distinct prefix instead of once per row. NULL exactly where the URL is NULL.
+AUTHORITY_SQL = "regexp_extract(url, '^[^/]*//[^/]*')"
+
+
 def _scan(rows: Rows, threshold: float) -> dict:
-    """The one pass: host counts, every histogram, categories, threshold shares, row count."""
+    """The one pass: host counts, every histogram, categories, threshold shares, row count.
+
+    In ``GROUPING SETS`` every aggregate is computed for every set, so the threshold flags are not
+    summed: they are packed into one small key (bit i: flag i) counted as one more set, and the
+    counts per flag are added up here.
+    """
     hists = _present(rows)
     cats = [c for c in CATEGORIES if rows.has(c)]
-    keys = ["host"] + [f"b_{h.column}" for h in hists] + [f"c_{c}" for c in cats]
+    keys = ["authority"] + [f"b_{h.column}" for h in hists] + [f"c_{c}" for c in cats] + ["flags"]
     over = []
     for h in hists:
         for value, _ in h.thresholds:
             over.append((h, value, f"o_{h.column}_{len(over)}"))
-    select = ["host"] + [f"{h.bin_sql()} AS b_{h.column}" for h in hists]
+    authority = AUTHORITY_SQL if rows.has("url") else "NULL::VARCHAR"
+    select = [f"{authority} AS authority"] + [f"{h.bin_sql()} AS b_{h.column}" for h in hists]
     select += [f"coalesce({c}, '(missing)') AS c_{c}" for c in cats]
-    select += [
-        f"(CAST({h.expr or h.column} AS DOUBLE) >= {value!r})::INTEGER AS {name}" for h, value, name in over
-    ]
-    unsafe = f"(punsafe >= {float(threshold)!r})::INTEGER" if rows.has("punsafe") else "0"
-    select.append(f"{unsafe} AS o_unsafe")
-    select.append("(url IS NOT NULL AND host IS NULL)::INTEGER AS o_badurl" if rows.has("url") else "0 AS o_badurl")
+    flags = [f"coalesce({h.valid_sql()} AND {h.value_sql} >= {value!r}, false)" for h, value, _ in over]
+    # Counted as unsafe: at or over the threshold. NaN is unknown, not unsafe (it is never shown either).
+    flags.append(
+        f"coalesce(NOT isnan(punsafe) AND punsafe >= {float(threshold)!r}, false)" if rows.has("punsafe") else "false"
+    )
+    select.append(" + ".join(f"({flag})::INTEGER * {1 << i}" for i, flag in enumerate(flags)) + " AS flags")
     sets = ", ".join(f"({k})" for k in keys) + ", ()"
-    aggs = ", ".join([f"sum({name})" for _, _, name in over] + ["sum(o_unsafe)", "sum(o_badurl)", "count(*)"])
     groupings = ", ".join(f"grouping({k})" for k in keys)
     sql = (
         f"WITH t AS (SELECT {', '.join(select)} FROM rows) "
-        f"SELECT {groupings}, {', '.join(keys)}, {aggs} FROM t GROUP BY GROUPING SETS ({sets})"
+        f"SELECT {groupings}, {', '.join(keys)}, {HOST_SQL.format(col='authority')} AS authority_host, count(*) "
+        f"FROM t GROUP BY GROUPING SETS ({sets})"
     )
     result = rows.con.execute(sql).fetchall()
     n_keys = len(keys)
@@ -123,21 +147,25 @@ def _scan(rows: Rows, threshold: float) -> dict:
     categories: dict[str, dict[str, int]] = {c: {} for c in cats}
     total = {"rows": 0, "over": [0] * len(over), "unsafe": 0, "bad_urls": 0}
     for record in result:
-        flags = record[:n_keys]
+        flags_set = record[:n_keys]
         values = record[n_keys : 2 * n_keys]
-        sums = record[2 * n_keys :]
-        count = sums[-1]
-        if all(flags):  # the () set: grand totals
+        host, count = record[2 * n_keys], record[2 * n_keys + 1]
+        if all(flags_set):  # the () set: grand total
             total["rows"] = count
-            total["over"] = [int(s or 0) for s in sums[: len(over)]]
-            total["unsafe"] = int(sums[len(over)] or 0)
-            total["bad_urls"] = int(sums[len(over) + 1] or 0)
             continue
-        which = flags.index(0)
+        which = flags_set.index(0)
         key, value = keys[which], values[which]
-        if key == "host":
-            if value is not None:
-                hosts[value] = count
+        if key == "authority":  # several prefixes (www., ports, case) can share a host
+            if host is not None:
+                hosts[host] = hosts.get(host, 0) + count
+            elif value is not None:  # a URL without a host
+                total["bad_urls"] += count
+        elif key == "flags":
+            for i in range(len(over)):
+                if value >> i & 1:
+                    total["over"][i] += count
+            if value >> len(over) & 1:
+                total["unsafe"] += count
         elif key.startswith("b_"):
             column = key[2:]
             if value == -1:
@@ -178,15 +206,21 @@ def read_artists(path: Path) -> list[str]:
 
 
 #: Lower case, every run of non-letters/digits becomes one space: whole-word matching on tokens.
-_NORMALISE = "trim(regexp_replace(lower({x}), '[^\\p{{L}}\\p{{N}}]+', ' ', 'g'))"
+#: (The regex leaves single spaces alone, which are most separators, and replaces only the runs
+#: that contain something else or several spaces: the same result as replacing every run, at
+#: half the cost, since DuckDB's global replace pays per match.)
+_NORMALISE = "trim(regexp_replace(lower({x}), '[^\\p{{L}}\\p{{N}}]*[^\\p{{L}}\\p{{N}} ][^\\p{{L}}\\p{{N}}]*| {{2,}}', ' ', 'g'))"
 
 
 def count_artists(rows: Rows, names: list[str]) -> list[dict]:
     """Captions mentioning each name (case-insensitive, whole words), in one DuckDB pass.
 
-    Each caption is normalised to words; its word n-grams of the lengths the names have are
-    joined (a hash join) with the normalised names, so the cost grows with caption words, not
-    with the number of names. A caption mentioning a name twice counts once.
+    Captions and names are normalised to space-separated words. Each name has a key: its
+    longest word. The distinct words of each caption are hash-joined with the keys (cost grows
+    with caption words, not with the number of names), and only the few captions holding a key
+    are checked for the whole name with a plain substring test on the normalised text
+    (``' w1 w2 '`` in ``' caption words '`` is exactly "these words in a row"). A caption
+    mentioning a name twice counts once.
     """
     if not names or not rows.has("caption"):
         return [{"name": n, "count": 0} for n in names]
@@ -194,48 +228,63 @@ def count_artists(rows: Rows, names: list[str]) -> list[dict]:
     import pyarrow as pa
 
     con.register("artist_names", pa.table({"name": pa.array(names, pa.string())}))
+    longest = "list_reduce(string_split(norm, ' '), lambda a, b: CASE WHEN length(b) > length(a) THEN b ELSE a END)"
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE artist_norm AS SELECT name, norm, len(string_split(norm, ' ')) AS n "
+        f"CREATE OR REPLACE TEMP TABLE artist_norm AS SELECT DISTINCT name, norm, {longest} AS key "
         f"FROM (SELECT name, {_NORMALISE.format(x='name')} AS norm FROM artist_names) WHERE norm <> ''"
     )
-    lengths = sorted(r[0] for r in con.execute("SELECT DISTINCT n FROM artist_norm").fetchall())
-    grams = []
-    for n in lengths:
-        if n == 1:
-            grams.append("w")
-        else:
-            grams.append(f"list_transform(range(1, len(w) - {n - 2}), lambda i: array_to_string(w[i:i + {n - 1}], ' '))")
-    concat = grams[0] if len(grams) == 1 else f"flatten([{', '.join(grams)}])"
     sql = f"""
-        WITH words AS (
-            SELECT string_split({_NORMALISE.format(x='caption')}, ' ') AS w FROM rows WHERE caption IS NOT NULL
-        ), grams AS (
-            SELECT unnest(list_distinct({concat})) AS g FROM words
+        WITH captions AS (
+            SELECT {_NORMALISE.format(x='caption')} AS norm FROM rows WHERE caption IS NOT NULL
+        ), words AS (
+            SELECT norm, unnest(list_distinct(string_split(norm, ' '))) AS word FROM captions
         ), hits AS (
-            SELECT g, count(*) AS c FROM grams WHERE g IN (SELECT norm FROM artist_norm) GROUP BY g
+            SELECT a.name, count(*) AS c FROM words w JOIN artist_norm a ON a.key = w.word
+            WHERE contains(' ' || w.norm || ' ', ' ' || a.norm || ' ')
+            GROUP BY a.name
         )
-        SELECT a.name, coalesce(h.c, 0) FROM artist_norm a LEFT JOIN hits h ON h.g = a.norm
+        SELECT a.name, coalesce(h.c, 0) FROM artist_norm a LEFT JOIN hits h ON h.name = a.name
     """
     counts = dict(con.execute(sql).fetchall())
     return [{"name": n, "count": int(counts.get(n, 0))} for n in sorted(names, key=lambda n: (-counts.get(n, 0), n))]
 
 
 def _examples(rows: Rows, threshold: float, seed: int) -> dict:
-    """Deterministic example captions of safe rows (ordering by a seeded hash, thread-proof)."""
+    """Deterministic example captions of safe rows (ordering by a seeded hash, thread-proof).
+
+    One pass: ``min_by(..., n)`` keeps the n rows with the smallest hash (in that order) for both
+    lists; hosts are computed for the picked rows only. A caption counts as blank when it has
+    nothing but space characters (Unicode Zs, what ``trim`` removes): the regex test finds that
+    without building the trimmed copy of every caption.
+    """
     if not rows.has("caption"):
         return {"captions": [], "html": []}
     safe = safe_condition(rows, threshold)
-    url = "url" if rows.has("url") else "NULL"
-    base = (
-        f"SELECT {url} AS url, caption, host FROM rows WHERE caption IS NOT NULL AND length(trim(caption)) > 0 "
-        f"AND ({safe})"
-    )
-    order = f"ORDER BY hash(coalesce(caption, '') || coalesce({url}, '') || {quote_literal(str(seed))})"
-    picked = rows.con.execute(f"{base} {order} LIMIT {EXAMPLES}").fetchall()
-    html = rows.con.execute(f"{base} AND regexp_matches(caption, '<[a-zA-Z/!][^>]*>') {order} LIMIT 24").fetchall()
+    url = "url" if rows.has("url") else "NULL::VARCHAR"
+    key = f"hash(coalesce(caption, '') || coalesce({url}, '') || {quote_literal(str(seed))})"
+    picked, html = rows.con.execute(
+        f"""
+        SELECT min_by(struct_pack(url, caption), k, {EXAMPLES}),
+               min_by(struct_pack(url, caption), k, 24) FILTER (WHERE regexp_matches(caption, '<[a-zA-Z/!][^>]*>'))
+        FROM (
+            SELECT {url} AS url, caption, {key} AS k FROM rows
+            WHERE caption IS NOT NULL AND regexp_matches(caption, '[^\\p{{Zs}}]') AND ({safe})
+        )
+        """
+    ).fetchone()
+    picked, html = picked or [], html or []
+    urls = sorted({item["url"] for item in picked + html if item["url"] is not None})
+    hosts = dict(
+        rows.con.execute(
+            f"SELECT url, {HOST_SQL.format(col='url')} FROM (SELECT unnest(?::VARCHAR[]) AS url)", [urls]
+        ).fetchall()
+    ) if urls else {}
 
     def shape(items):
-        return [{"url": safe_http_url(u), "caption": c, "host": h} for u, c, h in items]
+        return [
+            {"url": safe_http_url(item["url"]), "caption": item["caption"], "host": hosts.get(item["url"])}
+            for item in items
+        ]
 
     return {"captions": shape(picked), "html": shape(html)}
 

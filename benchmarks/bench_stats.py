@@ -1,0 +1,293 @@
+"""Benchmark: the statistics stage over 10 million rows against one hand-written DuckDB query.
+
+    python benchmarks/bench_stats.py [--rows 10000000] [--shards 10] [--repeat 5] [--artists-repeat 1]
+
+Measures wall time and peak memory (RSS of the child process, from ``os.wait4``) of
+
+- ``atlas stats --data 'DIR/*.parquet' --json OUT`` without an artist list (hosts, domains,
+  every histogram, threshold shares, categories, example captions);
+- the hand-written query a user would type for the same host counts and histograms
+  (below, ``HAND_WRITTEN``), run by ``duckdb`` in a fresh Python process;
+- ``atlas stats`` again with the artist list of ``content/artists.txt`` (if present), separately.
+
+The runs alternate (atlas, hand-written, atlas, ...) and repeat; the table gives medians.
+Targets: atlas within 1.5x of the hand-written query, and under 2 GB peak memory.
+
+Data: 1 million LAION-shaped demo rows (``atlas.demo``) are generated once and replicated into
+``--rows`` rows over ``--shards`` shards with DuckDB: each replica gets its own URL paths and
+renames the long tail of small sites (``shop123.com`` -> ``shop123-r4.com``), so the number
+of distinct hosts grows with the data like in LAION while the big hosts stay big. The shards are
+cached in ``benchmarks/.data/`` (git-ignored) and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import DATA, ROOT, load_average, median, python_child, run_child, table, write_result  # noqa: E402
+
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+BASE_ROWS = 1_000_000
+TARGET_RATIO = 1.5
+TARGET_MB = 2048
+
+#: The hand-written comparison, as a user would write it: hosts with GROUP BY ALL, then one
+#: histogram() aggregate per column with the same bins as atlas (values at or over the top edge
+#: go in the last bin). {src} is the read_parquet(...) of the shards.
+HAND_WRITTEN = """
+SELECT host, count(*) AS n
+FROM (SELECT lower(regexp_extract(URL, '^[a-zA-Z]+://(?:www\\.)?([^/:?#]+)', 1)) AS host FROM {src})
+GROUP BY ALL
+ORDER BY n DESC;
+
+SELECT
+    histogram(least(floor(similarity / 0.01 + 1e-9), 59))     AS similarity,
+    histogram(least(floor(punsafe / 0.02 + 1e-9), 49))        AS punsafe,
+    histogram(least(floor(pwatermark / 0.02 + 1e-9), 49))     AS pwatermark,
+    histogram(least(floor(aesthetic / 0.25 + 1e-9), 39))      AS aesthetic,
+    histogram(least(floor(WIDTH / 64 + 1e-9), 31))            AS width,
+    histogram(least(floor(HEIGHT / 64 + 1e-9), 31))           AS height,
+    histogram(least(floor(length(TEXT) / 8 + 1e-9), 49))      AS caption_length
+FROM {src};
+"""
+
+#: Runs HAND_WRITTEN in a child process and prints a JSON summary (for the agreement check).
+HAND_CHILD = r"""
+import json, sys, duckdb
+sql, glob = sys.argv[1], sys.argv[2]
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
+src = "read_parquet('" + glob.replace("'", "''") + "')"
+hosts_sql, hist_sql = [s for s in sql.format(src=src).split(";") if s.strip()]
+hosts = con.execute(hosts_sql).fetchall()
+hist = con.execute(hist_sql).fetchone()
+names = [d[0] for d in con.description]
+print(json.dumps({
+    "distinct_hosts": len(hosts),
+    "rows": sum(n for _, n in hosts),
+    "top_hosts": [[h, n] for h, n in hosts[:5]],
+    "histograms": {name: {(str(int(k)) if k == k else "nan"): v for k, v in h.items() if k is not None} for name, h in zip(names, hist)},
+}))
+"""
+
+
+def prepare(rows: int, shards: int) -> Path:
+    """The cached shards for (rows, shards): generate 1M demo rows once, replicate with DuckDB."""
+    import duckdb
+
+    folder = DATA / f"stats-{rows // 1_000_000}m-{shards}"
+    marker = folder / "READY"
+    if marker.exists():
+        return folder
+    base = DATA / "demo-1m"
+    if not (base / "READY").exists():
+        from atlas.demo import write_demo_shards
+
+        shutil.rmtree(base, ignore_errors=True)
+        print(f"generating {BASE_ROWS:,} demo rows in {base} (about a minute) ...", flush=True)
+        start = time.perf_counter()
+        write_demo_shards(base, rows=BASE_ROWS, shards=4, seed=7)
+        (base / "READY").write_text("ok\n")
+        print(f"  done in {time.perf_counter() - start:.0f}s", flush=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    replicas = -(-rows // BASE_ROWS)
+    per_shard = -(-replicas // shards)
+    print(f"replicating into {rows:,} rows over {shards} shards in {folder} ...", flush=True)
+    start = time.perf_counter()
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    src = f"read_parquet('{base}/*.parquet')"
+    for shard in range(shards):
+        first = shard * per_shard
+        reps = [r for r in range(first, first + per_shard) if r < replicas]
+        if not reps:
+            break
+        # Replica r: the big hosts stay as they are, small sites (a number before the dot, as the
+        # demo's long tail has) are renamed per replica, and every URL path gets its own prefix.
+        con.execute(
+            f"""
+            COPY (
+                SELECT
+                    replace(
+                        regexp_replace(URL, '^(https?://[^/]*?[0-9]+)\\.', '\\1-r' || r || '.'),
+                        '/images/', '/images/r' || r || '/'
+                    ) AS URL,
+                    TEXT, WIDTH, HEIGHT, similarity, hash + r * 1000000000000 AS hash,
+                    punsafe, pwatermark, aesthetic
+                FROM {src}, (SELECT unnest({reps}) AS r)
+                LIMIT {min(rows - first * BASE_ROWS, len(reps) * BASE_ROWS)}
+            ) TO '{folder}/part-{shard:05d}.parquet' (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 122880)
+            """
+        )
+    con.close()
+    marker.write_text(json.dumps({"rows": rows, "shards": shards}) + "\n")
+    print(f"  done in {time.perf_counter() - start:.0f}s", flush=True)
+    return folder
+
+
+def atlas_stats(glob: str, content: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "atlas", "stats", "--data", glob, "--content", str(content), "--json", str(out)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--shards", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--artists-repeat", type=int, default=1, help="runs with content/artists.txt (0: none)")
+    args = parser.parse_args()
+
+    folder = prepare(args.rows, args.shards)
+    glob = f"{folder}/*.parquet"
+    shards = sorted(folder.glob("*.parquet"))
+    data_mb = sum(p.stat().st_size for p in shards) / 1e6
+    load_start = load_average()
+    print(f"load average at start: {load_start}", flush=True)
+    print(f"data: {args.rows:,} rows, {len(shards)} shards, {data_mb:,.0f} MB ({folder})", flush=True)
+
+    work = Path(tempfile.mkdtemp(prefix="bench-stats-"))
+    empty_content = work / "content"  # a content folder without an artist list
+    empty_content.mkdir()
+    out = work / "stats.json"
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    hand_cmd = python_child(HAND_CHILD, HAND_WRITTEN, glob)
+    runs: dict[str, list[dict]] = {"atlas": [], "hand": []}
+    hand_result = None
+    for i in range(args.repeat):
+        order = ["atlas", "hand"] if i % 2 == 0 else ["hand", "atlas"]
+        for which in order:
+            if which == "atlas":
+                result = run_child(atlas_stats(glob, empty_content, out), cwd=ROOT, env=env)
+            else:
+                result = run_child(hand_cmd, cwd=ROOT, env=env)
+                hand_result = json.loads(result["stdout"])
+            runs[which].append(
+                {"seconds": result["seconds"], "cpu_seconds": result["cpu_seconds"], "peak_rss_mb": result["peak_rss_mb"]}
+            )
+            print(f"  run {i + 1} {which:5s} {result['seconds']:7.2f}s  cpu {result['cpu_seconds']:7.2f}s  "
+                  f"{result['peak_rss_mb']:7.0f} MB", flush=True)
+
+    stats = json.loads(out.read_text())
+    agreement = check(stats, hand_result)
+
+    artists_runs = []
+    artists_file = ROOT / "content" / "artists.txt"
+    if artists_file.exists() and args.artists_repeat > 0:
+        from atlas.stages.stats import read_artists
+
+        n_names = len(read_artists(artists_file))
+        for i in range(args.artists_repeat):
+            result = run_child(atlas_stats(glob, ROOT / "content", work / "stats-artists.json"), cwd=ROOT, env=env)
+            artists_runs.append(
+                {"seconds": result["seconds"], "cpu_seconds": result["cpu_seconds"], "peak_rss_mb": result["peak_rss_mb"]}
+            )
+            print(f"  run {i + 1} atlas+artists {result['seconds']:7.2f}s  {result['peak_rss_mb']:7.0f} MB", flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+
+    def summary(items):
+        return {
+            "median_seconds": round(median([r["seconds"] for r in items]), 3),
+            "median_cpu_seconds": round(median([r["cpu_seconds"] for r in items]), 3),
+            "median_peak_rss_mb": round(median([r["peak_rss_mb"] for r in items]), 1),
+            "max_peak_rss_mb": round(max(r["peak_rss_mb"] for r in items), 1),
+            "runs": [{k: round(v, 3) for k, v in r.items()} for r in items],
+        }
+
+    atlas_s, hand_s = summary(runs["atlas"]), summary(runs["hand"])
+    ratio = atlas_s["median_seconds"] / hand_s["median_seconds"]
+    # Each round ran both back to back, so the ratio within a round is less exposed to other load.
+    paired = [a["seconds"] / h["seconds"] for a, h in zip(runs["atlas"], runs["hand"])]
+    cpu_ratio = atlas_s["median_cpu_seconds"] / hand_s["median_cpu_seconds"]
+
+    def line(label, summary):
+        return [label, f"{summary['median_seconds']:.2f}", f"{summary['median_cpu_seconds']:.2f}",
+                f"{summary['max_peak_rss_mb']:.0f}", f"{args.rows / summary['median_seconds'] / 1e6:.2f}"]
+
+    rows_table = [line("atlas stats (no artists)", atlas_s), line("hand-written DuckDB query", hand_s)]
+    payload = {
+        "rows": args.rows,
+        "shards": len(shards),
+        "data_mb": round(data_mb, 1),
+        "repeat": args.repeat,
+        "load_average_at_start": load_start,
+        "atlas_stats": atlas_s,
+        "hand_written": hand_s,
+        "hand_written_sql": HAND_WRITTEN.strip(),
+        "ratio": round(ratio, 3),
+        "cpu_ratio": round(cpu_ratio, 3),
+        "paired_ratios": [round(r, 3) for r in paired],
+        "median_paired_ratio": round(median(paired), 3),
+        "agreement": agreement,
+        "targets": {
+            "ratio_max": TARGET_RATIO,
+            "peak_rss_mb_max": TARGET_MB,
+            "ratio_met": ratio <= TARGET_RATIO,
+            "memory_met": atlas_s["max_peak_rss_mb"] < TARGET_MB,
+        },
+    }
+    if artists_runs:
+        art = summary(artists_runs)
+        payload["atlas_stats_with_artists"] = {**art, "artists": n_names, "list": "content/artists.txt"}
+        rows_table.append(line(f"atlas stats + {n_names} artists", art))
+    print()
+    print(f"statistics over {args.rows:,} rows in {len(shards)} shards ({data_mb:,.0f} MB), "
+          f"median of {args.repeat}, alternating order")
+    print(table(["", "wall s", "CPU s", "peak RSS MB", "M rows/s"], rows_table))
+    print()
+    print(f"atlas / hand-written, within each round: {', '.join(f'{r:.2f}' for r in paired)} "
+          f"(median {median(paired):.2f}x)")
+    print(f"atlas / hand-written, CPU seconds (user + system): {cpu_ratio:.2f}x")
+    print(f"atlas / hand-written, medians: {ratio:.2f}x (target <= {TARGET_RATIO}x: "
+          f"{'met' if payload['targets']['ratio_met'] else 'NOT met'}); peak memory "
+          f"{atlas_s['max_peak_rss_mb']:.0f} MB (target < {TARGET_MB} MB: "
+          f"{'met' if payload['targets']['memory_met'] else 'NOT met'})")
+    print(f"agreement: {agreement['summary']}")
+    path = write_result("bench_stats", payload)
+    print(f"wrote {path}")
+
+
+def check(stats: dict, hand: dict) -> dict:
+    """Do both give the same row count, host count and histogram bins?
+
+    The hand-written query has no notion of invalid values: NULLs drop out of ``histogram()``,
+    negative values land in negative bins, and NaN lands in the top bin (DuckDB sorts NaN above
+    every number, so ``least(NaN, 49)`` is 49), where atlas counts all of them as ``invalid``.
+    So the bins are compared one by one and any difference is explained by those rules or reported.
+    """
+    differences, explained = [], []
+    if stats["rows"] != hand["rows"]:
+        differences.append(f"rows {stats['rows']} vs {hand['rows']}")
+    if stats["distinct_hosts"] != hand["distinct_hosts"]:
+        differences.append(f"distinct hosts {stats['distinct_hosts']} (atlas) vs {hand['distinct_hosts']} (hand-written)")
+    for column, h in stats["histograms"].items():
+        theirs = hand["histograms"].get(column, {})
+        n = len(h["counts"])
+        in_range = [theirs.get(str(i), 0) for i in range(n)]
+        outside = stats["rows"] - sum(in_range)  # NULL, negative and NaN-keyed rows of the hand-written query
+        top_extra = in_range[-1] - h["counts"][-1]  # NaN counted in the top bin
+        if in_range[:-1] != h["counts"][:-1] or top_extra < 0 or outside + top_extra != h["invalid"]:
+            differences.append(f"histogram {column} differs")
+        elif top_extra:
+            explained.append(f"{column}: {top_extra:,} NaN values in the hand-written top bin, invalid in atlas")
+    return {
+        "same": not differences,
+        "differences": differences,
+        "explained": explained,
+        "summary": ("row count, distinct hosts and every histogram bin agree"
+                    + (f" (explained: {'; '.join(explained)})" if explained else ""))
+        if not differences else "; ".join(differences),
+    }
+
+
+if __name__ == "__main__":
+    main()
