@@ -47,15 +47,11 @@ DEMO_STAGE = Stage(
 
 def stages() -> list[Stage]:
     """The build's stages in order."""
-    import importlib
+    from atlas.stages import embed, gallery, mapdata, project, render, sample, stats
 
-    found = [DEMO_STAGE]
-    for name in ("stats", "sample", "embed", "project", "mapdata", "generate", "render"):
-        try:  # TODO(lead): plain imports once the map stages have landed
-            found.append(importlib.import_module(f"atlas.stages.{name}").STAGE)
-        except (ModuleNotFoundError, AttributeError):
-            pass
-    return found
+    return [
+        DEMO_STAGE, stats.STAGE, sample.STAGE, embed.STAGE, project.STAGE, mapdata.STAGE, gallery.STAGE, render.STAGE
+    ]
 
 
 def default_cache_dir(out: Path) -> Path:
@@ -217,11 +213,9 @@ def embed_description(ctx: BuildContext) -> str | None:
 
 def missing_images(content_dir: Path) -> int:
     """How many prompt x seed images of prompts.toml have not been generated (committed) yet."""
-    try:
-        from atlas.prompts import load_prompts
-        from atlas.stages.generate import generated_images
-    except ImportError:
-        return 0
+    from atlas.prompts import load_prompts
+    from atlas.stages.gallery import generated_images
+
     try:
         prompts = load_prompts(content_dir, missing_ok=True)
     except AtlasError:

@@ -149,11 +149,9 @@ def new(reporter: Reporter, directory: Path) -> None:
 
 
 def _register_generate() -> None:
-    """``atlas generate`` lives with its stage (atlas/stages/generate.py)."""
-    try:
-        from atlas.stages.generate import generate_command
-    except (ImportError, AttributeError):  # pragma: no cover - the module is always there in a release
-        return
+    """``atlas generate`` lives with its stage (atlas/stages/generate.py); torch loads only when it runs."""
+    from atlas.stages.generate import generate_command
+
     main.add_command(generate_command, "generate")
 
 

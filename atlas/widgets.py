@@ -108,12 +108,8 @@ def _load_builtin_widgets() -> None:
     """Import the modules that register widgets (kept lazy: heavy stages import on use)."""
     import importlib
 
-    for module in ("atlas.charts", "atlas.stages.mapdata", "atlas.stages.generate"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as error:
-            if error.name != module:
-                raise
+    for module in ("atlas.charts", "atlas.stages.mapdata", "atlas.stages.gallery"):
+        importlib.import_module(module)
 
 
 def arg_int(args: dict[str, str], key: str, default: int, lo: int = 1, hi: int = 10_000) -> int:

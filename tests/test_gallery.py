@@ -22,6 +22,7 @@ from PIL import Image
 from atlas.config import AtlasConfig, GenerateConfig
 from atlas.errors import ContentError
 from atlas.prompts import load_prompts, parse_prompts
+from atlas.stages import gallery as gal
 from atlas.stages import generate as gen
 from atlas.theme import make_env
 from atlas.widgets import WidgetContext, render_widget
@@ -187,7 +188,7 @@ def test_hostile_prompt_and_caption_text_is_escaped(tmp_path):
     gallery = tmp_path / "gallery"
     gallery.mkdir()
     neighbours = {"reason": None, "model": "m", "images": {"evil/1": [{"row_id": 0, "caption": HOSTILE, "domain": "<b>x.com</b>", "score": 0.3, "x": 1.0, "y": 2.0}]}}
-    (gallery / gen.NEIGHBOURS).write_text(json.dumps(neighbours))
+    (gallery / gal.NEIGHBOURS).write_text(json.dumps(neighbours))
     html = _gallery(_ctx(content, {"gallery": gallery, "embed": embed}))
     assert "<script>" not in html and "<img src=x" not in html and "<b>x.com" not in html
     assert "&lt;script&gt;" in html and "&lt;b&gt;x.com&lt;/b&gt;" in html
@@ -283,7 +284,7 @@ def test_nearest_captions_ranks_by_cosine_and_reads_captions_and_domains(tmp_pat
     queries = np.stack([vectors[3] * 2.0, vectors[17] + 0.01 * rng.normal(size=16)])
     images = [tmp_path / "a.webp", tmp_path / "b.webp"]
     coords = rng.normal(size=(50, 2)).astype(np.float32)
-    found = gen.nearest_captions(images, embed, sample, AtlasConfig(), k=4, embedder=lambda paths: queries, coords=coords)
+    found = gal.nearest_captions(images, embed, sample, AtlasConfig(), k=4, embedder=lambda paths: queries, coords=coords)
     assert found.reason is None and len(found.neighbours) == 2
     first, second = found.neighbours
     assert [n["row_id"] for n in first][:1] == [3] and first[0]["score"] == pytest.approx(1.0, abs=1e-4)
@@ -300,7 +301,7 @@ def test_unreadable_image_gets_no_neighbours(tmp_path):
     embed = _embed_folder(tmp_path, "clip", vectors)
     sample = _sample(tmp_path, [f"c{i}" for i in range(10)])
     out = (np.stack([vectors[2], np.zeros(8, np.float32)]), [None, "not an image"])
-    found = gen.nearest_captions([tmp_path / "a", tmp_path / "b"], embed, sample, AtlasConfig(), k=3, embedder=lambda p: out)
+    found = gal.nearest_captions([tmp_path / "a", tmp_path / "b"], embed, sample, AtlasConfig(), k=3, embedder=lambda p: out)
     assert found.neighbours[0][0]["row_id"] == 2 and found.neighbours[1] == []
 
 
@@ -308,7 +309,7 @@ def test_without_clip_the_section_says_why(tmp_path):
     vectors = _unit(np.random.default_rng(2), 10, 8)
     tfidf = _embed_folder(tmp_path, "tfidf", vectors)
     sample = _sample(tmp_path, [f"c{i}" for i in range(10)])
-    found = gen.nearest_captions([tmp_path / "a"], tfidf, sample, AtlasConfig(), embedder=lambda p: pytest.fail("no CLIP, no embedding"))
+    found = gal.nearest_captions([tmp_path / "a"], tfidf, sample, AtlasConfig(), embedder=lambda p: pytest.fail("no CLIP, no embedding"))
     assert found.reason and "TF-IDF" in found.reason and found.neighbours == []
 
     content = _content(tmp_path)
@@ -321,7 +322,7 @@ def test_without_clip_the_section_says_why(tmp_path):
 def test_mismatched_embedding_sizes_are_explained(tmp_path):
     embed = _embed_folder(tmp_path, "clip", _unit(np.random.default_rng(3), 10, 8))
     sample = _sample(tmp_path, [f"c{i}" for i in range(10)])
-    found = gen.nearest_captions([tmp_path / "a"], embed, sample, AtlasConfig(), embedder=lambda p: np.ones((1, 4)))
+    found = gal.nearest_captions([tmp_path / "a"], embed, sample, AtlasConfig(), embedder=lambda p: np.ones((1, 4)))
     assert found.reason and "do not match" in found.reason
 
 
@@ -331,7 +332,7 @@ def test_gallery_lists_nearest_captions_with_a_map_link(tmp_path):
     folder = tmp_path / "gallery"
     folder.mkdir()
     near = [{"row_id": 4, "caption": "chocolate mountain cake", "domain": "bakery.example", "score": 0.31, "x": 1.25, "y": -3.5}]
-    (folder / gen.NEIGHBOURS).write_text(json.dumps({"reason": None, "model": "ViT", "images": {"everest/7": near}}))
+    (folder / gal.NEIGHBOURS).write_text(json.dumps({"reason": None, "model": "ViT", "images": {"everest/7": near}}))
     html = _gallery(_ctx(content, {"gallery": folder}), "atlas gallery prompt=everest")
     assert "chocolate mountain cake" in html and "bakery.example" in html
     assert 'href="../map/#x=1.2500&amp;y=-3.5000&amp;z=6"' in html
@@ -357,9 +358,9 @@ def test_gallery_stage_places_images_with_a_tiny_clip(tmp_path):
         content, [str(shard)], sample={"size": 20, "seed": 1},
         embed={"method": "clip", "model": str(clip["config"]), "pretrained": str(clip["checkpoint"])},
     )
-    results = run_stages([sample_stage.STAGE, embed_stage.STAGE, gen.STAGE], ctx)
+    results = run_stages([sample_stage.STAGE, embed_stage.STAGE, gal.STAGE], ctx)
     assert [r.status for r in results] == ["ran", "ran", "ran"]
-    data = json.loads((ctx.output("gallery") / gen.NEIGHBOURS).read_text())
+    data = json.loads((ctx.output("gallery") / gal.NEIGHBOURS).read_text())
     assert data["reason"] is None and set(data["images"]) == {"everest/7", "astronaut/1"}
     captions = set(pq.read_table(ctx.output("sample") / "sample.parquet")["caption"].to_pylist())
     for found in data["images"].values():
@@ -369,7 +370,7 @@ def test_gallery_stage_places_images_with_a_tiny_clip(tmp_path):
         content, [str(shard)], sample={"size": 20, "seed": 1},
         embed={"method": "clip", "model": str(clip["config"]), "pretrained": str(clip["checkpoint"])},
     )
-    assert [r.status for r in run_stages([sample_stage.STAGE, embed_stage.STAGE, gen.STAGE], ctx2)][-1] == "cached"
+    assert [r.status for r in run_stages([sample_stage.STAGE, embed_stage.STAGE, gal.STAGE], ctx2)][-1] == "cached"
     html = _gallery(_ctx(content, dict(ctx.outputs)), "atlas gallery prompt=everest")
     assert "What in LAION looks like this" in html and next(iter(data["images"]["everest/7"]))["caption"] in html
 

@@ -35,7 +35,6 @@ import logging
 import math
 import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from markupsafe import Markup
