@@ -189,13 +189,9 @@ def export(ctx: BuildContext, results: list[StageResult], reporter: Reporter) ->
 
 
 def embed_info(ctx: BuildContext) -> dict | None:
-    folder = ctx.outputs.get("embed")
-    if folder is None:
-        return None
-    try:
-        return json.loads((Path(folder) / "info.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    from atlas.stages.embed import read_info
+
+    return read_info(ctx.outputs.get("embed"))
 
 
 def embed_description(ctx: BuildContext) -> str | None:

@@ -516,6 +516,16 @@ def _run(ctx, folder: Path) -> dict:
     return {"rows": int(vectors.shape[0]), "method": info["method"], "dim": info["dim"], "images": info["images"]}
 
 
+
+def read_info(folder: Path | None) -> dict | None:
+    """The ``info.json`` of an embed stage output folder (method, model, notice), or None."""
+    if folder is None:
+        return None
+    try:
+        return json.loads((Path(folder) / "info.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
 STAGE = Stage(
     "embed",
     "1",

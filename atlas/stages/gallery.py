@@ -21,6 +21,7 @@ from atlas.config import AtlasConfig
 from atlas.errors import ContentError, ModelError
 from atlas.pipeline import Stage
 from atlas.prompts import Prompt, load_prompts
+from atlas.stages.embed import read_info
 from atlas.stages.generate import (
     GENERATED,
     MAP_ZOOM,
@@ -41,15 +42,6 @@ TFIDF_REASON = (
     "images; build with CLIP weights ([embed] pretrained in atlas.toml) to see which LAION "
     "captions lie closest to each generated image."
 )
-
-
-def embed_info(embed_folder: Path | None) -> dict | None:
-    if embed_folder is None:
-        return None
-    try:
-        return json.loads((Path(embed_folder) / "info.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def unavailable_reason(info: dict | None) -> str | None:
@@ -109,7 +101,7 @@ def nearest_captions(
     """
     import numpy as np
 
-    info = embed_info(embed_folder)
+    info = read_info(embed_folder)
     reason = unavailable_reason(info)
     if reason is not None:
         return Nearest(reason)
@@ -298,7 +290,7 @@ def _neighbours_data(ctx: WidgetContext) -> dict:
             return json.loads((Path(folder) / NEIGHBOURS).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             pass
-    reason = unavailable_reason(embed_info(ctx.outputs.get("embed")))
+    reason = unavailable_reason(read_info(ctx.outputs.get("embed")))
     if reason is None:
         reason = "The gallery stage did not run in this build, so generated images were not compared with LAION captions."
     return {"reason": reason, "images": {}, "model": ""}
