@@ -156,7 +156,9 @@ def test_missing_images_render_not_generated_cards_never_broken_images(tmp_path)
     assert "atlas generate" in html and "GPU" in html
     assert "<img" not in html and ctx.assets == {}
     grid = str(render_widget("atlas bias-grid", ctx, "bias.md"))
-    assert "<img" not in grid and grid.count("not generated yet") == 6
+    # Nothing generated: one line per occupation with its planned seeds, not 6 empty cells.
+    assert "<img" not in grid and grid.count("not generated yet") == 2
+    assert "Photo portrait of a software engineer</td><td>0, 1, 2</td>" in grid
     assert "0 of 6 images generated" in grid and "atlas generate" in grid
 
 
