@@ -119,7 +119,12 @@ def _umap(reduced: np.ndarray, config: ProjectConfig, reporter=None) -> tuple[np
         model = umap.UMAP(n_components=2, n_neighbors=neighbors, min_dist=config.min_dist,
                           metric=config.metric, random_state=config.seed, n_jobs=1, low_memory=True)
     coords = np.zeros((n, 2), dtype=np.float32)
-    coords[fit_index] = np.asarray(model.fit_transform(reduced[fit_index]), dtype=np.float32)
+    with warnings.catch_warnings():
+        # Many identical captions (common in LAION, and in the demo) split the neighbour graph;
+        # umap-learn then says, once per component, that it fell back from a spectral to a
+        # (seeded, so still reproducible) random start. Harmless: keep it out of the user's terminal.
+        warnings.filterwarnings("ignore", message="Spectral initialisation failed", category=UserWarning)
+        coords[fit_index] = np.asarray(model.fit_transform(reduced[fit_index]), dtype=np.float32)
     rest = np.setdiff1d(np.arange(n), fit_index, assume_unique=True)
     if len(rest):
         # Transform in chunks so memory stays flat for millions of points.
