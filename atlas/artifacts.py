@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from atlas.cache import MANIFEST, _canonical, file_digest, fingerprint
+from atlas.cache import MANIFEST, _canonical, file_digest, fingerprint, replace_dir, tree_digests
 from atlas.errors import AtlasError
 
 ARTIFACTS = "artifacts"
@@ -86,11 +86,7 @@ def output_digest(stage: str, folder: Path) -> str:
         files = json.loads((folder / MANIFEST).read_text())["files"]
         digests = {rel: meta["sha256"] for rel, meta in files.items() if not rel.startswith("_")}
     except (OSError, ValueError, KeyError, TypeError):
-        digests = {
-            p.relative_to(folder).as_posix(): file_digest(p)
-            for p in sorted(folder.rglob("*"))
-            if p.is_file() and not p.name.startswith("_")
-        }
+        digests = tree_digests(folder, lambda rel: rel.name.startswith("_"))
     return fingerprint(digests)
 
 
@@ -228,11 +224,7 @@ class ArtifactStore:
         """Copy one stage's cache entry into ``artifacts/<stage>/``; returns what happened."""
         made_from = _canonical(portable_fingerprint(stage, result.inputs, outputs))
         target = self.folder(stage.name)
-        files = {
-            p.relative_to(result.path).as_posix(): file_digest(p)
-            for p in sorted(Path(result.path).rglob("*"))
-            if p.is_file() and p.name not in (MANIFEST,)
-        }
+        files = tree_digests(result.path, lambda rel: rel.name == MANIFEST)
         try:
             old = json.loads((target / FINGERPRINT).read_text())
             if old.get("portable") == made_from and old.get("files") == files:
@@ -254,11 +246,5 @@ class ArtifactStore:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(result.path, tmp, ignore=shutil.ignore_patterns(MANIFEST))
         (tmp / FINGERPRINT).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        old_dir = None
-        if target.exists():
-            old_dir = self.root / f".{stage.name}.old-{os.getpid()}"
-            os.replace(target, old_dir)
-        os.replace(tmp, target)
-        if old_dir is not None:
-            shutil.rmtree(old_dir, ignore_errors=True)
+        replace_dir(tmp, target)
         return "exported"

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from atlas import __version__
 from atlas.artifacts import ARTIFACT_STAGES, ARTIFACTS, ArtifactStore
-from atlas.cache import Cache
+from atlas.cache import BOOKKEEPING, Cache, replace_dir
 from atlas.config import AtlasConfig, load_config
-from atlas.data import resolve_sources
+from atlas.data import select_sources
 from atlas.demo import DEFAULT_ROWS, DEFAULT_SHARDS, GENERATOR_VERSION, write_demo_shards
 from atlas.errors import AtlasError
 from atlas.pipeline import BuildContext, Stage, StageResult, run_stages
@@ -90,10 +90,7 @@ def make_context(
 ) -> BuildContext:
     content_dir = Path(content_dir)
     config = config or load_config(content_dir)
-    if data:  # --data: paths relative to where the command runs
-        sources = resolve_sources(list(data), Path.cwd())
-    else:  # [data] sources: relative to the content folder
-        sources = resolve_sources(config.data.sources, content_dir)
+    sources = select_sources(data, config.data.sources, content_dir)
     cache = Cache(cache_dir or default_cache_dir(out))
     return BuildContext(
         config=config,
@@ -196,15 +193,9 @@ def embed_info(ctx: BuildContext) -> dict | None:
 
 def embed_description(ctx: BuildContext) -> str | None:
     """E.g. "CLIP ViT-B-32 embeddings" or "offline TF-IDF embeddings (no CLIP weights)"."""
-    info = embed_info(ctx)
-    if info is None:
-        return None
-    method = info.get("method")
-    if method == "clip":
-        return f"CLIP {info.get('model') or ''} embeddings".replace("  ", " ")
-    if method == "tfidf":
-        return "offline TF-IDF caption embeddings (no CLIP)"
-    return f"{method} embeddings ({info.get('model') or 'unknown model'})"
+    from atlas.stages.embed import describe
+
+    return describe(embed_info(ctx))
 
 
 def missing_images(content_dir: Path) -> int:
@@ -250,7 +241,7 @@ def site_size(folder: Path) -> int:
     return sum(
         p.stat().st_size
         for p in Path(folder).rglob("*")
-        if p.is_file() and p.name not in ("_manifest.json", "_summary.json")
+        if p.is_file() and p.name not in BOOKKEEPING
     )
 
 
@@ -277,20 +268,14 @@ def publish(site: Path, out: Path, info: dict) -> bool:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; a published site is world-readable
     try:
-        shutil.copytree(site, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("_manifest.json", "_summary.json"))
+        shutil.copytree(site, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*BOOKKEEPING))
         data = tmp / "data"
         data.mkdir(exist_ok=True)
         stamped = dict(info, built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         (data / "build.json").write_text(json.dumps(stamped, indent=1))
         (tmp / MARKER).write_text(info["render_key"] + "\n")
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
-            os.replace(out, old)
-        os.replace(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
     return True

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"
+#: The small JSON summary a stage returned (see atlas.pipeline).
+SUMMARY = "_summary.json"
+#: Files the cache keeps beside a stage's outputs: never published.
+BOOKKEEPING = (MANIFEST, SUMMARY)
 
 
 def _canonical(value: Any) -> Any:
@@ -63,6 +68,40 @@ def file_digest(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def tree_digests(folder: Path, skip: Callable[[Path], bool] = lambda rel: False) -> dict[str, str]:
+    """SHA-256 of every file under ``folder``, by relative POSIX path, except where ``skip(rel)``."""
+    folder = Path(folder)
+    digests = {}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if path.is_file() and not skip(rel):
+            digests[rel.as_posix()] = file_digest(path)
+    return digests
+
+
+def file_stamp(path: Path) -> dict:
+    """A file's path, size and modification time (None for a missing file): cheap identity."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return {"path": str(path), "size": None, "mtime_ns": None}
+    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Put folder ``new`` at ``target`` with two renames, then delete what was there before.
+
+    Readers see the old folder or the new one, never a half-written one.
+    """
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{os.getpid()}-{time.time_ns()}"
+        os.replace(target, old)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_manifest(folder: Path) -> None:

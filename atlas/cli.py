@@ -166,25 +166,13 @@ _register_generate()
 def stats(reporter: Reporter, data: tuple[str, ...], content: Path, json_path: Path | None) -> None:
     """Run only the statistics stage and print (or write) the JSON the site publishes."""
     from atlas.config import AtlasConfig, load_config
-    from atlas.data import open_rows, resolve_sources
-    from atlas.stages.stats import compute_stats, read_artists, stats_json
+    from atlas.data import select_sources
+    from atlas.stages.stats import run_stats, stats_json
 
     config = load_config(content) if content.is_dir() else AtlasConfig()
-    if data:
-        sources = resolve_sources(list(data), Path.cwd())
-    elif config.data.sources:
-        sources = resolve_sources(config.data.sources, content)
-    else:
+    if not data and not config.data.sources:
         raise AtlasError("atlas stats needs data", hint="Pass --data 'shards/*.parquet' or set [data] sources.")
-    names = []
-    if config.data.artists:
-        path = Path(config.data.artists)
-        path = path if path.is_absolute() else content / path
-        names = read_artists(path) if content.is_dir() else []
-    rows = open_rows(sources, config.data)
-    for note in rows.notes:
-        reporter.warn(note)
-    result, _ = compute_stats(rows, config.data, names)
+    result, _, _ = run_stats(select_sources(list(data), config.data.sources, content), config.data, content, reporter)
     text = stats_json(result)
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)

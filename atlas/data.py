@@ -277,23 +277,37 @@ def open_rows(sources: list[Source], config: DataConfig, threads: int | None = N
         select = ", ".join(f"NULL::{TYPES[c]} AS {c}" for c in CANONICAL_COLUMNS)
         con.execute(f"CREATE VIEW rows AS SELECT {select}, NULL::VARCHAR AS host WHERE false")
         return Rows(con, mapping, usable, notes)
+    inner = f"read_parquet({parquet_list_sql(usable)}, union_by_name = true)"
+    # Canonical names first (cast), then host computed from the cast url.
+    con.execute(
+        f"CREATE VIEW rows AS SELECT *, {host_sql(mapping)} AS host "
+        f"FROM (SELECT {canonical_select_sql(mapping)} FROM {inner})"
+    )
+    return Rows(con, mapping, usable, notes)
+
+
+def canonical_select_sql(mapping: dict[str, str]) -> str:
+    """Every canonical column, cast from the shard column ``mapping`` names, or a typed NULL."""
     parts = []
     for canonical in CANONICAL_COLUMNS:
         if canonical in mapping:
             parts.append(f"TRY_CAST({quote_ident(mapping[canonical])} AS {TYPES[canonical]}) AS {canonical}")
         else:
             parts.append(f"NULL::{TYPES[canonical]} AS {canonical}")
-    parts.append(f"{HOST_SQL.format(col='url')} AS host" if "url" in mapping else "NULL::VARCHAR AS host")
-    inner = f"read_parquet({parquet_list_sql(usable)}, union_by_name = true)"
-    # Canonical names first (cast), then host computed from the cast url.
-    con.execute(
-        "CREATE VIEW rows AS SELECT *, "
-        + (HOST_SQL.format(col="url") if "url" in mapping else "NULL::VARCHAR")
-        + " AS host FROM (SELECT "
-        + ", ".join(parts[:-1])
-        + f" FROM {inner})"
-    )
-    return Rows(con, mapping, usable, notes)
+    return ", ".join(parts)
+
+
+def host_sql(mapping: dict[str, str]) -> str:
+    """The host of the (canonical, already cast) ``url`` column, or NULL when there is none."""
+    return HOST_SQL.format(col="url") if "url" in mapping else "NULL::VARCHAR"
+
+
+def select_sources(data: list[str] | None, configured: list[str], content_dir: Path) -> list[Source]:
+    """``--data`` paths (relative to where the command runs) win over ``[data] sources``
+    (relative to the content folder)."""
+    if data:
+        return resolve_sources(list(data), Path.cwd())
+    return resolve_sources(configured, content_dir)
 
 
 def _remote_error(error: Exception) -> DataError:

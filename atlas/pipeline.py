@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from atlas.cache import Cache, _canonical, fingerprint
+from atlas.cache import SUMMARY, Cache, _canonical, fingerprint
 from atlas.config import AtlasConfig
 from atlas.report import Reporter
 
@@ -177,7 +177,7 @@ def run_stages(stages: list[Stage], ctx: BuildContext, explain_only: bool = Fals
             ctx.reporter.warn(check.message.rstrip(".") + "; falling back to computing the stage on this machine")
         key, inputs = stage_key(stage, ctx, own, check.key_part() if check is not None else None)
         cached = ctx.cache.get(stage.name, key)
-        summary_path = cached / "_summary.json" if cached else None
+        summary_path = cached / SUMMARY if cached else None
         if cached is not None:
             summary = _read_summary(summary_path)
             reason = "inputs unchanged" + (f" (from {check.where})" if check is not None and check.matches else "")
@@ -193,7 +193,7 @@ def run_stages(stages: list[Stage], ctx: BuildContext, explain_only: bool = Fals
             ctx.reporter.info(f"[{stage.name}] using the committed artifact {check.where}")
             path, _ = ctx.cache.put(stage.name, key, check.copy_into)
             ctx.cache.remember_inputs(stage.name, key, inputs)
-            summary = _read_summary(path / "_summary.json")
+            summary = _read_summary(path / SUMMARY)
             result = StageResult(stage.name, "artifact", f"{check.where} matches", time.perf_counter() - started,
                                  key, path, summary)
         else:
@@ -207,7 +207,7 @@ def run_stages(stages: list[Stage], ctx: BuildContext, explain_only: bool = Fals
             def build(folder: Path, stage=stage):
                 summary = stage.run(ctx, folder)
                 if summary is not None:
-                    _write_summary(folder / "_summary.json", summary)
+                    _write_summary(folder / SUMMARY, summary)
                 return summary
 
             path, summary = ctx.cache.put(stage.name, key, build)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from atlas.cache import file_stamp
 from atlas.config import EmbedConfig
 from atlas.errors import ConfigError, DataError, ModelError
 from atlas.pipeline import Stage
@@ -121,9 +122,7 @@ def model_identity(config: EmbedConfig, base: Path | None = None) -> dict:
             files.extend(sorted(p for p in folder.iterdir() if p.is_file()))
     elif config.pretrained and _resolve_path(config.pretrained, base).is_file():
         files.append(_resolve_path(config.pretrained, base))
-    identity["files"] = [
-        {"path": str(p), "size": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for p in files if p.exists()
-    ]
+    identity["files"] = [file_stamp(p) for p in files if p.exists()]
     return identity
 
 
@@ -496,10 +495,7 @@ def _inputs(ctx) -> dict:
         inputs["images"] = source_fingerprint(config.images, ctx.content_dir)
     if config.precomputed:
         files = [_resolve_path(p, ctx.content_dir) for p in config.precomputed]
-        inputs["precomputed"] = [
-            {"path": str(p), "size": p.stat().st_size if p.exists() else None,
-             "mtime_ns": p.stat().st_mtime_ns if p.exists() else None} for p in files
-        ]
+        inputs["precomputed"] = [file_stamp(p) for p in files]
     return inputs
 
 
@@ -525,6 +521,18 @@ def read_info(folder: Path | None) -> dict | None:
         return json.loads((Path(folder) / "info.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def describe(info: dict | None) -> str | None:
+    """One line for summaries and the footer, e.g. "CLIP ViT-B-32 embeddings"."""
+    if info is None:
+        return None
+    method = info.get("method")
+    if method == "clip":
+        return f"CLIP {info.get('model') or ''} embeddings".replace("  ", " ")
+    if method == "tfidf":
+        return "offline TF-IDF caption embeddings (no CLIP)"
+    return f"{method} embeddings ({info.get('model') or 'unknown model'})"
 
 STAGE = Stage(
     "embed",

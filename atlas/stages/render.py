@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 from atlas import __version__
-from atlas.cache import file_digest
+from atlas.cache import BOOKKEEPING, tree_digests
 from atlas.config import AtlasConfig
 from atlas.content import Page, load_pages, render_markdown
 from atlas.errors import ContentError
 from atlas.pipeline import BuildContext, Stage
+from atlas.stages.embed import describe, read_info
 from atlas.theme import make_env, static_dirs, theme_dirs
 from atlas.widgets import WidgetContext
 
@@ -113,7 +115,7 @@ def render_site(
     if has_map:
         from atlas.stages.mapdata import page_context
 
-        shutil.copytree(outputs["mapdata"], out / "map" / "data", ignore=shutil.ignore_patterns("_*.json"))
+        shutil.copytree(outputs["mapdata"], out / "map" / "data", ignore=shutil.ignore_patterns(*BOOKKEEPING))
         html = env.get_template("map.html").render(
             **common,
             page_title="Map",
@@ -235,11 +237,7 @@ def _digest_tree(folder: Path, skip: tuple[str, ...] = ()) -> dict:
     """File digests under ``folder``; ``skip`` names top-level folders to leave out."""
     if not folder.is_dir():
         return {}
-    return {
-        p.relative_to(folder).as_posix(): file_digest(p)
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts and p.relative_to(folder).parts[0] not in skip
-    }
+    return tree_digests(folder, lambda rel: "__pycache__" in rel.parts or rel.parts[0] in skip)
 
 
 def _inputs(ctx: BuildContext) -> dict:
@@ -260,17 +258,13 @@ def _run(ctx: BuildContext, folder: Path) -> dict:
     if "stats" in ctx.outputs:
         stats = json.loads((ctx.output("stats") / "stats.json").read_text(encoding="utf-8"))
         examples = json.loads((ctx.output("stats") / "examples.json").read_text(encoding="utf-8"))
-    import time
-
-    from atlas.build import embed_description
-
     build_info = {
         "demo": ctx.demo,
         "source": "generated demo shards" if ctx.demo else _describe_sources(ctx.sources),
         "rows": stats.get("rows"),
         # The day this site was rendered (a cached render keeps its day: nothing on it changed).
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
-        "embedder": embed_description(ctx),
+        "embedder": describe(read_info(ctx.outputs.get("embed"))),
     }
     return render_site(ctx.config, ctx.content_dir, folder, stats, examples, dict(ctx.outputs), build_info)
 

@@ -19,16 +19,14 @@ import numpy as np
 import pyarrow as pa
 
 from atlas.data import (
-    HOST_SQL,
-    TYPES,
     Rows,
+    canonical_select_sql,
+    host_sql,
     parquet_list_sql,
     query_error,
-    quote_ident,
     registrable_domain,
     safe_condition,
 )
-from atlas.config import CANONICAL_COLUMNS
 from atlas.pipeline import Stage
 
 log = logging.getLogger(__name__)
@@ -116,23 +114,14 @@ def _indexed_relation(rows: Rows) -> str | None:
         start += pq.ParquetFile(source.location).metadata.num_rows
     rows.con.register("_atlas_shard_offsets", pa.table({
         "filename": [o[0] for o in offsets], "row_offset": [o[1] for o in offsets]}))
-    parts = []
-    for canonical in CANONICAL_COLUMNS:
-        if canonical in rows.columns:
-            parts.append(f"TRY_CAST({quote_ident(rows.columns[canonical])} AS {TYPES[canonical]}) AS {canonical}")
-        else:
-            parts.append(f"NULL::{TYPES[canonical]} AS {canonical}")
     inner = (
         f"read_parquet({parquet_list_sql(rows.sources)}, union_by_name = true, "
         "filename = '_atlas_filename', file_row_number = true)"
     )
     rows.con.execute(
-        "CREATE OR REPLACE TEMP VIEW _atlas_rows_indexed AS SELECT *, "
-        + HOST_SQL.format(col="url")
-        + " AS host FROM (SELECT "
-        + ", ".join(parts)
-        + ", o.row_offset + file_row_number AS source_row"
-        + f" FROM {inner} AS r JOIN _atlas_shard_offsets AS o ON r._atlas_filename = o.filename)"
+        f"CREATE OR REPLACE TEMP VIEW _atlas_rows_indexed AS SELECT *, {host_sql(rows.columns)} AS host "
+        f"FROM (SELECT {canonical_select_sql(rows.columns)}, o.row_offset + file_row_number AS source_row "
+        f"FROM {inner} AS r JOIN _atlas_shard_offsets AS o ON r._atlas_filename = o.filename)"
     )
     return "_atlas_rows_indexed"
 

@@ -16,7 +16,16 @@ from pathlib import Path
 import duckdb
 
 from atlas.config import DataConfig
-from atlas.data import HOST_SQL, Rows, quote_literal, registrable_domain, safe_condition, safe_http_url
+from atlas.data import (
+    HOST_SQL,
+    Rows,
+    open_rows,
+    query_error,
+    quote_literal,
+    registrable_domain,
+    safe_condition,
+    safe_http_url,
+)
 from atlas.errors import ContentError
 from atlas.pipeline import BuildContext, Stage
 
@@ -296,8 +305,6 @@ def compute_stats(rows: Rows, config: DataConfig, artists: list[str] | None = No
         artist_counts = count_artists(rows, artists or [])
         examples = _examples(rows, config.unsafe_threshold, config.seed)
     except duckdb.Error as error:
-        from atlas.data import query_error
-
         raise query_error(error, rows) from None
     total = scan["total"]
     domains: dict[str, int] = {}
@@ -405,15 +412,35 @@ def write_stats(stats: dict, examples: dict, folder: Path) -> None:
             writer.writerow([column, "invalid", "", h["invalid"]])
 
 
-def artists_path(ctx: BuildContext) -> Path | None:
-    if not ctx.config.data.artists:
+def artists_path(config: DataConfig, content_dir: Path) -> Path | None:
+    """``[data] artists``, relative to the content folder; None when no list is configured."""
+    if not config.artists:
         return None
-    path = Path(ctx.config.data.artists).expanduser()
-    return path if path.is_absolute() else ctx.content_dir / path
+    path = Path(config.artists).expanduser()
+    return path if path.is_absolute() else Path(content_dir) / path
+
+
+def run_stats(sources: list, config: DataConfig, content_dir: Path, reporter) -> tuple[dict, dict, Rows]:
+    """The whole stage as a plain function: read the artist list, scan the shards.
+
+    Returns (stats, examples, rows); ``rows`` tells which shards and columns were read (its
+    connection is closed). ``atlas build`` and ``atlas stats`` both call this.
+    """
+    path = artists_path(config, content_dir)
+    names = read_artists(path) if path is not None else []
+    rows = open_rows(sources, config)
+    try:
+        for note in rows.notes:
+            reporter.warn(note)
+        with reporter.progress("statistics", total=None, unit=""):
+            stats, examples = compute_stats(rows, config, names)
+    finally:
+        rows.con.close()
+    return stats, examples, rows
 
 
 def _inputs(ctx: BuildContext) -> dict:
-    path = artists_path(ctx)
+    path = artists_path(ctx.config.data, ctx.content_dir)
     artists = None
     if path is not None:
         from atlas.cache import file_digest
@@ -429,14 +456,7 @@ def _inputs(ctx: BuildContext) -> dict:
 
 
 def _run(ctx: BuildContext, folder: Path) -> dict:
-    path = artists_path(ctx)
-    names = read_artists(path) if path is not None else []
-    rows = ctx.open_rows()
-    for note in rows.notes:
-        ctx.reporter.warn(note)
-    with ctx.reporter.progress("statistics", total=None, unit=""):
-        stats, examples = compute_stats(rows, ctx.config.data, names)
-    rows.con.close()
+    stats, examples, rows = run_stats(ctx.shard_sources(), ctx.config.data, ctx.content_dir, ctx.reporter)
     write_stats(stats, examples, folder)
     return {"rows": stats["rows"], "shards": len(rows.sources), "columns": sorted(rows.columns)}
 
