@@ -1,11 +1,11 @@
 """Committed GPU artifacts: stage outputs made on a GPU machine that a CPU-only build reuses.
 
-``atlas build --export-artifacts`` copies the outputs of the GPU stages (``embed``, ``project``
-and, when there are generated images, ``gallery``) into ``content/artifacts/<stage>/`` with a
+``atlas build --export-artifacts`` copies the outputs of the GPU stages (those declaring
+``artifact=True``: ``embed``, ``project`` and, when there are generated images, ``gallery``) into ``content/artifacts/<stage>/`` with a
 ``fingerprint.json``: the stage's cache key, its inputs, and a *portable* fingerprint of what the
 output was made from: the stage's settings (without machine-specific ones such as the device,
-batch size or local file times) and the *content* of the upstream outputs (the sample's rows,
-the embeddings' bytes). Commit that folder.
+batch size or local file times: each stage's ``portable`` rule) and the *content* of the upstream
+outputs (each stage's ``digest``, e.g. the sample's rows, or its files' bytes). Commit that folder.
 
 Before such a stage runs, the pipeline asks :meth:`ArtifactStore.check`: when the portable
 fingerprint matches, the committed files are used instead of running the stage; when it does not
@@ -24,16 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from atlas.cache import MANIFEST, _canonical, file_digest, fingerprint, replace_dir, tree_digests
+from atlas.cache import MANIFEST, canonical, file_digest, fingerprint, replace_dir, tree_digests
 from atlas.errors import AtlasError
 
 ARTIFACTS = "artifacts"
 FINGERPRINT = "fingerprint.json"
 FORMAT = 1
-#: Stages whose outputs need a GPU (or CLIP weights) to make well, in build order.
-ARTIFACT_STAGES = ("embed", "project", "gallery")
-#: Settings that change how a stage runs on a machine, not what it makes.
-_MACHINE_KEYS = {"device", "batch_size"}
 REGENERATE = (
     "Regenerate it on the machine with the CLIP weights (a GPU): `atlas build --export-artifacts`, "
     "then commit content/artifacts/."
@@ -44,44 +40,12 @@ class ArtifactError(AtlasError):
     title = "artifact error"
 
 
-def _without_machine(value: Any) -> Any:
-    value = _canonical(value)
-    if isinstance(value, dict):
-        return {k: _without_machine(v) for k, v in value.items() if k not in _MACHINE_KEYS}
-    return value
-
-
-def _portable_inputs(stage: str, inputs: dict) -> dict:
-    """A stage's inputs without what differs between machines (paths, file times, devices)."""
-    inputs = _canonical(inputs)
-    if stage == "embed":
-        # model_identity() lists the local weight files by path and mtime; keep the names only.
-        kept = {"embed": _without_machine(inputs.get("embed", {}))}
-        if "images" in inputs:
-            kept["images"] = {k: v for k, v in inputs["images"].items() if k != "images"}
-        return kept
-    return _without_machine(inputs)
-
-
-def rows_digest(sample_parquet: Path) -> str:
-    """A digest of the sample's rows (id, url, caption): stable across pyarrow versions."""
-    import pyarrow.parquet as pq
-
-    digest = hashlib.sha256()
-    handle = pq.ParquetFile(sample_parquet)
-    columns = [c for c in ("row_id", "url", "caption") if c in handle.schema_arrow.names]
-    for batch in handle.iter_batches(columns=columns, batch_size=65536):
-        for row in zip(*(batch.column(c).to_pylist() for c in columns)):
-            digest.update(json.dumps(row, ensure_ascii=True).encode("ascii"))
-            digest.update(b"\n")
-    return digest.hexdigest()
-
-
-def output_digest(stage: str, folder: Path) -> str:
-    """What an upstream output holds, independent of the machine that made it."""
+def output_digest(stage, folder: Path) -> str:
+    """What an upstream output holds, independent of the machine that made it: the stage's own
+    ``digest`` where it declares one, else the SHA-256 of its files."""
     folder = Path(folder)
-    if stage == "sample" and (folder / "sample.parquet").exists():
-        return "rows:" + rows_digest(folder / "sample.parquet")
+    if stage.digest is not None:
+        return stage.digest(folder)
     try:
         files = json.loads((folder / MANIFEST).read_text())["files"]
         digests = {rel: meta["sha256"] for rel, meta in files.items() if not rel.startswith("_")}
@@ -90,13 +54,13 @@ def output_digest(stage: str, folder: Path) -> str:
     return fingerprint(digests)
 
 
-def portable_fingerprint(stage, inputs: dict, outputs: dict[str, Path]) -> dict:
-    """What a stage's output was made from, comparable across machines."""
+def portable_fingerprint(stage, inputs: dict, outputs: dict[str, Path], stages: dict) -> dict:
+    """What a stage's output was made from, comparable across machines (``stages``: by name)."""
     return {
         "stage": stage.name,
         "version": stage.version,
-        "inputs": _portable_inputs(stage.name, inputs),
-        "upstream": {name: output_digest(name, outputs[name]) for name in stage.after if name in outputs},
+        "inputs": canonical(stage.portable(canonical(inputs))),
+        "upstream": {name: output_digest(stages[name], outputs[name]) for name in stage.after if name in outputs},
     }
 
 
@@ -116,11 +80,10 @@ def _differences(before: Any, now: Any, path: str = "") -> list[str]:
         return []
     if path.startswith("upstream."):
         name = path.split(".", 1)[1]
-        what = {"sample": "the sample's rows", "embed": "the embeddings", "project": "the projection"}.get(name, name)
-        return [f"{what} changed (upstream {name})"]
+        return [f"the {name} stage's output changed (upstream {name})"]
     if path.startswith("inputs."):
         parts = path.split(".")[1:]
-        if len(parts) >= 2 and parts[0] in ("embed", "project", "generate", "sample"):
+        if len(parts) >= 2:  # a setting of a config section, e.g. [project] n_neighbors
             label = f"[{parts[0]}] {'.'.join(parts[1:])}"
         else:
             label = ".".join(parts)
@@ -180,8 +143,10 @@ class ArtifactCheck:
 class ArtifactStore:
     """The ``artifacts/`` folder of a content folder."""
 
-    def __init__(self, root: Path, frozen: bool = False):
+    def __init__(self, root: Path, stages: list, frozen: bool = False):
         self.root = Path(root)
+        #: The build's stages by name (their ``artifact``, ``portable`` and ``digest`` rules).
+        self.stages = {stage.name: stage for stage in stages}
         self.frozen = frozen
 
     def folder(self, stage: str) -> Path:
@@ -189,7 +154,7 @@ class ArtifactStore:
 
     def check(self, stage, inputs: dict, outputs: dict[str, Path]) -> ArtifactCheck | None:
         """None when the stage has no committed artifact (and none is required)."""
-        if stage.name not in ARTIFACT_STAGES:
+        if not stage.artifact:
             return None
         folder = self.folder(stage.name)
         path = folder / FINGERPRINT
@@ -209,7 +174,7 @@ class ArtifactStore:
             return ArtifactCheck(stage.name, folder, False, f"{path} is unreadable or not an atlas fingerprint.",
                                  hashlib.sha256(path.read_bytes()).hexdigest())
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        now = _canonical(portable_fingerprint(stage, inputs, outputs))
+        now = canonical(portable_fingerprint(stage, inputs, outputs, self.stages))
         if fingerprint(made_from) == fingerprint(now):
             return ArtifactCheck(stage.name, folder, True, "", digest)
         changes = _differences(made_from, now)
@@ -222,7 +187,7 @@ class ArtifactStore:
 
     def export(self, stage, result, outputs: dict[str, Path], method: str | None = None) -> str:
         """Copy one stage's cache entry into ``artifacts/<stage>/``; returns what happened."""
-        made_from = _canonical(portable_fingerprint(stage, result.inputs, outputs))
+        made_from = canonical(portable_fingerprint(stage, result.inputs, outputs, self.stages))
         target = self.folder(stage.name)
         files = tree_digests(result.path, lambda rel: rel.name == MANIFEST)
         try:
@@ -236,7 +201,7 @@ class ArtifactStore:
             "stage": stage.name,
             "key": result.key,
             "portable": made_from,
-            "inputs": _canonical(result.inputs),
+            "inputs": canonical(result.inputs),
             "files": files,
             "method": method,
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

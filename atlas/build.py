@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from atlas import __version__
-from atlas.artifacts import ARTIFACT_STAGES, ARTIFACTS, ArtifactStore
+from atlas.artifacts import ARTIFACTS, ArtifactStore
 from atlas.cache import BOOKKEEPING, Cache, replace_dir
 from atlas.config import AtlasConfig, load_config
 from atlas.data import select_sources
@@ -99,7 +99,7 @@ def make_context(
         reporter=reporter,
         sources=sources,
         options={"frozen": frozen},
-        artifacts=ArtifactStore(content_dir / ARTIFACTS, frozen=frozen),
+        artifacts=ArtifactStore(content_dir / ARTIFACTS, stages(), frozen=frozen),
     )
 
 
@@ -172,7 +172,8 @@ def _public_location(source, content_dir: Path) -> str:
 def export(ctx: BuildContext, results: list[StageResult], reporter: Reporter) -> dict[str, str]:
     """Copy the GPU stages' outputs of this build into ``<content>/artifacts/`` (to commit)."""
     by_name = {stage.name: stage for stage in stages()}
-    method = (embed_info(ctx) or {}).get("method")
+    info = embed_info(ctx)
+    method = info.method if info is not None else None
     if method != "clip":
         reporter.warn(
             f"exporting artifacts of a {method or 'non-CLIP'} build: they save little, since that embedder "
@@ -180,15 +181,16 @@ def export(ctx: BuildContext, results: list[StageResult], reporter: Reporter) ->
         )
     done = {}
     for result in results:
-        if result.name in ARTIFACT_STAGES and result.path is not None:
+        if by_name[result.name].artifact and result.path is not None:
             done[result.name] = ctx.artifacts.export(by_name[result.name], result, ctx.outputs, method)
     return done
 
 
-def embed_info(ctx: BuildContext) -> dict | None:
-    from atlas.stages.embed import read_info
+def embed_info(ctx: BuildContext):
+    """The embed stage's :class:`~atlas.stages.embed.EmbedInfo` for this build, or None."""
+    from atlas.stages import embed
 
-    return read_info(ctx.outputs.get("embed"))
+    return embed.read(ctx.outputs.get("embed"))
 
 
 def embed_description(ctx: BuildContext) -> str | None:
@@ -217,7 +219,7 @@ def build_warnings(ctx: BuildContext, during: list[str], site_bytes: int) -> lis
     if ctx.demo:
         warnings.append("demo data: no shards configured, the site shows generated demo rows ([data] sources)")
     info = embed_info(ctx)
-    if info is not None and info.get("method") == "tfidf" and not any("TF-IDF" in w for w in warnings):
+    if info is not None and info.method == "tfidf" and not any("TF-IDF" in w for w in warnings):
         warnings.append(
             "fallback embedder: the map uses offline TF-IDF caption embeddings, not CLIP "
             "([embed] pretrained, or commit CLIP artifacts)"

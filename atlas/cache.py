@@ -29,20 +29,20 @@ SUMMARY = "_summary.json"
 BOOKKEEPING = (MANIFEST, SUMMARY)
 
 
-def _canonical(value: Any) -> Any:
+def canonical(value: Any) -> Any:
     """Turn a value into JSON-able data with one spelling per meaning."""
     if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+        return {str(k): canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
+        return [canonical(v) for v in value]
     if isinstance(value, (set, frozenset)):
-        return sorted(_canonical(v) for v in value)
+        return sorted(canonical(v) for v in value)
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, bytes):
         return {"bytes": hashlib.sha256(value).hexdigest()}
     if hasattr(value, "model_dump"):  # pydantic models
-        return _canonical(value.model_dump(mode="json"))
+        return canonical(value.model_dump(mode="json"))
     if hasattr(value, "dtype") and hasattr(value, "tobytes"):  # numpy arrays
         return {
             "array": str(value.dtype),
@@ -58,7 +58,7 @@ def _canonical(value: Any) -> Any:
 
 def fingerprint(value: Any) -> str:
     """A stable hex digest of ``value`` (dict order, tuples vs lists and paths do not matter)."""
-    text = json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    text = json.dumps(canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
@@ -183,5 +183,5 @@ class Cache:
         path = self._last_path(stage)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "inputs": _canonical(inputs)}, sort_keys=True))
+        tmp.write_text(json.dumps({"key": key, "inputs": canonical(inputs)}, sort_keys=True))
         os.replace(tmp, path)

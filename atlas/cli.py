@@ -148,20 +148,34 @@ def new(reporter: Reporter, directory: Path) -> None:
     reporter.info(f"  atlas serve --content {directory}")
 
 
-def _register_generate() -> None:
-    """``atlas generate`` lives with its stage (atlas/stages/generate.py); torch loads only when it runs."""
-    from atlas.stages.generate import generate_command
+@main.command()
+@click.option(
+    "--content",
+    "content_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("content"),
+    show_default=True,
+    help="Content folder with prompts.toml; images go to its generated/ folder.",
+)
+@click.option("--model", default=None, help="A diffusers model folder, or a hub id (needs network). Default: [generate] model.")
+@click.option("--force", is_flag=True, help="Regenerate every image, even those whose recipe is unchanged.")
+@click.option("--prompt", "prompt_ids", multiple=True, help="Only this prompt id (repeatable).")
+@click.pass_obj
+def generate(reporter: Reporter, content_dir: Path, model: str | None, force: bool, prompt_ids: tuple[str, ...]) -> None:
+    """Generate the Stable Diffusion examples of prompts.toml (needs diffusers; a GPU is best)."""
+    from atlas.generate import generate as run_generate
 
-    main.add_command(generate_command, "generate")
-
-
-_register_generate()
+    summary = run_generate(content_dir, model, force, reporter, prompt_ids=prompt_ids)
+    reporter.info(
+        f"{summary['generated']} generated, {summary['skipped']} up to date, "
+        f"{summary['withheld']} withheld; model {summary['model']} (licence: {summary['licence']})"
+    )
 
 
 @main.command()
 @DATA
 @CONTENT
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write stats.json here.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the statistics JSON here.")
 @click.pass_obj
 def stats(reporter: Reporter, data: tuple[str, ...], content: Path, json_path: Path | None) -> None:
     """Run only the statistics stage and print (or write) the JSON the site publishes."""

@@ -286,6 +286,35 @@ def open_rows(sources: list[Source], config: DataConfig, threads: int | None = N
     return Rows(con, mapping, usable, notes)
 
 
+def indexed_rows_view(rows: Rows) -> str | None:
+    """A view like ``rows`` plus ``source_row`` (global row index across the shards in order).
+
+    Precomputed embeddings (LAION's ``.npy`` files) are aligned with the shards row by row, so the
+    sample must remember where each row came from. Only possible for local shards.
+    """
+    if not rows.sources or any(s.remote for s in rows.sources) or "url" not in rows.columns:
+        return None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    offsets, start = [], 0
+    for source in rows.sources:
+        offsets.append((source.location, start))
+        start += pq.ParquetFile(source.location).metadata.num_rows
+    rows.con.register("_atlas_shard_offsets", pa.table({
+        "filename": [o[0] for o in offsets], "row_offset": [o[1] for o in offsets]}))
+    inner = (
+        f"read_parquet({parquet_list_sql(rows.sources)}, union_by_name = true, "
+        "filename = '_atlas_filename', file_row_number = true)"
+    )
+    rows.con.execute(
+        f"CREATE OR REPLACE TEMP VIEW _atlas_rows_indexed AS SELECT *, {host_sql(rows.columns)} AS host "
+        f"FROM (SELECT {canonical_select_sql(rows.columns)}, o.row_offset + file_row_number AS source_row "
+        f"FROM {inner} AS r JOIN _atlas_shard_offsets AS o ON r._atlas_filename = o.filename)"
+    )
+    return "_atlas_rows_indexed"
+
+
 def canonical_select_sql(mapping: dict[str, str]) -> str:
     """Every canonical column, cast from the shard column ``mapping`` names, or a typed NULL."""
     parts = []

@@ -17,9 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from atlas.cache import SUMMARY, Cache, _canonical, fingerprint
+from atlas.cache import SUMMARY, Cache, canonical, fingerprint
 from atlas.config import AtlasConfig
 from atlas.report import Reporter
+
+
+#: Settings that change how a stage runs on a machine, not what it makes.
+MACHINE_KEYS = frozenset({"device", "batch_size"})
+
+
+def machine_free(inputs: Any) -> Any:
+    """Inputs without the settings of :data:`MACHINE_KEYS`, at any depth (the default rule)."""
+    value = canonical(inputs)
+    if isinstance(value, dict):
+        return {k: machine_free(v) for k, v in value.items() if k not in MACHINE_KEYS}
+    return value
 
 
 @dataclass
@@ -36,6 +48,14 @@ class Stage:
     #: When False the stage is skipped (e.g. no images to generate).
     enabled: Callable[["BuildContext"], bool] = lambda ctx: True
     description: str = ""
+    #: Its output may come from a committed artifact made on a GPU machine (see atlas.artifacts).
+    artifact: bool = False
+    #: Its inputs without what differs between machines (devices, local paths, file times):
+    #: what an artifact's portable fingerprint compares.
+    portable: Callable[[dict], dict] = machine_free
+    #: A digest of its output folder, independent of the machine that made it, for the portable
+    #: fingerprints of the artifact stages after it; None: the SHA-256 of its files.
+    digest: Callable[[Path], str] | None = None
 
 
 @dataclass
@@ -115,7 +135,7 @@ def _why(previous: dict | None, inputs: dict) -> str:
     """Say which inputs differ from the last time the stage ran."""
     if previous is None:
         return "never built"
-    before, now = previous.get("inputs", {}), _canonical(inputs)
+    before, now = previous.get("inputs", {}), canonical(inputs)
     changed = []
     if before.get("version") != now.get("version"):
         changed.append("stage code version")
@@ -224,7 +244,7 @@ def run_stages(stages: list[Stage], ctx: BuildContext, explain_only: bool = Fals
 def _write_summary(path: Path, summary: Any) -> None:
     import json
 
-    path.write_text(json.dumps(_canonical(summary), indent=1))
+    path.write_text(json.dumps(canonical(summary), indent=1))
 
 
 def _read_summary(path: Path | None) -> Any:

@@ -144,13 +144,15 @@ def synthetic_inputs(folder: Path, n: int, seed: int = 0, extra_rows: list[dict]
 def build_map_site(site: Path, inputs: dict, chunk_size: int = 2000, source_rows: int | None = None) -> dict:
     """A self-contained site with map/index.html, map/data/ and static/ (as render would make it)."""
     from atlas.config import AtlasConfig
-    from atlas.stages.mapdata import page_context, write_mapdata
+    from atlas.stages import embed, mapdata, project
+    from atlas.stages.mapdata import write_mapdata
+    from atlas.stages.render import map_page_context
     from atlas.theme import make_env
 
     if site.exists():
         shutil.rmtree(site)
     data = site / "map" / "data"
-    summary = write_mapdata(inputs["sample"], inputs["coords"], inputs["project"], inputs["info"], data,
+    summary = write_mapdata(inputs["sample"], project.read(inputs["project"]), embed.read(inputs["project"]), data,
                             chunk_size=chunk_size, source_rows=source_rows)
     shutil.copytree(REPO / "themes" / "default" / "static", site / "static")
     env = make_env(REPO / "content")
@@ -158,7 +160,7 @@ def build_map_site(site: Path, inputs: dict, chunk_size: int = 2000, source_rows
         config=AtlasConfig(), root="../", page_title="Map", description="The sample on a map",
         canonical="", demo=True, version="test", built={"source": "synthetic test data"},
         nav=[{"title": "Home", "href": "", "current": False}, {"title": "Map", "href": "map/", "current": True}],
-        map=page_context(data),
+        map=map_page_context(mapdata.read(data)),
     )
     (site / "map" / "index.html").write_text(html)
     return summary

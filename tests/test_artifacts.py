@@ -103,7 +103,7 @@ def test_a_stale_artifact_without_frozen_warns_and_falls_back_to_the_cpu(exporte
 
 def test_a_new_sample_makes_the_embeddings_stale(exported, shared, tmp_path):
     _edit(exported, "seed = 7", "seed = 8")
-    with pytest.raises(ArtifactError, match=r"artifacts/embed .*the sample's rows changed"):
+    with pytest.raises(ArtifactError, match=r"artifacts/embed .*the sample stage's output changed"):
         quiet_build(exported, tmp_path / "site", shared["cache"], frozen=True)
 
 

@@ -9,6 +9,7 @@ import pytest
 from atlas.config import AtlasConfig
 from atlas.errors import ContentError
 from atlas.stages.render import render_site
+from atlas.stages.stats import Stats
 
 from conftest import write_content
 
@@ -48,7 +49,7 @@ EXAMPLES = {
 def _render(tmp_path, pages, **kwargs):
     content = write_content(tmp_path / "content", pages)
     out = tmp_path / "site"
-    render_site(AtlasConfig(), content, out, kwargs.get("stats", STATS), EXAMPLES, {}, {"demo": False})
+    render_site(AtlasConfig(), content, out, Stats(kwargs.get("stats", STATS), EXAMPLES, {}), {}, {"demo": False})
     return out
 
 
@@ -119,7 +120,7 @@ def test_theme_override_extends_default(tmp_path):
         '{% extends "default:page.html" %}{% block footer %}<p>fork footer</p>{% endblock %}'
     )
     out = tmp_path / "site"
-    render_site(AtlasConfig(), content, out, STATS, EXAMPLES, {}, {"demo": False})
+    render_site(AtlasConfig(), content, out, Stats(STATS, EXAMPLES, {}), {}, {"demo": False})
     html = (out / "index.html").read_text()
     assert "fork footer" in html and "<h1" in html
 
@@ -128,17 +129,17 @@ def test_no_pages_is_a_clear_error(tmp_path):
     content = tmp_path / "content"
     content.mkdir()
     with pytest.raises(ContentError, match="no Markdown pages"):
-        render_site(AtlasConfig(), content, tmp_path / "site", STATS, EXAMPLES, {}, {"demo": False})
+        render_site(AtlasConfig(), content, tmp_path / "site", Stats(STATS, EXAMPLES, {}), {}, {"demo": False})
 
 
 def test_published_data_and_csv(tmp_path):
-    from atlas.stages.stats import write_stats
+    from atlas.stages.stats import read, write_stats
 
     stats_dir = tmp_path / "stats"
     write_stats(dict(STATS, domains=[{"domain": "=cmd|' /C calc'!A0", "count": 1}]), EXAMPLES, stats_dir)
     content = write_content(tmp_path / "content")
     out = tmp_path / "site"
-    render_site(AtlasConfig(), content, out, STATS, EXAMPLES, {"stats": stats_dir}, {"demo": False})
+    render_site(AtlasConfig(), content, out, read(stats_dir), {"stats": stats_dir}, {"demo": False})
     assert (out / "data" / "stats.json").exists()
     csv_text = (out / "data" / "domains.csv").read_text()
     assert csv_text.splitlines()[1].startswith("'=cmd")  # no formula injection in spreadsheets

@@ -20,7 +20,7 @@ from atlas.config import AtlasConfig, GenerateConfig
 from atlas.errors import ConfigError, ContentError, ModelError
 from atlas.prompts import load_prompts
 from atlas.report import Reporter
-from atlas.stages import generate as gen
+from atlas import generate as gen
 from atlas.theme import make_env
 from atlas.widgets import WidgetContext, render_widget
 
@@ -329,6 +329,8 @@ def test_generate_command_reports_up_to_date_images(generated, tiny_model, tmp_p
     original, _ = generated
     content = tmp_path / "content"
     shutil.copytree(original, content)
-    result = CliRunner().invoke(gen.generate_command, ["--content", str(content), "--model", str(tiny_model)])
+    from atlas.cli import main
+
+    result = CliRunner().invoke(main, ["generate", "--content", str(content), "--model", str(tiny_model)])
     assert result.exit_code == 0, result.output
     assert "0 generated, 4 up to date" in result.output and "licence: mit" in result.output

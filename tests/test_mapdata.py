@@ -12,7 +12,9 @@ import pytest
 
 from atlas.config import AtlasConfig
 from atlas.stages import mapdata
-from atlas.stages.mapdata import STAGE, page_context, write_mapdata
+from atlas.stages import embed, project
+from atlas.stages.mapdata import STAGE, write_mapdata
+from atlas.stages.render import map_page_context
 from atlas.widgets import WidgetContext, render_widget
 from browser import synthetic_inputs
 
@@ -33,7 +35,7 @@ def inputs(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def built(inputs, tmp_path_factory) -> tuple[Path, dict, dict]:
     out = tmp_path_factory.mktemp("mapdata")
-    summary = write_mapdata(inputs["sample"], inputs["coords"], inputs["project"], inputs["info"], out,
+    summary = write_mapdata(inputs["sample"], project.read(inputs["project"]), embed.read(inputs["project"]), out,
                             chunk_size=700, source_rows=123_456)
     return out, summary, json.loads((out / "meta.json").read_text())
 
@@ -154,7 +156,7 @@ def test_colour_options_leave_out_scores_the_data_lacks(tmp_path):
     table = table.set_column(
         table.schema.get_field_index("aesthetic"), "aesthetic", pa.array([None] * 200, pa.float64()))
     pq.write_table(table, inputs["sample"])
-    write_mapdata(inputs["sample"], inputs["coords"], None, {"model": "m"}, tmp_path / "out")
+    write_mapdata(inputs["sample"], np.load(inputs["coords"]), {"model": "m"}, tmp_path / "out")
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())
     assert meta["colour_by"] == ["domain", "similarity", "punsafe"]
     assert meta["clusters"] == []
@@ -163,17 +165,17 @@ def test_colour_options_leave_out_scores_the_data_lacks(tmp_path):
 
 def test_stage_reads_the_upstream_outputs(inputs, tmp_path):
     folder = inputs["project"]
-    ctx = SimpleNamespace(output=lambda name: folder, summary=lambda name: {"source_rows": 9_999})
+    ctx = SimpleNamespace(output=lambda name: folder, summary=lambda name: {"population": 9_999})
     summary = STAGE.run(ctx, tmp_path)
     assert summary["points"] == 3000 + len(HOSTILE_ROWS)
     assert STAGE.after == ("sample", "embed", "project")
-    context = page_context(tmp_path)
+    context = map_page_context(mapdata.read(tmp_path))
     assert context["available"] and context["points"] == summary["points"]
     assert context["sample_rows"] == 9_999 and context["model"] == "tfidf-hashing-512"
 
 
 def test_page_context_without_map_data(tmp_path):
-    assert page_context(tmp_path)["available"] is False
+    assert map_page_context(mapdata.read(tmp_path))["available"] is False
 
 
 def _widget_ctx(outputs) -> WidgetContext:

@@ -30,7 +30,7 @@ import numpy as np
 from atlas.cache import file_stamp
 from atlas.config import EmbedConfig
 from atlas.errors import ConfigError, DataError, ModelError
-from atlas.pipeline import Stage
+from atlas.pipeline import Stage, machine_free
 
 log = logging.getLogger(__name__)
 
@@ -383,7 +383,7 @@ def _images_summary(embedded: int = 0, failed: int = 0, reasons: dict | None = N
 
 def embed_sample(table, config: EmbedConfig, base: Path | None = None, reporter=None,
                  seed: int = 0, total_rows: int | None = None) -> tuple[np.ndarray, dict]:
-    """Embed a sample table (sample.parquet); returns (embeddings, info) as written by the stage."""
+    """Embed a sample table (:meth:`atlas.stages.sample.Sample.table`); returns (embeddings, info) as written by the stage."""
     captions = table.column("caption").to_pylist()
     n = len(captions)
     method = config.method
@@ -500,9 +500,9 @@ def _inputs(ctx) -> dict:
 
 
 def _run(ctx, folder: Path) -> dict:
-    import pyarrow.parquet as pq
+    from atlas.stages import sample
 
-    table = pq.read_table(ctx.output("sample") / "sample.parquet")
+    table = sample.read(ctx.output("sample")).table()
     config = ctx.config.embed
     total = _total_shard_rows(ctx) if config.method == "precomputed" else None
     vectors, info = embed_sample(table, config, ctx.content_dir, ctx.reporter, seed=ctx.config.sample.seed,
@@ -513,26 +513,63 @@ def _run(ctx, folder: Path) -> dict:
 
 
 
-def read_info(folder: Path | None) -> dict | None:
-    """The ``info.json`` of an embed stage output folder (method, model, notice), or None."""
+@dataclass
+class EmbedInfo:
+    """What the embed stage wrote: how the vectors were made, and where they are."""
+
+    method: str  # "clip", "tfidf" or "precomputed"
+    model: str | None
+    dim: int
+    notice: str | None
+    #: Image embedding counts: {"embedded", "failed", "reasons"}.
+    images: dict
+    #: The float32 [N, D] L2-normalised vectors (row i = sample row_id i).
+    embeddings_path: Path
+
+    def embeddings(self) -> np.ndarray:
+        return np.load(self.embeddings_path)
+
+    def describe(self) -> str:
+        """One line for summaries and the footer, e.g. "CLIP ViT-B-32 embeddings"."""
+        if self.method == "clip":
+            return f"CLIP {self.model or ''} embeddings".replace("  ", " ")
+        if self.method == "tfidf":
+            return "offline TF-IDF caption embeddings (no CLIP)"
+        return f"{self.method} embeddings ({self.model or 'unknown model'})"
+
+
+def read(folder: Path | None) -> EmbedInfo | None:
+    """The embed stage's output in ``folder``, or None (no folder, or no readable ``info.json``)."""
     if folder is None:
         return None
     try:
-        return json.loads((Path(folder) / "info.json").read_text(encoding="utf-8"))
+        info = json.loads((Path(folder) / "info.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return EmbedInfo(
+        method=info.get("method"),
+        model=info.get("model"),
+        dim=int(info.get("dim") or 0),
+        notice=info.get("notice"),
+        images=info.get("images") or {},
+        embeddings_path=Path(folder) / "embeddings.npy",
+    )
 
 
-def describe(info: dict | None) -> str | None:
-    """One line for summaries and the footer, e.g. "CLIP ViT-B-32 embeddings"."""
-    if info is None:
-        return None
-    method = info.get("method")
-    if method == "clip":
-        return f"CLIP {info.get('model') or ''} embeddings".replace("  ", " ")
-    if method == "tfidf":
-        return "offline TF-IDF caption embeddings (no CLIP)"
-    return f"{method} embeddings ({info.get('model') or 'unknown model'})"
+def describe(info: EmbedInfo | None) -> str | None:
+    """:meth:`EmbedInfo.describe`, or None without embeddings."""
+    return None if info is None else info.describe()
+
+
+def _portable(inputs: dict) -> dict:
+    """The inputs comparable across machines: the settings without device and batch size, the
+    image source without its local listing; not the local weight files (paths, times) or the
+    precomputed files' stamps."""
+    kept = {"embed": machine_free(inputs.get("embed", {}))}
+    if "images" in inputs:
+        kept["images"] = {k: v for k, v in inputs["images"].items() if k != "images"}
+    return kept
+
 
 STAGE = Stage(
     "embed",
@@ -541,4 +578,6 @@ STAGE = Stage(
     run=_run,
     after=("sample",),
     description="embed the sample's captions (and images) with CLIP, or offline with TF-IDF",
+    artifact=True,
+    portable=_portable,
 )

@@ -34,14 +34,13 @@ import json
 import logging
 import math
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from markupsafe import Markup
 
 from atlas.data import safe_http_url
 from atlas.pipeline import Stage
-from atlas.widgets import WidgetContext, arg_int, widget
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +131,10 @@ def morton_order(qxy: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- inputs
 
 
-def _read_sample(sample_parquet: Path) -> dict[str, np.ndarray]:
+def _read_sample(sample_path: Path) -> dict[str, np.ndarray]:
     import pyarrow.parquet as pq
 
-    table = pq.read_table(sample_parquet)
+    table = pq.read_table(sample_path)
     names = set(table.column_names)
     n = table.num_rows
     if "row_id" in names:
@@ -157,30 +156,14 @@ def _read_sample(sample_parquet: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def _load_clusters(source: Path | dict | None, n: int) -> list[dict]:
-    """Cluster levels as dicts with ``assignments`` arrays loaded (from a folder or an object)."""
-    if source is None:
-        return []
-    folder = None
-    if isinstance(source, (str, Path)):
-        folder = Path(source)
-        path = folder / "clusters.json" if folder.is_dir() else folder
-        if not path.exists():
-            return []
-        folder = path.parent
-        source = json.loads(path.read_text())
+def _levels(projection, n: int) -> list[dict]:
+    """Cluster levels of a :class:`~atlas.stages.project.Projection` as dicts (checked against n)."""
     levels = []
-    for level in source.get("levels", []):
-        assignments = level.get("assignments")
-        if isinstance(assignments, (str, Path)):
-            if folder is None:
-                raise ValueError("cluster assignments given as a file name need a folder")
-            assignments = np.load(folder / assignments)
-        assignments = np.asarray(assignments, dtype=np.int64)
+    for level in getattr(projection, "levels", []):
+        assignments = np.asarray(level.assignments, dtype=np.int64)
         if len(assignments) != n:
-            raise ValueError(f"cluster level {level.get('name')!r} has {len(assignments)} assignments for {n} points")
-        levels.append({"name": str(level.get("name", f"level{len(levels)}")), "clusters": level.get("clusters", []),
-                       "assignments": assignments})
+            raise ValueError(f"cluster level {level.name!r} has {len(assignments)} assignments for {n} points")
+        levels.append({"name": str(level.name), "clusters": level.clusters, "assignments": assignments})
     return levels
 
 
@@ -192,34 +175,33 @@ def _clean_float(value: float) -> float | None:
 
 
 def write_mapdata(
-    sample_parquet: Path,
-    coords: np.ndarray | Path,
-    clusters: Path | dict | None,
-    embed_info: dict | Path | None,
+    sample_path: Path,
+    projection,
+    embed,
     out_folder: Path,
     chunk_size: int = CHUNK_SIZE,
     source_rows: int | None = None,
 ) -> dict:
     """Write the map's files into ``out_folder`` and return a small summary.
 
-    ``coords`` is the float [N, 2] projection (or a path to ``coords.npy``), row i = sample row_id i;
-    ``clusters`` the project folder, a ``clusters.json`` path, or the same object with arrays as
-    ``assignments``; ``embed_info`` the embed stage's ``info.json`` (dict or path);
+    ``sample_path`` is the sample (:attr:`atlas.stages.sample.Sample.path`); ``projection``
+    the project stage's :class:`~atlas.stages.project.Projection` (or just its float [N, 2]
+    coordinates, without clusters), row i = sample row_id i; ``embed`` the embed stage's
+    :class:`~atlas.stages.embed.EmbedInfo` (or a dict with ``method``, ``model``, ``notice``);
     ``source_rows`` how many rows the sample was drawn from (for the summary line).
     """
     out = Path(out_folder)
     out.mkdir(parents=True, exist_ok=True)
-    if isinstance(coords, (str, Path)):
-        coords = np.load(coords)
-    coords = np.asarray(coords, dtype=np.float64)
-    if isinstance(embed_info, (str, Path)):
-        embed_info = json.loads(Path(embed_info).read_text())
-    embed_info = embed_info or {}
-    sample = _read_sample(Path(sample_parquet))
+    coords = np.asarray(getattr(projection, "coords", projection), dtype=np.float64)
+    if embed is None:
+        embed = {}
+    elif not isinstance(embed, dict):
+        embed = {"method": embed.method, "model": embed.model, "notice": embed.notice}
+    sample = _read_sample(Path(sample_path))
     n = len(sample["row_id"])
     if coords.shape != (n, 2):
         raise ValueError(f"coords has shape {coords.shape}, expected ({n}, 2) for the sample's rows")
-    levels = _load_clusters(clusters, n)
+    levels = _levels(projection, n)
 
     bounds = xy_bounds(coords)
     qxy = quantise_xy(coords, bounds)
@@ -353,9 +335,9 @@ def write_mapdata(
         "clusters": cluster_meta,
         "colour_by": colour_by,
         "colour_labels": {key: COLOUR_LABELS[key] for key in colour_by},
-        "method": embed_info.get("method"),
-        "model": embed_info.get("model"),
-        "notice": embed_info.get("notice"),
+        "method": embed.get("method"),
+        "model": embed.get("model"),
+        "notice": embed.get("notice"),
     }
     (out / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, separators=(",", ":")))
     log.info("map data: %d points, %d bytes of points (%.1f B/point), %d text chunks", n, points_bytes,
@@ -367,25 +349,15 @@ def write_mapdata(
 # ----------------------------------------------------------------------------- stage
 
 
-def _source_rows(ctx) -> int | None:
-    summary = ctx.summary("sample") or {}
-    if isinstance(summary, dict):
-        for key in ("source_rows", "safe_rows", "rows_total", "total_rows", "population", "rows"):
-            value = summary.get(key)
-            if isinstance(value, int) and value > 0:
-                return value
-    return None
-
-
 def _run(ctx, folder: Path) -> dict:
-    project = ctx.output("project")
+    from atlas.stages import embed, project, sample
+
     return write_mapdata(
-        ctx.output("sample") / "sample.parquet",
-        project / "coords.npy",
-        project,
-        ctx.output("embed") / "info.json",
+        sample.read(ctx.output("sample")).path,
+        project.read(ctx.output("project")),
+        embed.read(ctx.output("embed")),
         folder,
-        source_rows=_source_rows(ctx),
+        source_rows=(ctx.summary("sample") or {}).get("population"),
     )
 
 
@@ -399,68 +371,34 @@ STAGE = Stage(
 )
 
 
-# ----------------------------------------------------------------------------- page and widget
+# ----------------------------------------------------------------------------- reader
 
 
-def read_meta(folder: Path | None) -> dict | None:
+@dataclass
+class MapData:
+    """What the mapdata stage wrote: the folder the map page loads and its ``meta.json``."""
+
+    folder: Path
+    meta: dict
+
+    @property
+    def count(self) -> int:
+        return int(self.meta["count"])
+
+    @property
+    def colour_by(self) -> list[str]:
+        return list(self.meta.get("colour_by", []))
+
+
+def read(folder: Path | None) -> MapData | None:
+    """The mapdata stage's output in ``folder``, or None (no folder, or unreadable metadata)."""
     if folder is None:
         return None
     path = Path(folder) / "meta.json"
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
+        return MapData(Path(folder), json.loads(path.read_text()))
     except (OSError, ValueError):
         log.warning("unreadable map metadata at %s", path)
         return None
-
-
-def page_context(folder: Path | None) -> dict:
-    """What ``map.html`` needs: ``available`` plus the summary line's values."""
-    meta = read_meta(folder)
-    if meta is None:
-        return {"available": False, "points": 0, "sample_rows": 0, "model": None, "method": None,
-                "notice": None, "colour_by": [], "colour_labels": {}, "data": "data/"}
-    return {
-        "available": True,
-        "points": meta["count"],
-        "sample_rows": meta.get("sample_rows", meta["count"]),
-        "model": meta.get("model"),
-        "method": meta.get("method"),
-        "notice": meta.get("notice"),
-        "colour_by": meta.get("colour_by", []),
-        "colour_labels": meta.get("colour_labels", {}),
-        "data": "data/",
-    }
-
-
-@widget("map")
-def map_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
-    """```atlas map height=360 colour=cluster``` -> a small live map (an iframe of the map page)."""
-    from atlas.errors import ContentError
-
-    height = arg_int(args, "height", 360, lo=120, hi=2000)
-    colour = args.get("colour") or args.get("color") or args.get("_") or ""
-    meta = read_meta(ctx.outputs.get("mapdata"))
-    if meta is None:
-        return Markup('<p class="atlas-note map-note" role="note">The map is not built for this site yet, '
-                      "so it cannot be shown here.</p>")
-    if colour and colour not in meta.get("colour_by", []):
-        raise ContentError(f"map widget: colour={colour!r} is not available",
-                           hint=f"Available: {', '.join(meta.get('colour_by', [])) or 'none'}.")
-    fragment = []
-    if colour:
-        fragment.append(f"c={colour}")
-    for key in ("x", "y", "z"):
-        if key in args:
-            try:
-                fragment.append(f"{key}={float(args[key]):g}")
-            except ValueError:
-                raise ContentError(f"map widget argument {key}={args[key]!r} must be a number") from None
-    hash_part = ("#" + "&".join(fragment)) if fragment else ""
-    title = args.get("title") or f"Interactive map of {meta['count']:,} sampled captions"
-    return Markup(
-        '<figure class="atlas-map-embed">'
-        '<iframe src="{src}" title="{title}" loading="lazy" height="{h}" style="width:100%;height:{h}px;border:0"></iframe>'
-        '<figcaption><a href="{full}">Open the full map</a></figcaption></figure>'
-    ).format(src=f"{ctx.root}map/?embed=1{hash_part}", title=title, h=height, full=f"{ctx.root}map/{hash_part}")

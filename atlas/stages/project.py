@@ -268,15 +268,27 @@ def write_projection(projection: Projection, folder: Path) -> None:
     (folder / "clusters.json").write_text(json.dumps({"levels": levels, "method": projection.method}, indent=1))
 
 
+def read(folder: Path | None) -> Projection | None:
+    """The project stage's output in ``folder`` (coordinates, cluster levels), or None."""
+    if folder is None or not (Path(folder) / "coords.npy").exists():
+        return None
+    folder = Path(folder)
+    coords = np.load(folder / "coords.npy")
+    meta = json.loads((folder / "clusters.json").read_text()) if (folder / "clusters.json").exists() else {}
+    levels = [Level(str(level["name"]), np.load(folder / level["assignments"]), level.get("clusters", []))
+              for level in meta.get("levels", [])]
+    return Projection(coords, levels, str(meta.get("method", "")))
+
+
 def _inputs(ctx) -> dict:
     return {"project": ctx.config.project}
 
 
 def _run(ctx, folder: Path) -> dict:
-    import pyarrow.parquet as pq
+    from atlas.stages import embed, sample
 
-    vectors = np.load(ctx.output("embed") / "embeddings.npy")
-    captions = pq.read_table(ctx.output("sample") / "sample.parquet", columns=["caption"]).column("caption").to_pylist()
+    vectors = embed.read(ctx.output("embed")).embeddings()
+    captions = sample.read(ctx.output("sample")).table(["caption"]).column("caption").to_pylist()
     if len(captions) != len(vectors):
         from atlas.errors import AtlasError
 
@@ -295,4 +307,5 @@ STAGE = Stage(
     run=_run,
     after=("sample", "embed"),
     description="project the embeddings to 2-D with PCA + UMAP and label clusters",
+    artifact=True,
 )

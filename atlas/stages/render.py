@@ -1,13 +1,12 @@
 """Render stage: content pages, the map page and the published data into one static site folder.
 
 :func:`render_site` is the plain function; it writes a self-contained site (pages, static assets,
-``data/stats.json`` and CSV downloads, ``map/``) into a folder. Every link is relative, so the
+the statistics stage's downloads under ``data/``, ``map/``) into a folder. Every link is relative, so the
 site works under a GitHub Pages project sub-path and from a local preview.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -18,11 +17,10 @@ from atlas.config import AtlasConfig
 from atlas.content import Page, load_pages, render_markdown
 from atlas.errors import ContentError
 from atlas.pipeline import BuildContext, Stage
-from atlas.stages.embed import describe, read_info
+from atlas.stages import embed, mapdata, project
+from atlas.stages import stats as stats_stage
 from atlas.theme import make_env, static_dirs, theme_dirs
 from atlas.widgets import WidgetContext
-
-PUBLISHED_DATA = ("stats.json", "domains.csv", "hosts.csv", "artists.csv", "histograms.csv")
 
 
 def _nav(pages: list[Page], current: str, root: str, has_map: bool) -> list[dict]:
@@ -47,12 +45,16 @@ def render_site(
     config: AtlasConfig,
     content_dir: Path,
     out: Path,
-    stats: dict,
-    examples: dict,
+    published: stats_stage.Stats,
     outputs: dict[str, Path],
     build_info: dict,
 ) -> dict:
-    """Write the whole site into ``out``; returns a summary (pages written)."""
+    """Write the whole site into ``out``; returns a summary (pages written).
+
+    ``published`` is the statistics stage's output (:func:`atlas.stages.stats.read`); ``outputs``
+    the stages' output folders, read through each stage's ``read``.
+    """
+    stats, examples = published.stats, published.examples
     env = make_env(content_dir, config.site.theme)
     pages = load_pages(content_dir)
     if not pages:
@@ -60,6 +62,7 @@ def render_site(
             f"the content folder {content_dir} has no Markdown pages",
             hint="Add index.md (or run `atlas new DIR` for a starting point).",
         )
+    map_data = mapdata.read(outputs.get("mapdata"))
     has_map = "mapdata" in outputs
     assets: dict[str, Path] = {}
     root_url = _absolute_root(config)
@@ -113,8 +116,6 @@ def render_site(
         written.append(page.output)
 
     if has_map:
-        from atlas.stages.mapdata import page_context
-
         shutil.copytree(outputs["mapdata"], out / "map" / "data", ignore=shutil.ignore_patterns(*BOOKKEEPING))
         html = env.get_template("map.html").render(
             **common,
@@ -123,7 +124,7 @@ def render_site(
             canonical=_canonical(config, "map/"),
             root="../",
             nav=_nav(pages, "map", "../", has_map),
-            map=page_context(outputs["mapdata"]),
+            map=map_page_context(map_data),
         )
         (out / "map" / "index.html").write_text(html, encoding="utf-8")
         written.append("map/index.html")
@@ -137,13 +138,30 @@ def render_site(
         shutil.copy2(source, target)
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    if "stats" in outputs:
-        for name in PUBLISHED_DATA:
-            if (outputs["stats"] / name).exists():
-                shutil.copy2(outputs["stats"] / name, data_dir / name)
+    for name, path in published.downloads.items():
+        shutil.copy2(path, data_dir / name)
     written += write_extras(env, config, out, pages, has_map, common)
     (out / ".nojekyll").write_text("")  # GitHub Pages: serve folders starting with _ as they are
     return {"pages": written}
+
+
+def map_page_context(data: mapdata.MapData | None) -> dict:
+    """What ``map.html`` needs: ``available`` plus the summary line's values."""
+    if data is None:
+        return {"available": False, "points": 0, "sample_rows": 0, "model": None, "method": None,
+                "notice": None, "colour_by": [], "colour_labels": {}, "data": "data/"}
+    meta = data.meta
+    return {
+        "available": True,
+        "points": data.count,
+        "sample_rows": meta.get("sample_rows", data.count),
+        "model": meta.get("model"),
+        "method": meta.get("method"),
+        "notice": meta.get("notice"),
+        "colour_by": data.colour_by,
+        "colour_labels": meta.get("colour_labels", {}),
+        "data": "data/",
+    }
 
 
 SOCIAL_IMAGE = "og.png"
@@ -157,11 +175,11 @@ def write_social_image(config: AtlasConfig, outputs: dict[str, Path], target: Pa
     width, height = 1200, 630
     image = Image.new("RGB", (width, height), (250, 248, 243))
     draw = ImageDraw.Draw(image)
-    project = outputs.get("project")
-    if project is not None and (Path(project) / "coords.npy").exists():
-        coords = np.load(Path(project) / "coords.npy")[:50_000]
-        clusters_path = Path(project) / "clusters_coarse.npy"
-        clusters = np.load(clusters_path)[: len(coords)] if clusters_path.exists() else np.zeros(len(coords), int)
+    projection = project.read(outputs.get("project"))
+    if projection is not None:
+        coords = projection.coords[:50_000]
+        coarse = next((level for level in projection.levels if level.name == "coarse"), None)
+        clusters = coarse.assignments[: len(coords)] if coarse is not None else np.zeros(len(coords), int)
         if len(coords):
             low, high = np.nanpercentile(coords, 1, axis=0), np.nanpercentile(coords, 99, axis=0)
             span = np.where(high - low > 0, high - low, 1.0)
@@ -254,19 +272,16 @@ def _inputs(ctx: BuildContext) -> dict:
 
 
 def _run(ctx: BuildContext, folder: Path) -> dict:
-    stats, examples = {}, {}
-    if "stats" in ctx.outputs:
-        stats = json.loads((ctx.output("stats") / "stats.json").read_text(encoding="utf-8"))
-        examples = json.loads((ctx.output("stats") / "examples.json").read_text(encoding="utf-8"))
+    published = stats_stage.read(ctx.outputs.get("stats"))
     build_info = {
         "demo": ctx.demo,
         "source": "generated demo shards" if ctx.demo else _describe_sources(ctx.sources),
-        "rows": stats.get("rows"),
+        "rows": published.stats.get("rows"),
         # The day this site was rendered (a cached render keeps its day: nothing on it changed).
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
-        "embedder": describe(read_info(ctx.outputs.get("embed"))),
+        "embedder": embed.describe(embed.read(ctx.outputs.get("embed"))),
     }
-    return render_site(ctx.config, ctx.content_dir, folder, stats, examples, dict(ctx.outputs), build_info)
+    return render_site(ctx.config, ctx.content_dir, folder, published, dict(ctx.outputs), build_info)
 
 
 def _describe_sources(sources: list) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,7 @@ import pyarrow as pa
 
 from atlas.data import (
     Rows,
-    canonical_select_sql,
-    host_sql,
-    parquet_list_sql,
+    indexed_rows_view,
     query_error,
     registrable_domain,
     safe_condition,
@@ -98,34 +97,6 @@ def allocate(counts: np.ndarray, size: int, max_share: float = MAX_DOMAIN_SHARE)
     return quota
 
 
-def _indexed_relation(rows: Rows) -> str | None:
-    """A view like ``rows`` plus ``source_row`` (global row index across the shards in order).
-
-    Precomputed embeddings (LAION's ``.npy`` files) are aligned with the shards row by row, so the
-    sample must remember where each row came from. Only possible for local shards.
-    """
-    if not rows.sources or any(s.remote for s in rows.sources) or "url" not in rows.columns:
-        return None
-    import pyarrow.parquet as pq
-
-    offsets, start = [], 0
-    for source in rows.sources:
-        offsets.append((source.location, start))
-        start += pq.ParquetFile(source.location).metadata.num_rows
-    rows.con.register("_atlas_shard_offsets", pa.table({
-        "filename": [o[0] for o in offsets], "row_offset": [o[1] for o in offsets]}))
-    inner = (
-        f"read_parquet({parquet_list_sql(rows.sources)}, union_by_name = true, "
-        "filename = '_atlas_filename', file_row_number = true)"
-    )
-    rows.con.execute(
-        f"CREATE OR REPLACE TEMP VIEW _atlas_rows_indexed AS SELECT *, {host_sql(rows.columns)} AS host "
-        f"FROM (SELECT {canonical_select_sql(rows.columns)}, o.row_offset + file_row_number AS source_row "
-        f"FROM {inner} AS r JOIN _atlas_shard_offsets AS o ON r._atlas_filename = o.filename)"
-    )
-    return "_atlas_rows_indexed"
-
-
 def _keep_thresholds(counts: np.ndarray, quota: np.ndarray) -> list[int]:
     """Per-domain cut-offs on the 64-bit key that keep a few more than ``quota`` rows in expectation.
 
@@ -156,7 +127,7 @@ def draw_sample(rows: Rows, size: int, seed: int, threshold: float,
     con = rows.con
     relation = None
     try:
-        relation = _indexed_relation(rows)
+        relation = indexed_rows_view(rows)
     except (duckdb.Error, OSError) as error:  # fall back to the plain view; no source_row
         log.info("cannot index shard rows (%s); sample.source_row will be NULL", error)
     source_row = "source_row" if relation else "NULL::BIGINT AS source_row"
@@ -233,6 +204,45 @@ def draw_sample(rows: Rows, size: int, seed: int, threshold: float,
     return table
 
 
+@dataclass
+class Sample:
+    """What the sample stage wrote: one parquet file with :data:`OUTPUT_COLUMNS`."""
+
+    path: Path
+    rows: int
+
+    def table(self, columns: list[str] | None = None) -> pa.Table:
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.path, columns=columns)
+
+
+def read(folder: Path) -> Sample:
+    """The sample stage's output in ``folder``."""
+    import pyarrow.parquet as pq
+
+    path = Path(folder) / "sample.parquet"
+    return Sample(path, pq.ParquetFile(path).metadata.num_rows)
+
+
+def rows_digest(folder: Path) -> str:
+    """What the sample holds, for portable fingerprints: a digest of its rows (id, url, caption),
+    stable across pyarrow versions and machines."""
+    import hashlib
+    import json
+
+    import pyarrow.parquet as pq
+
+    digest = hashlib.sha256()
+    handle = pq.ParquetFile(read(folder).path)
+    columns = [c for c in ("row_id", "url", "caption") if c in handle.schema_arrow.names]
+    for batch in handle.iter_batches(columns=columns, batch_size=65536):
+        for row in zip(*(batch.column(c).to_pylist() for c in columns)):
+            digest.update(json.dumps(row, ensure_ascii=True).encode("ascii"))
+            digest.update(b"\n")
+    return "rows:" + digest.hexdigest()
+
+
 def _inputs(ctx) -> dict:
     return {
         "shards": ctx.sources_fingerprint(),
@@ -267,4 +277,5 @@ STAGE = Stage(
     run=_run,
     after=("demo",),
     description="draw a reproducible, safe, domain-stratified sample of the rows",
+    digest=rows_digest,
 )

@@ -412,6 +412,34 @@ def write_stats(stats: dict, examples: dict, folder: Path) -> None:
             writer.writerow([column, "invalid", "", h["invalid"]])
 
 
+#: Files of the stage's output the site publishes under ``data/`` (for readers to download).
+PUBLISHED = ("stats.json", "domains.csv", "hosts.csv", "artists.csv", "histograms.csv")
+
+
+@dataclass
+class Stats:
+    """What the statistics stage wrote: the published statistics, example rows and downloads."""
+
+    #: The ``stats.json`` object (empty for a build without the stage).
+    stats: dict
+    #: Example rows per statistic (``examples.json``).
+    examples: dict
+    #: Files the site publishes under ``data/``, by name (only those present).
+    downloads: dict[str, Path]
+
+
+def read(folder: Path | None) -> Stats:
+    """The statistics stage's output in ``folder``; empty statistics when there is none."""
+    if folder is None:
+        return Stats({}, {}, {})
+    folder = Path(folder)
+    return Stats(
+        json.loads((folder / "stats.json").read_text(encoding="utf-8")),
+        json.loads((folder / "examples.json").read_text(encoding="utf-8")),
+        {name: folder / name for name in PUBLISHED if (folder / name).exists()},
+    )
+
+
 def artists_path(config: DataConfig, content_dir: Path) -> Path | None:
     """``[data] artists``, relative to the content folder; None when no list is configured."""
     if not config.artists:

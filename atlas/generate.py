@@ -4,7 +4,7 @@
 every prompt of ``content/prompts.toml`` at each of its seeds into
 ``content/generated/<prompt-id>/<seed>.webp`` with a JSON manifest beside each image holding
 its exact recipe. An image whose recipe hash is unchanged is skipped; ``force`` redoes all.
-:mod:`atlas.stages.gallery` puts them on the site.
+:mod:`atlas.stages.gallery` and :mod:`atlas.widgets.gallery` put them on the site.
 
 torch and diffusers are imported inside the functions that use them, so importing this module
 (which every build does, through the gallery widgets) stays fast.
@@ -20,8 +20,6 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import click
 
 from atlas.cache import fingerprint
 from atlas.config import AtlasConfig, GenerateConfig, load_config
@@ -594,26 +592,3 @@ def _stale_folders(content_dir: Path, prompts: list[Prompt]) -> list[str]:
         return []
     ids = {p.id for p in prompts}
     return sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in ids)
-
-
-@click.command("generate")
-@click.option(
-    "--content",
-    "content_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("content"),
-    show_default=True,
-    help="Content folder with prompts.toml; images go to its generated/ folder.",
-)
-@click.option("--model", default=None, help="A diffusers model folder, or a hub id (needs network). Default: [generate] model.")
-@click.option("--force", is_flag=True, help="Regenerate every image, even those whose recipe is unchanged.")
-@click.option("--prompt", "prompt_ids", multiple=True, help="Only this prompt id (repeatable).")
-def generate_command(content_dir: Path, model: str | None, force: bool, prompt_ids: tuple[str, ...]) -> None:
-    """Generate the Stable Diffusion examples of prompts.toml (needs diffusers; a GPU is best)."""
-    from atlas.report import Reporter
-
-    summary = generate(content_dir, model, force, Reporter(), prompt_ids=prompt_ids)
-    click.echo(
-        f"{summary['generated']} generated, {summary['skipped']} up to date, "
-        f"{summary['withheld']} withheld; model {summary['model']} (licence: {summary['licence']})"
-    )

@@ -7,7 +7,11 @@ A fenced block whose info string starts with ``atlas`` names a widget and its ar
 
 Arguments are ``key=value`` (quote values with spaces: ``title="CLIP score"``); a bare word is
 the widget's first positional argument. Widgets return HTML (``markupsafe.Markup``) built only
-from escaped data. Modules register more widgets with :func:`widget`.
+from escaped data, reading the stages' outputs through their readers (``atlas.stages.<stage>.read``).
+
+One module per family registers its widgets with :func:`widget`: histogram, tables, captions,
+stat, map, gallery, bias_grid. A new widget goes into one of them (or a new module listed in
+:func:`_load_builtin_widgets`).
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ class WidgetContext:
     source: Path
     #: Relative prefix from this page to the site root, e.g. "../" (works under any sub-path).
     root: str
-    #: stats.json of the statistics stage (may be empty for a build without data).
+    #: The statistics stage's published statistics (``atlas.stages.stats.Stats.stats``; empty
+    #: for a build without data).
     stats: dict
     #: Output folders of the stages that ran or were cached, by stage name.
     outputs: dict[str, Path]
@@ -105,11 +110,15 @@ def render_widget(info: str, ctx: WidgetContext, where: str) -> Markup:
 
 
 def _load_builtin_widgets() -> None:
-    """Import the modules that register widgets (kept lazy: heavy stages import on use)."""
-    import importlib
+    """Import the modules that register the built-in widgets (on first use, so importing this
+    package stays light)."""
+    from atlas.widgets import bias_grid, captions, gallery, histogram, map, stat, tables  # noqa: F401
 
-    for module in ("atlas.charts", "atlas.stages.mapdata", "atlas.stages.gallery"):
-        importlib.import_module(module)
+
+def needs_stats(ctx: WidgetContext, what: str) -> None:
+    """Refuse a statistics widget on a build without statistics."""
+    if not ctx.stats:
+        raise ContentError(f"the {what} widget needs statistics, but this build has none")
 
 
 def arg_int(args: dict[str, str], key: str, default: int, lo: int = 1, hi: int = 10_000) -> int:

@@ -1,0 +1,169 @@
+"""The ``gallery`` widget: each workshop prompt with its committed images, recipes and the
+nearest LAION captions the gallery stage found; placeholders where images are missing. The
+bias grid (:mod:`atlas.widgets.bias_grid`) shares the shots and prompts below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from markupsafe import Markup
+
+from atlas.errors import ContentError
+from atlas.generate import GENERATED, MAP_ZOOM, manifest_path, read_manifest
+from atlas.nearest import unavailable_reason
+from atlas.prompts import Prompt, load_prompts
+from atlas.stages import embed, gallery
+from atlas.widgets import WidgetContext, widget
+
+
+@dataclass
+class Shot:
+    """One prompt x seed as the gallery shows it."""
+
+    seed: int
+    state: str  # "ready", "missing", "stale", "withheld"
+    src: str = ""
+    width: int | None = None
+    height: int | None = None
+    manifest: dict | None = None
+    recipe: dict | None = None
+    neighbours: list[dict] = field(default_factory=list)
+    map_href: str = ""
+
+
+def recipe_view(manifest: dict) -> dict:
+    """A manifest flattened for the templates, every key present (hand-edited files may lack some)."""
+    recipe = manifest.get("recipe") or {}
+    model = recipe.get("model") if isinstance(recipe.get("model"), dict) else {}
+    versions = manifest.get("versions") if isinstance(manifest.get("versions"), dict) else {}
+    scheduler = recipe.get("scheduler") if isinstance(recipe.get("scheduler"), dict) else {}
+    ref = ""
+    if model.get("revision"):
+        ref = f"revision {str(model['revision'])[:12]}"
+    elif model.get("weights_sha256"):
+        ref = f"weights sha256 {str(model['weights_sha256'])[:12]}…"
+    software = ", ".join(f"{name} {versions[name]}" for name in ("diffusers", "torch") if versions.get(name))
+    device = manifest.get("device") or ""
+    if device and manifest.get("dtype"):
+        device = f"{device} ({manifest['dtype']})"
+    return {
+        "prompt": str(recipe.get("prompt", "")),
+        "negative": str(recipe.get("negative_prompt") or ""),
+        "seed": recipe.get("seed", ""),
+        "model": str(model.get("id") or "unknown"),
+        "model_ref": ref,
+        "licence": str(manifest.get("model_licence") or "unknown"),
+        "scheduler": str(scheduler.get("class") or "unknown"),
+        "steps": recipe.get("steps", "?"),
+        "guidance": recipe.get("guidance", "?"),
+        "size": f"{recipe.get('width', '?')} × {recipe.get('height', '?')}",
+        "software": software,
+        "device": device,
+        "hash": str(manifest.get("recipe_hash") or "")[:16],
+    }
+
+
+def _neighbours(ctx: WidgetContext) -> gallery.Neighbours:
+    found = gallery.read(ctx.outputs.get("gallery"))
+    if found is not None:
+        return found
+    reason = unavailable_reason(embed.read(ctx.outputs.get("embed")))
+    if reason is None:
+        reason = "The gallery stage did not run in this build, so generated images were not compared with LAION captions."
+    return gallery.Neighbours(reason, "")
+
+
+def _map_href(root: str, neighbour: dict) -> str:
+    if "x" not in neighbour or "y" not in neighbour:
+        return ""
+    return f"{root}map/#x={neighbour['x']:.4f}&y={neighbour['y']:.4f}&z={MAP_ZOOM}"
+
+
+def collect_shots(prompt: Prompt, ctx: WidgetContext, neighbours: dict | None = None) -> list[Shot]:
+    """The images of one prompt, registered as site assets; placeholders for the missing ones."""
+    shots = []
+    for seed in prompt.seeds:
+        manifest = read_manifest(manifest_path(ctx.content_dir, prompt.id, seed))
+        if manifest is None:
+            shots.append(Shot(seed, "missing"))
+            continue
+        recipe = manifest["recipe"]
+        if recipe.get("prompt") != prompt.prompt or recipe.get("negative_prompt", "") != prompt.negative:
+            shots.append(Shot(seed, "stale", manifest=manifest, recipe=recipe_view(manifest)))
+            continue
+        name = manifest.get("image")
+        if not name:
+            shots.append(Shot(seed, "withheld", manifest=manifest, recipe=recipe_view(manifest)))
+            continue
+        source = manifest_path(ctx.content_dir, prompt.id, seed).parent / str(name)
+        if Path(str(name)).name != str(name) or str(name).startswith(".") or not source.is_file():
+            shots.append(Shot(seed, "missing"))
+            continue
+        destination = f"{GENERATED}/{prompt.id}/{source.name}"
+        ctx.assets[destination] = source
+        size = manifest.get("image_size") or [None, None]
+        found = (neighbours or {}).get(f"{prompt.id}/{seed}", [])
+        shots.append(
+            Shot(
+                seed,
+                "ready",
+                src=ctx.root + destination,
+                width=size[0],
+                height=size[1],
+                manifest=manifest,
+                recipe=recipe_view(manifest),
+                neighbours=found,
+                map_href=_map_href(ctx.root, found[0]) if found else "",
+            )
+        )
+    return shots
+
+
+def page_prompts(args: dict[str, str], ctx: WidgetContext, default_page: str) -> list[Prompt]:
+    page = args.get("page", args.get("_", default_page))
+    if page not in ("stable-diffusion", "bias"):
+        raise ContentError(f"widget argument page={page!r} must be stable-diffusion or bias")
+    prompts = [p for p in load_prompts(ctx.content_dir, missing_ok=True) if p.page == page]
+    wanted = args.get("prompt")
+    if wanted:
+        ids = [w.strip() for w in wanted.split(",") if w.strip()]
+        known = {p.id for p in prompts}
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise ContentError(
+                f"no prompt with id {', '.join(unknown)} on page {page!r}",
+                hint=f"Ids in prompts.toml for that page: {', '.join(sorted(known)) or '(none)'}.",
+            )
+        prompts = [p for p in prompts if p.id in ids]
+    return prompts
+
+
+def models(shots: list[Shot]) -> list[dict]:
+    """The distinct models (id, licence) behind the shown images."""
+    seen = {}
+    for shot in shots:
+        if shot.recipe and shot.state == "ready":
+            key = (shot.recipe["model"], shot.recipe["licence"])
+            seen.setdefault(key, {"id": key[0], "licence": key[1]})
+    return list(seen.values())
+
+
+@widget("gallery")
+def gallery_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
+    """Each workshop prompt with its images, recipes and nearest LAION captions.
+
+    ```atlas gallery``` (page=stable-diffusion by default; ``prompt=id1,id2`` to pick some).
+    """
+    prompts = page_prompts(args, ctx, "stable-diffusion")
+    neighbours = _neighbours(ctx)
+    items = [{"prompt": p, "shots": collect_shots(p, ctx, neighbours.images)} for p in prompts]
+    all_shots = [s for item in items for s in item["shots"]]
+    return ctx.render(
+        "widgets/gallery.html",
+        items=items,
+        models=models(all_shots),
+        laion_reason=neighbours.reason,
+        has_prompts_file=(ctx.content_dir / "prompts.toml").exists(),
+    )
