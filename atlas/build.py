@@ -25,7 +25,8 @@ from atlas.data import select_sources
 from atlas.demo import DEFAULT_ROWS, DEFAULT_SHARDS, GENERATOR_VERSION, write_demo_shards
 from atlas.errors import AtlasError
 from atlas.pipeline import BuildContext, Stage, StageResult, run_stages
-from atlas.report import Reporter
+from atlas.report import Reporter, Warnings
+from atlas.settings import Settings
 
 MARKER = ".atlas-site"
 
@@ -54,11 +55,9 @@ def stages() -> list[Stage]:
     ]
 
 
-def default_cache_dir(out: Path) -> Path:
-    env = os.environ.get("ATLAS_CACHE_DIR")
-    if env:
-        return Path(env)
-    return Path("build") / "cache"
+def default_cache_dir(settings: Settings) -> Path:
+    """``ATLAS_CACHE_DIR`` (``settings.cache_dir``), else ``build/cache``."""
+    return settings.cache_dir or Path("build") / "cache"
 
 
 #: GitHub Pages refuses sites over 1 GB; warn well before.
@@ -87,11 +86,13 @@ def make_context(
     out: Path,
     config: AtlasConfig | None = None,
     frozen: bool = False,
+    settings: Settings | None = None,
 ) -> BuildContext:
+    settings = settings or Settings()
     content_dir = Path(content_dir)
-    config = config or load_config(content_dir)
+    config = (config or load_config(content_dir)).with_base_url(settings.base_url)
     sources = select_sources(data, config.data.sources, content_dir)
-    cache = Cache(cache_dir or default_cache_dir(out))
+    cache = Cache(cache_dir or default_cache_dir(settings))
     return BuildContext(
         config=config,
         content_dir=content_dir,
@@ -99,6 +100,7 @@ def make_context(
         reporter=reporter,
         sources=sources,
         options={"frozen": frozen},
+        settings=settings,
         artifacts=ArtifactStore(content_dir / ARTIFACTS, stages(), frozen=frozen),
     )
 
@@ -112,25 +114,28 @@ def build(
     explain: bool = False,
     frozen: bool = False,
     export_artifacts: bool = False,
+    settings: Settings | None = None,
 ) -> BuildReport:
     """Build the site into ``out``; with ``explain`` only say which stages would run and why.
 
     ``frozen``: the GPU stages must come from matching committed artifacts (else AtlasError).
     ``export_artifacts``: afterwards, copy the GPU stages' outputs into ``content/artifacts/``.
+    ``settings``: the environment (default: read here, once, with ``Settings.from_env``).
     """
     started = time.perf_counter()
-    reporter = reporter or Reporter()
+    settings = settings or Settings.from_env()
+    reporter = reporter or Reporter(ci=settings.ci)
     out = Path(out)
     check_out_dir(out)
-    ctx = make_context(content_dir, data, cache_dir, reporter, out, frozen=frozen)
-    first_warning = len(reporter.warnings)
+    ctx = make_context(content_dir, data, cache_dir, reporter, out, frozen=frozen, settings=settings)
+    warnings = reporter.collect()
     results = run_stages(stages(), ctx, explain_only=explain)
-    report = BuildReport(out, results, reporter.warnings[first_warning:])
+    report = BuildReport(out, results, warnings.messages())
     if explain:
         return report
     render = ctx.results["render"]
     report.site_bytes = site_size(render.path)
-    report.warnings = build_warnings(ctx, report.warnings, report.site_bytes)
+    report.warnings = build_warnings(ctx, warnings, report.site_bytes)
     embed = embed_description(ctx)
     info = {
         "atlas": __version__,
@@ -139,8 +144,8 @@ def build(
         "rows": (ctx.summary("stats") or {}).get("rows"),
         "sample_rows": (ctx.summary("sample") or {}).get("rows"),
         "embedder": embed,
-        "built_on": "GitHub Actions" if os.environ.get("GITHUB_ACTIONS") == "true" else platform.system(),
-        "commit": os.environ.get("GITHUB_SHA") or None,
+        "built_on": "GitHub Actions" if settings.github_actions else platform.system(),
+        "commit": settings.commit,
         "python": platform.python_version(),
         "base_url": ctx.config.base_url() or None,
         "site_bytes": report.site_bytes,
@@ -176,6 +181,7 @@ def export(ctx: BuildContext, results: list[StageResult], reporter: Reporter) ->
     method = info.method if info is not None else None
     if method != "clip":
         reporter.warn(
+            "artifact",
             f"exporting artifacts of a {method or 'non-CLIP'} build: they save little, since that embedder "
             "runs on a CPU anyway; configure [embed] pretrained with CLIP weights on a GPU machine first"
         )
@@ -213,29 +219,32 @@ def missing_images(content_dir: Path) -> int:
     return sum(1 for p in prompts for seed in p.seeds if f"{p.id}/{seed}" not in have)
 
 
-def build_warnings(ctx: BuildContext, during: list[str], site_bytes: int) -> list[str]:
-    """Warnings for the summary and build.json: those raised while building plus the build's state."""
-    warnings = list(dict.fromkeys(during))
+def build_warnings(ctx: BuildContext, warnings: Warnings, site_bytes: int) -> list[str]:
+    """Warnings for the summary and build.json: those raised while building plus the build's state
+    (added to ``warnings``, the build's collector)."""
     if ctx.demo:
-        warnings.append("demo data: no shards configured, the site shows generated demo rows ([data] sources)")
+        warnings.add("demo", "demo data: no shards configured, the site shows generated demo rows ([data] sources)")
     info = embed_info(ctx)
-    if info is not None and info.method == "tfidf" and not any("TF-IDF" in w for w in warnings):
-        warnings.append(
+    if info is not None and info.method == "tfidf" and not warnings.has("embedder"):
+        warnings.add(
+            "embedder",
             "fallback embedder: the map uses offline TF-IDF caption embeddings, not CLIP "
-            "([embed] pretrained, or commit CLIP artifacts)"
+            "([embed] pretrained, or commit CLIP artifacts)",
         )
     missing = missing_images(ctx.content_dir)
     if missing:
-        warnings.append(
+        warnings.add(
+            "images",
             f"{missing} generated image(s) of prompts.toml are missing; the gallery shows "
-            "'not generated yet' cards (run `atlas generate` on a GPU machine and commit content/generated/)"
+            "'not generated yet' cards (run `atlas generate` on a GPU machine and commit content/generated/)",
         )
     if site_bytes > SITE_WARN_BYTES:
-        warnings.append(
+        warnings.add(
+            "site-size",
             f"the site is {site_bytes / 1e6:,.0f} MB; GitHub Pages refuses sites over 1 GB "
-            "(lower [sample] size or remove large files from content/)"
+            "(lower [sample] size or remove large files from content/)",
         )
-    return warnings
+    return warnings.messages()
 
 
 def site_size(folder: Path) -> int:

@@ -90,6 +90,16 @@ def file_stamp(path: Path) -> dict:
     return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename, so readers see
+    the old file or the new one, never a half-written one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def replace_dir(new: Path, target: Path) -> None:
     """Put folder ``new`` at ``target`` with two renames, then delete what was there before.
 
@@ -180,8 +190,4 @@ class Cache:
             return None
 
     def remember_inputs(self, stage: str, key: str, inputs: dict) -> None:
-        path = self._last_path(stage)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "inputs": canonical(inputs)}, sort_keys=True))
-        os.replace(tmp, path)
+        write_atomic(self._last_path(stage), json.dumps({"key": key, "inputs": canonical(inputs)}, sort_keys=True))

@@ -7,8 +7,8 @@ other exceptions are bugs and keep their traceback.
 from __future__ import annotations
 
 import logging
-import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -16,6 +16,15 @@ import click
 from atlas import __version__
 from atlas.errors import AtlasError
 from atlas.report import Reporter
+from atlas.settings import Settings
+
+
+@dataclass
+class App:
+    """What every command gets: the one reporter and the environment's settings (read once)."""
+
+    reporter: Reporter
+    settings: Settings
 
 
 def _fail(error: AtlasError) -> None:
@@ -39,7 +48,8 @@ class _Group(click.Group):
 def main(ctx: click.Context, quiet: bool, verbose: bool) -> None:
     """Build a browsable atlas of LAION from parquet shards and Markdown."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = Reporter(quiet=quiet)
+    settings = Settings.from_env()
+    ctx.obj = App(Reporter(quiet=quiet, ci=settings.ci), settings)
 
 
 CONTENT = click.option(
@@ -62,7 +72,7 @@ def _summary_table(report) -> None:
     """Stages (ran / cached / artifact, time, why), then rows, site size and warnings."""
     from rich.table import Table
 
-    reporter: Reporter = click.get_current_context().obj
+    reporter: Reporter = click.get_current_context().obj.reporter
     if reporter.quiet:
         return
     table = Table(title=None, show_edge=False, pad_edge=False)
@@ -98,7 +108,7 @@ def _summary_table(report) -> None:
 @click.option("--export-artifacts", is_flag=True, help="Copy the GPU stages' outputs into CONTENT/artifacts/ to commit.")
 @click.pass_obj
 def build(
-    reporter: Reporter,
+    app: App,
     content: Path,
     out: Path,
     data: tuple[str, ...],
@@ -110,9 +120,10 @@ def build(
     """Build the site into --out (the embedded demo when no data is configured)."""
     from atlas.build import build as run_build
 
+    reporter = app.reporter
     report = run_build(
         content, out, list(data) or None, cache_dir, reporter, explain=explain, frozen=frozen,
-        export_artifacts=export_artifacts,
+        export_artifacts=export_artifacts, settings=app.settings,
     )
     _summary_table(report)
     if explain:
@@ -129,20 +140,22 @@ def build(
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (localhost only by default).")
 @click.option("--port", type=int, default=8000, show_default=True, help="Port (0: any free port).")
 @click.pass_obj
-def serve(reporter: Reporter, content: Path, data: tuple[str, ...], cache_dir: Path | None, host: str, port: int) -> None:
+def serve(app: App, content: Path, data: tuple[str, ...], cache_dir: Path | None, host: str, port: int) -> None:
     """Build, serve the site locally and rebuild + reload the browser when content or theme change."""
     from atlas.serve import serve as run_serve
 
-    run_serve(content, host=host, port=port, data=list(data) or None, cache_dir=cache_dir, reporter=reporter)
+    run_serve(content, host=host, port=port, data=list(data) or None, cache_dir=cache_dir, reporter=app.reporter,
+              settings=app.settings)
 
 
 @main.command()
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.pass_obj
-def new(reporter: Reporter, directory: Path) -> None:
+def new(app: App, directory: Path) -> None:
     """Create a new content folder DIRECTORY from the default atlas, to make your own."""
     from atlas.scaffold import new_content
 
+    reporter = app.reporter
     written = new_content(directory)
     reporter.info(f"created {directory} ({len(written)} files). Next: edit {directory}/atlas.toml, then")
     reporter.info(f"  atlas serve --content {directory}")
@@ -161,12 +174,12 @@ def new(reporter: Reporter, directory: Path) -> None:
 @click.option("--force", is_flag=True, help="Regenerate every image, even those whose recipe is unchanged.")
 @click.option("--prompt", "prompt_ids", multiple=True, help="Only this prompt id (repeatable).")
 @click.pass_obj
-def generate(reporter: Reporter, content_dir: Path, model: str | None, force: bool, prompt_ids: tuple[str, ...]) -> None:
+def generate(app: App, content_dir: Path, model: str | None, force: bool, prompt_ids: tuple[str, ...]) -> None:
     """Generate the Stable Diffusion examples of prompts.toml (needs diffusers; a GPU is best)."""
     from atlas.generate import generate as run_generate
 
-    summary = run_generate(content_dir, model, force, reporter, prompt_ids=prompt_ids)
-    reporter.info(
+    summary = run_generate(content_dir, model, force, app.reporter, prompt_ids=prompt_ids)
+    app.reporter.info(
         f"{summary['generated']} generated, {summary['skipped']} up to date, "
         f"{summary['withheld']} withheld; model {summary['model']} (licence: {summary['licence']})"
     )
@@ -177,23 +190,22 @@ def generate(reporter: Reporter, content_dir: Path, model: str | None, force: bo
 @CONTENT
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the statistics JSON here.")
 @click.pass_obj
-def stats(reporter: Reporter, data: tuple[str, ...], content: Path, json_path: Path | None) -> None:
+def stats(app: App, data: tuple[str, ...], content: Path, json_path: Path | None) -> None:
     """Run only the statistics stage and print (or write) the JSON the site publishes."""
     from atlas.config import AtlasConfig, load_config
     from atlas.data import select_sources
+    from atlas.cache import write_atomic
     from atlas.stages.stats import run_stats, stats_json
 
     config = load_config(content) if content.is_dir() else AtlasConfig()
     if not data and not config.data.sources:
         raise AtlasError("atlas stats needs data", hint="Pass --data 'shards/*.parquet' or set [data] sources.")
-    result, _, _ = run_stats(select_sources(list(data), config.data.sources, content), config.data, content, reporter)
+    sources = select_sources(list(data), config.data.sources, content)
+    result, _, _ = run_stats(sources, config.data, content, app.reporter, app.settings)
     text = stats_json(result)
     if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = json_path.with_name(json_path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, json_path)
-        reporter.info(f"wrote {json_path}: {result['rows']:,} rows, {result['distinct_domains']:,} domains")
+        write_atomic(json_path, text)
+        app.reporter.info(f"wrote {json_path}: {result['rows']:,} rows, {result['distinct_domains']:,} domains")
     else:
         click.echo(text)
 

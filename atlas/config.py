@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from atlas.errors import ConfigError
 
@@ -143,9 +143,25 @@ class AtlasConfig(_Section):
     project: ProjectConfig = Field(default_factory=ProjectConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
 
+    #: ``ATLAS_BASE_URL`` (see :meth:`with_base_url`); not part of the config's fingerprint.
+    _base_url: str = PrivateAttr("")
+
+    def with_base_url(self, url: str) -> AtlasConfig:
+        """A copy whose :meth:`base_url` is ``url`` when given (``Settings.base_url``)."""
+        copy = self.model_copy()
+        copy._base_url = (url or "").strip()
+        return copy
+
     def base_url(self) -> str:
-        """The base URL in force: ``ATLAS_BASE_URL`` wins over ``[site] base_url``."""
-        return os.environ.get("ATLAS_BASE_URL", "").strip() or self.site.base_url
+        """The base URL in force: ``ATLAS_BASE_URL`` (:meth:`with_base_url`) wins over ``[site] base_url``."""
+        return self._base_url or self.site.base_url
+
+
+def content_path(value: str | Path, base: Path | None) -> Path:
+    """A path as atlas.toml and the command line mean it: ``~`` expanded, and a relative path
+    relative to ``base`` (the content folder) when one is given."""
+    path = Path(os.path.expanduser(str(value)))
+    return path if path.is_absolute() or base is None else Path(base) / path
 
 
 def _format_errors(source: str, error: ValidationError) -> str:

@@ -11,14 +11,15 @@ import glob
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import duckdb
 
-from atlas.config import CANONICAL_COLUMNS, DataConfig
+from atlas.config import CANONICAL_COLUMNS, DataConfig, content_path
 from atlas.errors import DataError
+from atlas.settings import HTTP_RETRIES, Settings
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,7 @@ def resolve_sources(patterns: list[str], base: Path) -> list[Source]:
         if is_remote(pattern):
             sources.append(Source(pattern))
             continue
-        path = Path(os.path.expanduser(pattern))
-        if not path.is_absolute():
-            path = base / path
+        path = content_path(pattern, base)
         if path.is_dir():
             matches = sorted(str(p) for p in path.rglob("*.parquet"))
         else:
@@ -183,13 +182,13 @@ def connect(threads: int | None = None, memory_limit: str | None = None) -> duck
     con.execute("SET enable_progress_bar = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    if memory_limit or os.environ.get("ATLAS_DUCKDB_MEMORY"):
-        con.execute(f"SET memory_limit = {quote_literal(memory_limit or os.environ['ATLAS_DUCKDB_MEMORY'])}")
+    if memory_limit:
+        con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
     con.execute("SET preserve_insertion_order = false")
     return con
 
 
-def _load_httpfs(con: duckdb.DuckDBPyConnection, sources: list[Source]) -> None:
+def _load_httpfs(con: duckdb.DuckDBPyConnection, sources: list[Source], settings: Settings) -> None:
     if not any(s.remote for s in sources):
         return
     try:
@@ -202,8 +201,8 @@ def _load_httpfs(con: duckdb.DuckDBPyConnection, sources: list[Source]) -> None:
                 f"remote shards need DuckDB's httpfs extension, which could not be loaded: {error}",
                 hint="Install it once with network (`duckdb -c 'INSTALL httpfs'`) or copy the shards locally.",
             ) from None
-    _retry_transient_errors(con)
-    token = os.environ.get("HF_TOKEN")
+    _retry_transient_errors(con, settings.http_retries)
+    token = settings.hf_token
     if token and any(s.location.startswith("hf://") for s in sources):
         con.execute(f"CREATE OR REPLACE SECRET hf_token (TYPE huggingface, TOKEN {quote_literal(token)})")
     if any(s.location.startswith("s3://") for s in sources):
@@ -213,23 +212,14 @@ def _load_httpfs(con: duckdb.DuckDBPyConnection, sources: list[Source]) -> None:
             log.info("no S3 credential chain found; reading s3:// anonymously")
 
 
-#: Remote reads retry transient failures (timeouts, resets, 5xx) with exponential backoff;
-#: ``ATLAS_HTTP_RETRIES`` overrides the count.
-HTTP_RETRIES = 5
+#: Remote reads retry transient failures with exponential backoff (``Settings.http_retries`` times).
 HTTP_RETRY_WAIT_MS = 500
 
 
-def http_retries() -> int:
-    try:
-        return max(0, int(os.environ.get("ATLAS_HTTP_RETRIES", HTTP_RETRIES)))
-    except ValueError:
-        return HTTP_RETRIES
-
-
-def _retry_transient_errors(con: duckdb.DuckDBPyConnection) -> None:
+def _retry_transient_errors(con: duckdb.DuckDBPyConnection, retries: int) -> None:
     """httpfs settings (they exist only once the extension is loaded)."""
     settings = {
-        "http_retries": http_retries(),
+        "http_retries": retries,
         "http_retry_wait_ms": HTTP_RETRY_WAIT_MS,
         "http_retry_backoff": 2,
     }
@@ -252,23 +242,27 @@ class Rows:
     columns: dict[str, str]  # canonical -> shard column, for the columns the shards have
     sources: list[Source]
     notes: list[str]
+    #: The environment's settings the connection was opened with (retries, token, memory).
+    settings: Settings = field(default_factory=Settings)
 
     def has(self, canonical: str) -> bool:
         return canonical in self.columns
 
 
-def open_rows(sources: list[Source], config: DataConfig, threads: int | None = None) -> Rows:
+def open_rows(sources: list[Source], config: DataConfig, threads: int | None = None,
+              settings: Settings | None = None) -> Rows:
     """Check the shards and register the view ``rows`` (canonical columns + ``host``)."""
+    settings = settings or Settings()
     usable, available, notes = check_sources(sources)
-    con = connect(threads)
-    _load_httpfs(con, usable)
+    con = connect(threads, settings.duckdb_memory)
+    _load_httpfs(con, usable, settings)
     if any(s.remote for s in usable):
         try:
             described = con.execute(
                 f"DESCRIBE SELECT * FROM read_parquet({parquet_list_sql(usable)}, union_by_name = true)"
             ).fetchall()
         except duckdb.Error as error:
-            raise _remote_error(error) from None
+            raise _remote_error(error, settings.http_retries) from None
         for row in described:
             if row[0] not in available:
                 available.append(row[0])
@@ -276,14 +270,14 @@ def open_rows(sources: list[Source], config: DataConfig, threads: int | None = N
     if not usable:
         select = ", ".join(f"NULL::{TYPES[c]} AS {c}" for c in CANONICAL_COLUMNS)
         con.execute(f"CREATE VIEW rows AS SELECT {select}, NULL::VARCHAR AS host WHERE false")
-        return Rows(con, mapping, usable, notes)
+        return Rows(con, mapping, usable, notes, settings)
     inner = f"read_parquet({parquet_list_sql(usable)}, union_by_name = true)"
     # Canonical names first (cast), then host computed from the cast url.
     con.execute(
         f"CREATE VIEW rows AS SELECT *, {host_sql(mapping)} AS host "
         f"FROM (SELECT {canonical_select_sql(mapping)} FROM {inner})"
     )
-    return Rows(con, mapping, usable, notes)
+    return Rows(con, mapping, usable, notes, settings)
 
 
 def indexed_rows_view(rows: Rows) -> str | None:
@@ -339,7 +333,7 @@ def select_sources(data: list[str] | None, configured: list[str], content_dir: P
     return resolve_sources(configured, content_dir)
 
 
-def _remote_error(error: Exception) -> DataError:
+def _remote_error(error: Exception, retries: int = HTTP_RETRIES) -> DataError:
     text = str(error)
     first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
     if re.search(r"\b(401|403)\b|unauthori[sz]ed|forbidden|auth|credential|permission|access denied", text, re.I):
@@ -352,7 +346,7 @@ def _remote_error(error: Exception) -> DataError:
         what = "nothing was found at that address"
         hint = "Check the URL or glob in [data] sources (or --data); hf:// paths look like hf://datasets/OWNER/NAME/path/*.parquet."
     elif re.search(r"resolve|connect|timed? ?out|timeout|network|unreachable|ssl|reset|\b5\d\d\b", text, re.I):
-        what = f"a network error, still failing after {http_retries()} retries"
+        what = f"a network error, still failing after {retries} retries"
         hint = "Check the network connection (and HTTP_PROXY if you use one), then build again; ATLAS_HTTP_RETRIES sets the retries."
     else:
         what = "the read failed"
@@ -389,7 +383,7 @@ def query_error(error: Exception, rows: Rows) -> DataError:
             hint="The file is damaged or truncated. Re-download it or remove it from [data] sources.",
         )
     if any(s.remote for s in rows.sources):
-        return _remote_error(error)
+        return _remote_error(error, rows.settings.http_retries)
     return DataError(f"reading the shards failed: {str(error).splitlines()[0]}")
 
 

@@ -21,8 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from atlas.cache import fingerprint
+from atlas.cache import file_digest, fingerprint
 from atlas.config import AtlasConfig, GenerateConfig, load_config
+from atlas.device import resolve_device
 from atlas.errors import ConfigError, ContentError, ModelError
 from atlas.prompts import Prompt, load_prompts
 
@@ -139,11 +140,7 @@ def weights_digest(folder: Path) -> str:
         key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
         digest = _DIGESTS.get(key)
         if digest is None:
-            sha = hashlib.sha256()
-            with open(path, "rb") as handle:
-                while block := handle.read(1 << 22):
-                    sha.update(block)
-            digest = _DIGESTS[key] = sha.hexdigest()
+            digest = _DIGESTS[key] = file_digest(path, chunk=1 << 22)
         total.update(path.relative_to(folder).as_posix().encode() + b"\0" + digest.encode() + b"\n")
     return total.hexdigest()
 
@@ -522,7 +519,7 @@ def generate(
         "stale": _stale_folders(content_dir, prompts) if not prompt_ids else [],
     }
     for name in summary["stale"]:
-        reporter.warn(f"{GENERATED}/{name}/ belongs to no prompt in prompts.toml any more; delete it if unwanted")
+        reporter.warn("generate", f"{GENERATED}/{name}/ belongs to no prompt in prompts.toml any more; delete it if unwanted")
     if not jobs:
         reporter.info(f"all {fresh} image(s) up to date (use --force to regenerate)")
         return summary
@@ -530,9 +527,9 @@ def generate(
     torch, diffusers = _load_torch_stack()
     import transformers
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device("auto", mps=False)  # as before: CUDA or the CPU, never MPS
     if device == "cpu":
-        reporter.warn(f"no CUDA device: generating {len(jobs)} image(s) on the CPU in float32 (slow)")
+        reporter.warn("device", f"no CUDA device: generating {len(jobs)} image(s) on the CPU in float32 (slow)")
     reporter.info(f"loading {source.id} ({source.family}, {source.pipeline_class}) on {device}")
     pipe, dtype = _load_pipeline(source, scheduler, device)
     versions = {

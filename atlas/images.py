@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from atlas.config import content_path
 from atlas.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -204,9 +205,7 @@ def open_images(spec: str, base: Path | None = None):
     """The image source named by ``[embed] images``; a bad value is a ConfigError."""
     if spec == "download":
         return Downloader()
-    path = Path(os.path.expanduser(spec))
-    if not path.is_absolute() and base is not None:
-        path = Path(base) / path
+    path = content_path(spec, base)
     if not path.is_dir():
         raise ConfigError(
             f"images folder {path} does not exist",
@@ -222,9 +221,7 @@ def source_fingerprint(spec: str, base: Path | None = None) -> dict:
     """What identifies an image source for the stage cache (files' names, sizes and mtimes)."""
     if not spec or spec == "download":
         return {"images": spec}
-    path = Path(os.path.expanduser(spec))
-    if not path.is_absolute() and base is not None:
-        path = Path(base) / path
+    path = content_path(spec, base)
     digest = hashlib.sha256()
     count = 0
     if path.is_dir():

@@ -20,6 +20,7 @@ from typing import Any
 from atlas.cache import SUMMARY, Cache, canonical, fingerprint
 from atlas.config import AtlasConfig
 from atlas.report import Reporter
+from atlas.settings import Settings
 
 
 #: Settings that change how a stage runs on a machine, not what it makes.
@@ -86,6 +87,8 @@ class BuildContext:
     options: dict[str, Any] = field(default_factory=dict)
     #: Committed GPU artifacts (an :class:`atlas.artifacts.ArtifactStore`), or None.
     artifacts: Any = None
+    #: The environment, read once at the edge (see atlas.settings).
+    settings: Settings = field(default_factory=Settings)
 
     def output(self, stage: str) -> Path:
         return self.outputs[stage]
@@ -111,7 +114,7 @@ class BuildContext:
         """A DuckDB connection with the view ``rows`` over the shards (see atlas.data)."""
         from atlas.data import open_rows
 
-        return open_rows(self.shard_sources(), self.config.data, threads=threads)
+        return open_rows(self.shard_sources(), self.config.data, threads=threads, settings=self.settings)
 
     def summary(self, stage: str) -> Any:
         result = self.results.get(stage)
@@ -194,7 +197,7 @@ def run_stages(stages: list[Stage], ctx: BuildContext, explain_only: bool = Fals
         if check is not None and not check.matches:
             if ctx.artifacts.frozen and not explain_only:
                 raise check.error()
-            ctx.reporter.warn(check.message.rstrip(".") + "; falling back to computing the stage on this machine")
+            ctx.reporter.warn("artifact", check.message.rstrip(".") + "; falling back to computing the stage on this machine")
         key, inputs = stage_key(stage, ctx, own, check.key_part() if check is not None else None)
         cached = ctx.cache.get(stage.name, key)
         summary_path = cached / SUMMARY if cached else None

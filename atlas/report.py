@@ -1,13 +1,13 @@
 """All user-facing progress goes through one :class:`Reporter`.
 
-It draws rich progress bars on an interactive terminal and stays quiet under CI (``CI`` set) or
-when output is not a terminal, so logs stay readable. Tests pass ``Reporter(quiet=True)``.
+It draws rich progress bars on an interactive terminal and stays quiet under CI (``Settings.ci``)
+or when output is not a terminal, so logs stay readable. Tests pass ``Reporter(quiet=True)``.
+Warnings are recorded with a kind in :class:`Warnings`, one collector per build.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Iterator
 
@@ -37,8 +37,34 @@ class _RateColumn(ProgressColumn):
         return Text("" if speed is None else f"{speed:,.0f} {self.unit}/s")
 
 
-def _interactive() -> bool:
-    return sys.stderr.isatty() and not os.environ.get("CI")
+class Warnings:
+    """The warnings of one build, each with a kind (e.g. ``"embedder"``, ``"data"``).
+
+    The same kind and message is kept once; :meth:`has` asks whether a kind was raised (instead of
+    searching the messages' text). Iterating gives the messages in the order they came.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, str], None] = {}
+
+    def add(self, kind: str, message: str) -> bool:
+        """Record a warning; False when the same one was already there."""
+        if (kind, message) in self._items:
+            return False
+        self._items[(kind, message)] = None
+        return True
+
+    def has(self, kind: str) -> bool:
+        return any(k == kind for k, _ in self._items)
+
+    def messages(self) -> list[str]:
+        return [message for _, message in self._items]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.messages())
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class Task:
@@ -58,24 +84,32 @@ class Task:
 
 
 class Reporter:
-    def __init__(self, quiet: bool = False, console: Console | None = None):
+    """Prints progress and warnings; ``ci`` (``Settings.ci``) turns progress bars off."""
+
+    def __init__(self, quiet: bool = False, console: Console | None = None, ci: bool = False):
         self.quiet = quiet
+        self.ci = ci
         self.console = console or Console(stderr=True, highlight=False)
-        self.warnings: list[str] = []
+        self.warnings = Warnings()
+
+    def collect(self) -> Warnings:
+        """Start a fresh collector (one per build) and return it."""
+        self.warnings = Warnings()
+        return self.warnings
 
     def info(self, message: str) -> None:
         if not self.quiet:
             self.console.print(message, markup=False)
 
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
-        if not self.quiet:
+    def warn(self, kind: str, message: str) -> None:
+        """Print a warning (unless quiet or already given) and record it under ``kind``."""
+        if self.warnings.add(kind, message) and not self.quiet:
             self.console.print(f"warning: {message}", style="yellow", markup=False)
 
     @contextlib.contextmanager
     def progress(self, label: str, total: float | None = None, unit: str = "rows") -> Iterator[Task]:
         """A progress bar with a rate, shown only on an interactive terminal."""
-        if self.quiet or not _interactive():
+        if self.quiet or self.ci or not sys.stderr.isatty():
             yield Task(None)
             return
         columns = [

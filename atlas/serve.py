@@ -21,6 +21,7 @@ from pathlib import Path
 
 from atlas.errors import AtlasError
 from atlas.report import Reporter
+from atlas.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +131,11 @@ class SiteServer:
         data: list[str] | None = None,
         cache_dir: Path | None = None,
         reporter: Reporter | None = None,
+        settings: Settings | None = None,
     ):
         self.content_dir = Path(content_dir)
+        #: The environment, read once (by the CLI, or here).
+        self.settings = settings or Settings.from_env()
         self.host = host
         self.port = port
         self.data = data
@@ -158,7 +162,7 @@ class SiteServer:
         from atlas.build import build
 
         started = time.perf_counter()
-        report = build(self.content_dir, self.out, self.data, self.cache_dir, self.reporter)
+        report = build(self.content_dir, self.out, self.data, self.cache_dir, self.reporter, settings=self.settings)
         self.builds += 1
         ran = [r.name for r in report.results if r.status in ("ran", "artifact")]
         self.reporter.info(
@@ -172,7 +176,7 @@ class SiteServer:
             self.error = None
         except AtlasError as error:
             self.error = f"{error.title}: {error}"
-            self.reporter.warn(f"rebuild failed: {self.error}")
+            self.reporter.warn("serve", f"rebuild failed: {self.error}")
         except Exception as error:  # a bug in a stage: keep serving, show it  # noqa: BLE001
             log.exception("rebuild crashed")
             self.error = f"{type(error).__name__}: {error}"
@@ -199,7 +203,7 @@ class SiteServer:
         # yield_on_timeout: an empty set every rust_timeout ms, which tells start() the watcher is up.
         from atlas.build import default_cache_dir
 
-        cache = Path(self.cache_dir or default_cache_dir(self.out)).resolve()
+        cache = Path(self.cache_dir or default_cache_dir(self.settings)).resolve()
         ignore = watchfiles.DefaultFilter(ignore_paths=[str(cache), str(self._tmp.resolve())])
         for changes in watchfiles.watch(
             *self.watched(), watch_filter=ignore, stop_event=self._stop, debounce=200, rust_timeout=300,
@@ -268,13 +272,14 @@ def serve(
     data: list[str] | None = None,
     cache_dir: Path | None = None,
     reporter: Reporter | None = None,
+    settings: Settings | None = None,
 ) -> None:
     """Serve until interrupted (Ctrl-C)."""
     reporter = reporter or Reporter()
-    server = SiteServer(content_dir, host, port, data, cache_dir, reporter).start()
+    server = SiteServer(content_dir, host, port, data, cache_dir, reporter, settings).start()
     reporter.info(f"serving {content_dir} at {server.url} (rebuilds on changes; Ctrl-C to stop)")
     if host not in ("127.0.0.1", "localhost", "::1"):
-        reporter.warn(f"listening on {host}: other machines on the network can read the site")
+        reporter.warn("serve", f"listening on {host}: other machines on the network can read the site")
     try:
         while True:
             time.sleep(0.5)

@@ -56,8 +56,11 @@ def test_unknown_canonical_column(tmp_path):
 def test_base_url_from_environment_wins(tmp_path, monkeypatch):
     config = _load(tmp_path, '[site]\nbase_url = "https://a.github.io/x/"\n')
     assert config.base_url() == "https://a.github.io/x/"
+    from atlas.settings import Settings
+
     monkeypatch.setenv("ATLAS_BASE_URL", "https://b.github.io/y/")
-    assert config.base_url() == "https://b.github.io/y/"
+    assert config.with_base_url(Settings.from_env().base_url).base_url() == "https://b.github.io/y/"
+    assert config.with_base_url(Settings.from_env({}).base_url).base_url() == "https://a.github.io/x/"
 
 
 def test_missing_content_folder(tmp_path):

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from atlas.cache import file_stamp
-from atlas.config import EmbedConfig
+from atlas.config import EmbedConfig, content_path
+from atlas.device import resolve_device
 from atlas.errors import ConfigError, DataError, ModelError
 from atlas.pipeline import Stage, machine_free
 
@@ -71,35 +72,10 @@ class Clip:
         return 32 if images else 128
 
 
-def resolve_device(preference: str = "auto") -> str:
-    import torch
-
-    if preference == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    if preference == "cuda" and not torch.cuda.is_available():
-        raise ModelError(
-            "[embed] device is \"cuda\" but no CUDA device is available",
-            where="[embed] device",
-            hint="Set device = \"auto\" or \"cpu\", or install a CUDA build of torch.",
-        )
-    return preference
-
-
-def _resolve_path(value: str, base: Path | None) -> Path:
-    path = Path(os.path.expanduser(value))
-    if not path.is_absolute() and base is not None:
-        path = Path(base) / path
-    return path
-
-
 def _model_name(config: EmbedConfig, base: Path | None = None) -> str:
     """The open_clip model name; a ``.json`` config file path is registered with open_clip."""
     if config.model.endswith(".json"):
-        path = _resolve_path(config.model, base)
+        path = content_path(config.model, base)
         if not path.is_file():
             raise ConfigError(f"model config file {path} does not exist", where="[embed] model",
                               hint="Name an open_clip model such as ViT-B-32, or an existing .json config.")
@@ -115,13 +91,13 @@ def model_identity(config: EmbedConfig, base: Path | None = None) -> dict:
     identity: dict = {"model": config.model, "pretrained": config.pretrained}
     files = []
     if config.model.endswith(".json"):
-        files.append(_resolve_path(config.model, base))
+        files.append(content_path(config.model, base))
     if config.pretrained.startswith(LOCAL_DIR):
-        folder = _resolve_path(config.pretrained[len(LOCAL_DIR):], base)
+        folder = content_path(config.pretrained[len(LOCAL_DIR):], base)
         if folder.is_dir():
             files.extend(sorted(p for p in folder.iterdir() if p.is_file()))
-    elif config.pretrained and _resolve_path(config.pretrained, base).is_file():
-        files.append(_resolve_path(config.pretrained, base))
+    elif config.pretrained and content_path(config.pretrained, base).is_file():
+        files.append(content_path(config.pretrained, base))
     identity["files"] = [file_stamp(p) for p in files if p.exists()]
     return identity
 
@@ -157,7 +133,7 @@ def load_clip(config: EmbedConfig, base: Path | None = None) -> Clip:
         ) from None
 
     if pretrained.startswith(LOCAL_DIR):
-        folder = _resolve_path(pretrained[len(LOCAL_DIR):], base)
+        folder = content_path(pretrained[len(LOCAL_DIR):], base)
         if not (folder / "open_clip_config.json").is_file():
             raise ModelError(
                 f"{folder} is not an open_clip model folder (no open_clip_config.json)",
@@ -168,7 +144,7 @@ def load_clip(config: EmbedConfig, base: Path | None = None) -> Clip:
         name, kwargs = LOCAL_DIR + str(folder), {}
     else:
         name = _model_name(config, base)
-        path = _resolve_path(pretrained, base)
+        path = content_path(pretrained, base)
         looks_like_path = os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors"))
         if looks_like_path and not path.is_file():
             raise ModelError(
@@ -397,7 +373,7 @@ def embed_sample(table, config: EmbedConfig, base: Path | None = None, reporter=
             raise DataError("precomputed embeddings need local shards (the row positions of remote shards "
                             "are unknown)", where="[embed] precomputed",
                             hint="Download the shards, or use method = \"clip\" or \"tfidf\".")
-        paths = [_resolve_path(p, base) for p in config.precomputed]
+        paths = [content_path(p, base) for p in config.precomputed]
         vectors = precomputed_rows(paths, source_rows.astype(np.int64), total_rows)
         info = {"method": "precomputed", "model": ", ".join(p.name for p in paths), "dim": int(vectors.shape[1]),
                 "notice": None, "images": _images_summary()}
@@ -413,18 +389,18 @@ def embed_sample(table, config: EmbedConfig, base: Path | None = None, reporter=
             if config.pretrained:
                 why = str(error)
                 if reporter is not None:
-                    reporter.warn(f"CLIP weights could not be loaded ({why}); using the TF-IDF embedder")
+                    reporter.warn("embedder", f"CLIP weights could not be loaded ({why}); using the TF-IDF embedder")
                 log.warning("CLIP unavailable, falling back to TF-IDF: %s", why)
             else:
                 why = "[embed] pretrained is empty"
                 if reporter is not None:
-                    reporter.warn("no CLIP weights configured ([embed] pretrained is empty); "
+                    reporter.warn("embedder", "no CLIP weights configured ([embed] pretrained is empty); "
                                   "the map uses the offline TF-IDF embedder")
             notice = TFIDF_NOTICE.format(why=why)
 
     if clip is None:
         if config.images and reporter is not None:
-            reporter.warn("[embed] images is set but image embeddings need CLIP weights; images are ignored")
+            reporter.warn("images", "[embed] images is set but image embeddings need CLIP weights; images are ignored")
         vectors = tfidf_embed(captions, TFIDF_DIM, seed)
         info = {"method": "tfidf", "model": f"tfidf+svd-{vectors.shape[1]}", "dim": int(vectors.shape[1]),
                 "notice": notice, "images": _images_summary()}
@@ -472,7 +448,7 @@ def _embed_sample_images(clip: Clip, table, config: EmbedConfig, base, reporter,
     failed = sum(reasons.values())
     if failed and reporter is not None:
         top = ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:4])
-        reporter.warn(f"{failed:,} of {len(row_ids):,} images could not be embedded ({top}); "
+        reporter.warn("images", f"{failed:,} of {len(row_ids):,} images could not be embedded ({top}); "
                       "those rows use their caption embedding")
     return vectors, _images_summary(embedded, failed, reasons)
 
@@ -494,7 +470,7 @@ def _inputs(ctx) -> dict:
     if config.images:
         inputs["images"] = source_fingerprint(config.images, ctx.content_dir)
     if config.precomputed:
-        files = [_resolve_path(p, ctx.content_dir) for p in config.precomputed]
+        files = [content_path(p, ctx.content_dir) for p in config.precomputed]
         inputs["precomputed"] = [file_stamp(p) for p in files]
     return inputs
 

@@ -34,6 +34,15 @@ def _nav(pages: list[Page], current: str, root: str, has_map: bool) -> list[dict
     return sorted(items, key=lambda item: item["order"])
 
 
+def template_context(common: dict, pages: list[Page], has_map: bool, current: str, root: str, title: str,
+                     description: str, canonical: str | None, **extra) -> dict:
+    """The arguments every site template gets: the site-wide values (``common``), the navigation
+    with ``current`` marked, the page's title, description, canonical URL and relative ``root``;
+    plus ``extra``."""
+    return {**common, "page_title": title, "description": description, "canonical": canonical, "root": root,
+            "nav": _nav(pages, current, root, has_map), **extra}
+
+
 def _canonical(config: AtlasConfig, path: str) -> str | None:
     base = config.base_url()
     if not base.startswith(("http://", "https://")):
@@ -96,19 +105,15 @@ def render_site(
             template = env.get_template(page.template)
         except Exception as error:
             raise ContentError(f"template {page.template!r} not found: {error}", where=str(page.source)) from None
-        nav = _nav(pages, page.slug, page.root, has_map)
+        context = template_context(common, pages, has_map, page.slug, page.root, page.title,
+                                   page.description or config.site.description, _canonical(config, page.href),
+                                   page=page, body=body)
+        nav = context["nav"]
         here = next((i for i, item in enumerate(nav) if item["current"]), None)
         html = template.render(
-            **common,
-            page=page,
+            **context,
             prev_item=nav[here - 1] if here else None,
             next_item=nav[here + 1] if here is not None and here + 1 < len(nav) else None,
-            page_title=page.title,
-            description=page.description or config.site.description,
-            canonical=_canonical(config, page.href),
-            root=page.root,
-            nav=nav,
-            body=body,
         )
         target = out / page.output
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -117,15 +122,11 @@ def render_site(
 
     if has_map:
         shutil.copytree(outputs["mapdata"], out / "map" / "data", ignore=shutil.ignore_patterns(*BOOKKEEPING))
-        html = env.get_template("map.html").render(
-            **common,
-            page_title="Map",
-            description=f"An interactive map of {config.site.title}: every point is an image-text pair.",
-            canonical=_canonical(config, "map/"),
-            root="../",
-            nav=_nav(pages, "map", "../", has_map),
-            map=map_page_context(map_data),
-        )
+        html = env.get_template("map.html").render(**template_context(
+            common, pages, has_map, "map", "../", "Map",
+            f"An interactive map of {config.site.title}: every point is an image-text pair.",
+            _canonical(config, "map/"), map=map_page_context(map_data),
+        ))
         (out / "map" / "index.html").write_text(html, encoding="utf-8")
         written.append("map/index.html")
 
@@ -225,15 +226,9 @@ def write_extras(env, config: AtlasConfig, out: Path, pages: list[Page], has_map
     from xml.sax.saxutils import escape
 
     root = _absolute_root(config)
-    html = env.get_template("404.html").render(
-        **common,
-        page_title="Page not found",
-        description=config.site.description,
-        canonical=None,
-        root=root,
-        nav=_nav(pages, "404", root, has_map),
-        has_map=has_map,
-    )
+    html = env.get_template("404.html").render(**template_context(
+        common, pages, has_map, "404", root, "Page not found", config.site.description, None, has_map=has_map,
+    ))
     (out / "404.html").write_text(html, encoding="utf-8")
     written = ["404.html"]
     robots = "User-agent: *\nAllow: /\n"

@@ -265,7 +265,7 @@ def _run(ctx, folder: Path) -> dict:
     population = int(table.schema.metadata[b"atlas.population"])
     pq.write_table(table.replace_schema_metadata(None), folder / "sample.parquet")
     if table.num_rows == 0:
-        ctx.reporter.warn("the sample is empty: no safe rows with a caption in the shards")
+        ctx.reporter.warn("data", "the sample is empty: no safe rows with a caption in the shards")
     domains = len(set(table.column("domain").to_pylist()))
     return {"rows": table.num_rows, "population": population, "domains": domains}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from atlas.config import DataConfig
+from atlas.config import DataConfig, content_path
 from atlas.data import (
     HOST_SQL,
     Rows,
@@ -28,6 +28,7 @@ from atlas.data import (
 )
 from atlas.errors import ContentError
 from atlas.pipeline import BuildContext, Stage
+from atlas.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -444,11 +445,11 @@ def artists_path(config: DataConfig, content_dir: Path) -> Path | None:
     """``[data] artists``, relative to the content folder; None when no list is configured."""
     if not config.artists:
         return None
-    path = Path(config.artists).expanduser()
-    return path if path.is_absolute() else Path(content_dir) / path
+    return content_path(config.artists, content_dir)
 
 
-def run_stats(sources: list, config: DataConfig, content_dir: Path, reporter) -> tuple[dict, dict, Rows]:
+def run_stats(sources: list, config: DataConfig, content_dir: Path, reporter,
+              settings: Settings | None = None) -> tuple[dict, dict, Rows]:
     """The whole stage as a plain function: read the artist list, scan the shards.
 
     Returns (stats, examples, rows); ``rows`` tells which shards and columns were read (its
@@ -456,10 +457,10 @@ def run_stats(sources: list, config: DataConfig, content_dir: Path, reporter) ->
     """
     path = artists_path(config, content_dir)
     names = read_artists(path) if path is not None else []
-    rows = open_rows(sources, config)
+    rows = open_rows(sources, config, settings=settings)
     try:
         for note in rows.notes:
-            reporter.warn(note)
+            reporter.warn("data", note)
         with reporter.progress("statistics", total=None, unit=""):
             stats, examples = compute_stats(rows, config, names)
     finally:
@@ -484,7 +485,7 @@ def _inputs(ctx: BuildContext) -> dict:
 
 
 def _run(ctx: BuildContext, folder: Path) -> dict:
-    stats, examples, rows = run_stats(ctx.shard_sources(), ctx.config.data, ctx.content_dir, ctx.reporter)
+    stats, examples, rows = run_stats(ctx.shard_sources(), ctx.config.data, ctx.content_dir, ctx.reporter, ctx.settings)
     write_stats(stats, examples, folder)
     return {"rows": stats["rows"], "shards": len(rows.sources), "columns": sorted(rows.columns)}
 
