@@ -37,10 +37,10 @@ def _nav(pages: list[Page], current: str, root: str, has_map: bool) -> list[dict
 def template_context(common: dict, pages: list[Page], has_map: bool, current: str, root: str, title: str,
                      description: str, canonical: str | None, **extra) -> dict:
     """The arguments every site template gets: the site-wide values (``common``), the navigation
-    with ``current`` marked, the page's title, description, canonical URL and relative ``root``;
-    plus ``extra``."""
+    with ``current`` marked (and ``has_map``), the page's title, description, canonical URL and
+    relative ``root``; plus ``extra``."""
     return {**common, "page_title": title, "description": description, "canonical": canonical, "root": root,
-            "nav": _nav(pages, current, root, has_map), **extra}
+            "nav": _nav(pages, current, root, has_map), "has_map": has_map, **extra}
 
 
 def _canonical(config: AtlasConfig, path: str) -> str | None:
@@ -227,7 +227,7 @@ def write_extras(env, config: AtlasConfig, out: Path, pages: list[Page], has_map
 
     root = _absolute_root(config)
     html = env.get_template("404.html").render(**template_context(
-        common, pages, has_map, "404", root, "Page not found", config.site.description, None, has_map=has_map,
+        common, pages, has_map, "404", root, "Page not found", config.site.description, None,
     ))
     (out / "404.html").write_text(html, encoding="utf-8")
     written = ["404.html"]
