@@ -334,3 +334,5 @@ def test_generate_command_reports_up_to_date_images(generated, tiny_model, tmp_p
     result = CliRunner().invoke(main, ["generate", "--content", str(content), "--model", str(tiny_model)])
     assert result.exit_code == 0, result.output
     assert "0 generated, 4 up to date" in result.output and "licence: mit" in result.output
+    quiet = CliRunner().invoke(main, ["-q", "generate", "--content", str(content), "--model", str(tiny_model)])
+    assert quiet.exit_code == 0 and quiet.output == ""
