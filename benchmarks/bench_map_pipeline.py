@@ -168,8 +168,7 @@ def main() -> None:
             write_mapdata = None
         if write_mapdata is not None:
             with Step("mapdata", results, args.tracemalloc):
-                write_mapdata(tmp / "sample.parquet", tmp / "project" / "coords.npy", tmp / "project",
-                              tmp / "info.json", tmp / "mapdata", source_rows=args.rows)
+                write_mapdata(tmp / "sample.parquet", projection, info, tmp / "mapdata", source_rows=args.rows)
             mapdata_size = sum(p.stat().st_size for p in (tmp / "mapdata").rglob("*") if p.is_file())
     total = time.perf_counter() - started
     report = {
