@@ -3,8 +3,9 @@
 Like ``mkdocs serve``: the site is built into a temporary folder with the same cached stages as
 ``atlas build`` (so a page edit re-runs only rendering), served by a small threaded HTTP server,
 and rebuilt when a file of the content folder or the theme changes (watchfiles). Every HTML
-response gets a tiny script that polls ``/__atlas__/version`` and reloads the page after a
-rebuild, or shows the build error; the script is added while serving, never written to the site.
+response gets a ``<script src>`` of ``livereload.js`` (beside this module), which polls
+``/__atlas__/version`` and reloads the page after a rebuild, or shows the build error; the script
+is added while serving, never written to the site.
 """
 
 from __future__ import annotations
@@ -27,38 +28,14 @@ log = logging.getLogger(__name__)
 
 VERSION_PATH = "/__atlas__/version"
 
-_RELOAD_SCRIPT = """<script>/* atlas serve: live reload (not part of the published site) */
-(function () {
-  var seen = %(version)d, box = null;
-  function show(error) {
-    if (!error) { if (box) { box.remove(); box = null; } return; }
-    if (!box) {
-      box = document.createElement("pre");
-      box.style.cssText = "position:fixed;left:1rem;right:1rem;bottom:1rem;z-index:99999;margin:0;padding:1rem;" +
-        "background:#fff4f4;color:#8a1111;border:2px solid #c33;white-space:pre-wrap;font:14px/1.4 monospace";
-      document.body.appendChild(box);
-    }
-    box.textContent = "atlas serve: the last rebuild failed\\n" + error;
-  }
-  function poll() {
-    fetch("%(path)s", { cache: "no-store" })
-      .then(function (r) { return r.json(); })
-      .then(function (d) {
-        if (d.version !== seen && !d.error) { location.reload(); return; }
-        show(d.error);
-        setTimeout(poll, 700);
-      })
-      .catch(function () { setTimeout(poll, 2000); });
-  }
-  setTimeout(poll, 700);
-})();
-</script>
-"""
+#: The live-reload script (a file of the package), served at RELOAD_PATH.
+RELOAD_SCRIPT = Path(__file__).with_name("livereload.js")
+RELOAD_PATH = "/__atlas__/livereload.js"
 
 
 def inject_reload(html: str, version: int) -> str:
-    """The page with the live-reload script before ``</body>`` (or at the end)."""
-    script = _RELOAD_SCRIPT % {"version": version, "path": VERSION_PATH}
+    """The page with a ``<script src>`` of the live-reload script before ``</body>`` (or at the end)."""
+    script = f'<script src="{RELOAD_PATH}" data-version="{int(version)}"></script>\n'
     index = html.lower().rfind("</body>")
     return html + script if index < 0 else html[:index] + script + html[index:]
 
@@ -104,6 +81,9 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         if url_path == VERSION_PATH:
             body = json.dumps({"version": state.version, "error": state.error}).encode("utf-8")
             self._send(200, body, "application/json")
+            return
+        if url_path == RELOAD_PATH:
+            self._send(200, RELOAD_SCRIPT.read_bytes(), "text/javascript; charset=utf-8")
             return
         path = Path(self.translate_path(self.path))
         if path.is_dir() and url_path.endswith("/"):

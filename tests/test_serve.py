@@ -12,7 +12,7 @@ import pytest
 from _atlas_site import content_copy, shared_build
 from atlas.errors import AtlasError
 from atlas.report import Reporter
-from atlas.serve import VERSION_PATH, SiteServer
+from atlas.serve import RELOAD_PATH, VERSION_PATH, SiteServer
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +49,19 @@ def server(shared, tmp_path):
 def test_serves_the_site_on_localhost_with_live_reload(server):
     assert server.url.startswith("http://127.0.0.1:") and server.port != 0
     status, home = _get(server.url)
-    assert status == 200 and "Test atlas" in home and VERSION_PATH in home
+    assert status == 200 and "Test atlas" in home and f'<script src="{RELOAD_PATH}"' in home
     status, map_page = _get(server.url + "map/")
-    assert status == 200 and VERSION_PATH in map_page
+    assert status == 200 and RELOAD_PATH in map_page
     status, css = _get(server.url + "static/css/atlas.css")
-    assert status == 200 and VERSION_PATH not in css
+    assert status == 200 and RELOAD_PATH not in css
     status, missing = _get(server.url + "no/such/page/")
     assert status == 404 and "Page not found" in missing
+    # The script is a file of its own that polls the version next to it.
+    status, script = _get(server.url + RELOAD_PATH[1:])
+    assert status == 200 and "location.reload()" in script and "new URL('version'" in script
     # The reload script is added while serving; the built files do not have it.
-    assert VERSION_PATH not in (server.out / "index.html").read_text()
+    built = "".join(p.read_text() for p in server.out.rglob("*.html"))
+    assert "__atlas__" not in built and "livereload" not in built
 
 
 def test_an_edited_page_is_rebuilt_and_the_version_changes(server):

@@ -10,10 +10,14 @@
     starting on a 4-byte boundary; ``meta["points"]["columns"]`` gives name, type, offset, length:
 
     =================  ========  ==========================================================
-    ``xy``             uint16×2  x, y interleaved; world = q / 65535 in a square [0, 1] box
+    ``xy``             uint16×2  x, y interleaved; world = q / xy_max in a square [0, 1] box
     ``domain``         uint16    index into ``meta["domains"]`` (top domains, last = "other")
-    ``cluster_<lvl>``  uint16    index into ``meta["clusters"][i]`` (65535 = unclustered)
-    ``scores``         uint8×4   aesthetic, similarity, punsafe, pwatermark (255 = missing)
+    ``cluster_<lvl>``  uint16    index into ``meta["clusters"][i]`` (no_cluster = unclustered)
+    ``scores``         uint8×4   aesthetic, similarity, punsafe, pwatermark as 0..score_max
+                                 over the score's [min, max] (score_missing = missing)
+
+    The numbers (``xy_max`` 65535, ``score_max`` 254, ``score_missing`` 255, ``no_cluster`` 65535)
+    are in ``meta["encoding"]``; the page reads them from there.
     =================  ========  ==========================================================
 
     That is 14 bytes a point with two cluster levels. Points are stored in Morton (Z-curve) order
@@ -48,8 +52,12 @@ FORMAT = 1
 CHUNK_SIZE = 5_000
 #: Domains with their own colour/category; the rest share "other".
 TOP_DOMAINS = 19
-MISSING_U8 = 255
-NO_CLUSTER = 65535
+#: The binary format's numbers, written into ``meta["encoding"]`` so the page never hard-codes them.
+XY_MAX = 65535  # quantised coordinates 0..XY_MAX
+SCORE_MAX = 254  # quantised scores 0..SCORE_MAX
+MISSING_U8 = 255  # a missing score
+NO_CLUSTER = 65535  # a point outside every cluster of a level
+ENCODING = {"xy_max": XY_MAX, "score_max": SCORE_MAX, "score_missing": MISSING_U8, "no_cluster": NO_CLUSTER}
 #: Score columns in the order of the ``scores`` bytes, with labels and fixed ranges where known.
 SCORES = (
     ("aesthetic", "Aesthetic score", None),
@@ -72,18 +80,18 @@ def quantise_unit(values: np.ndarray, lo: float, hi: float, levels: int) -> np.n
 
 
 def quantise_score(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """float -> uint8 in 0..254 over [lo, hi]; NaN -> 255."""
+    """float -> uint8 in 0..SCORE_MAX over [lo, hi]; NaN -> MISSING_U8."""
     values = np.asarray(values, dtype=np.float64)
     out = np.full(values.shape, MISSING_U8, dtype=np.uint8)
     ok = np.isfinite(values)
-    out[ok] = quantise_unit(values[ok], lo, hi, 254).astype(np.uint8)
+    out[ok] = quantise_unit(values[ok], lo, hi, SCORE_MAX).astype(np.uint8)
     return out
 
 
 def dequantise_score(q: np.ndarray, lo: float, hi: float) -> np.ndarray:
     q = np.asarray(q)
     span = hi - lo if hi > lo else 1.0
-    out = lo + q.astype(np.float64) / 254.0 * span
+    out = lo + q.astype(np.float64) / SCORE_MAX * span
     out[q == MISSING_U8] = np.nan
     return out
 
@@ -106,11 +114,11 @@ def quantise_xy(coords: np.ndarray, bounds: dict) -> np.ndarray:
     coords = np.where(np.isfinite(coords), coords, np.nan)
     unit = (coords - [bounds["x0"], bounds["y0"]]) / bounds["span"]
     unit = np.nan_to_num(unit, nan=0.5)
-    return quantise_unit(unit, 0.0, 1.0, 65535).astype(np.uint16)
+    return quantise_unit(unit, 0.0, 1.0, XY_MAX).astype(np.uint16)
 
 
 def dequantise_xy(q: np.ndarray, bounds: dict) -> np.ndarray:
-    return np.asarray(q, dtype=np.float64) / 65535.0 * bounds["span"] + [bounds["x0"], bounds["y0"]]
+    return np.asarray(q, dtype=np.float64) / XY_MAX * bounds["span"] + [bounds["x0"], bounds["y0"]]
 
 
 def morton_order(qxy: np.ndarray) -> np.ndarray:
@@ -319,6 +327,7 @@ def write_mapdata(
 
     meta = {
         "format": FORMAT,
+        "encoding": ENCODING,
         "count": int(n),
         "sample_rows": int(source_rows) if source_rows else int(n),
         "bounds": bounds,
@@ -363,7 +372,7 @@ def _run(ctx, folder: Path) -> dict:
 
 STAGE = Stage(
     "mapdata",
-    "1",
+    "2",  # 2: meta.json carries the binary format's numbers ("encoding")
     inputs=lambda ctx: {"chunk_size": CHUNK_SIZE, "top_domains": TOP_DOMAINS, "format": FORMAT},
     run=_run,
     after=("sample", "embed", "project"),

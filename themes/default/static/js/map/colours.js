@@ -17,19 +17,21 @@ export function hexToRgb(hex) {
   return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
 }
 
-function buildRamp() {
+/**
+ * The ramp as a lookup table of RGB bytes indexed by a quantised score: 0..scoreMax along the
+ * ramp, `missing` (a byte outside that range) in the "no value" colour.
+ */
+export function rampLut({ score_max: scoreMax, score_missing: missing }) {
   const stops = RAMP_STOPS.map(hexToRgb);
-  const lut = new Uint8Array(256 * 3);
-  for (let i = 0; i < 255; i++) {
-    const t = (i / 254) * (stops.length - 1);
+  const lut = new Uint8Array((Math.max(scoreMax, missing) + 1) * 3);
+  for (let i = 0; i <= scoreMax; i++) {
+    const t = (i / scoreMax) * (stops.length - 1);
     const a = Math.floor(t), b = Math.min(stops.length - 1, a + 1), f = t - a;
     for (let c = 0; c < 3; c++) lut[i * 3 + c] = Math.round(stops[a][c] * (1 - f) + stops[b][c] * f);
   }
-  const m = hexToRgb(MISSING);
-  lut.set(m, 255 * 3);
+  lut.set(hexToRgb(MISSING), missing * 3);
   return lut;
 }
-export const RAMP = buildRamp();
 export const RAMP_CSS = `linear-gradient(to right, ${RAMP_STOPS.join(', ')})`;
 
 function categoricalLut(n, otherIndex) {
@@ -38,14 +40,17 @@ function categoricalLut(n, otherIndex) {
   return lut;
 }
 
-/** Quantised [lo, hi] byte range of a score filter, or null when it keeps everything. */
-export function filterBytes(score, range) {
+/**
+ * Quantised [lo, hi] byte range of a score filter, or null when it keeps everything.
+ * `scoreMax` is meta.encoding.score_max (scores are stored as 0..scoreMax over [min, max]).
+ */
+export function filterBytes(score, range, scoreMax) {
   if (!range) return null;
   const span = score.max - score.min || 1;
   const [lo, hi] = range;
   if (lo <= score.min && hi >= score.max) return null;
-  const qlo = Math.max(0, Math.ceil(((lo - score.min) / span) * 254 - 1e-6));
-  const qhi = Math.min(254, Math.floor(((hi - score.min) / span) * 254 + 1e-6));
+  const qlo = Math.max(0, Math.ceil(((lo - score.min) / span) * scoreMax - 1e-6));
+  const qhi = Math.min(scoreMax, Math.floor(((hi - score.min) / span) * scoreMax + 1e-6));
   return [qlo, qhi];
 }
 
@@ -60,10 +65,11 @@ export function colourLevel(meta) {
 export function computeColours(points, meta, state, rgba, visible) {
   const n = points.count;
   const colour = state.colour;
+  const { score_max: scoreMax, score_missing: missing } = meta.encoding;
   // Filters as byte ranges on the interleaved score bytes.
   const checks = [];
   for (const score of meta.scores) {
-    const range = filterBytes(score, state.filters?.[score.name]);
+    const range = filterBytes(score, state.filters?.[score.name], scoreMax);
     if (range) checks.push([score.index, range[0], range[1]]);
   }
   let lut, values, stride = 1, offset = 0;
@@ -77,7 +83,7 @@ export function computeColours(points, meta, state, rgba, visible) {
   } else {
     const score = meta.scores.find((s) => s.name === colour);
     if (score) {
-      lut = RAMP;
+      lut = rampLut(meta.encoding);
       values = points.scores;
       stride = 4;
       offset = score.index;
@@ -91,7 +97,7 @@ export function computeColours(points, meta, state, rgba, visible) {
     let ok = 1;
     for (let c = 0; c < checks.length; c++) {
       const v = scores[i * 4 + checks[c][0]];
-      if (v === 255 || v < checks[c][1] || v > checks[c][2]) { ok = 0; break; }
+      if (v === missing || v < checks[c][1] || v > checks[c][2]) { ok = 0; break; }
     }
     visible[i] = ok;
     shown += ok;

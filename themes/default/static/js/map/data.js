@@ -7,13 +7,26 @@ async function getJSON(url, signal) {
   return response.json();
 }
 
+/** meta.json; its `encoding` holds the binary format's numbers (xy_max, score_max, ...). */
 export async function loadMeta(base) {
-  return getJSON(`${base}meta.json`);
+  const meta = await getJSON(`${base}meta.json`);
+  checkMeta(meta);
+  return meta;
+}
+
+/** Throws a readable error for map data written by another version of atlas. */
+export function checkMeta(meta) {
+  const enc = meta && meta.encoding;
+  const keys = ['xy_max', 'score_max', 'score_missing', 'no_cluster'];
+  if (!enc || !keys.every((k) => Number.isInteger(enc[k]) && enc[k] > 0)) {
+    throw new Error('meta.json has no binary encoding (map data from an older atlas): rebuild the site');
+  }
 }
 
 /**
  * Load points.bin and view its columns as typed arrays (no copies).
- * Returns { count, xy: Uint16Array(2n), domain: Uint16Array, clusters: {name: Uint16Array}, scores: Uint8Array(4n) }.
+ * Returns { count, xy: Uint16Array(2n), xyMax, domain: Uint16Array, clusters: {name: Uint16Array},
+ * scores: Uint8Array(4n) }; world coordinates are xy / xyMax (see `worldOf`).
  */
 export async function loadPoints(base, meta, onProgress) {
   const response = await fetch(`${base}${meta.points.file}`);
@@ -45,10 +58,16 @@ export async function loadPoints(base, meta, onProgress) {
   return {
     count: meta.count,
     xy: views.xy,
+    xyMax: meta.encoding.xy_max,
     domain: views.domain,
     clusters,
     scores: views.scores,
   };
+}
+
+/** World coordinates ([0, 1]²) of point i. */
+export function worldOf(points, i) {
+  return [points.xy[2 * i] / points.xyMax, points.xy[2 * i + 1] / points.xyMax];
 }
 
 /** Text chunks, fetched on demand and kept. */

@@ -2,14 +2,16 @@
 // the typed arrays, no per-point objects). Queries scan the cells a pick radius touches.
 
 export class GridIndex {
-  constructor(xy, count) {
+  /** `xy`: interleaved quantised coordinates, world = q / xyMax (meta.encoding.xy_max). */
+  constructor(xy, count, xyMax) {
     this.xy = xy;
     this.count = count;
+    this.scale = 1 / xyMax;
     const side = Math.max(1, Math.min(1024, Math.round(Math.sqrt(count / 4))));
     this.side = side;
     const cellOf = new Uint32Array(count);
     const starts = new Uint32Array(side * side + 1);
-    const k = side / 65536;
+    const k = side / (xyMax + 1);  // q = xyMax still lands in the last cell
     for (let i = 0; i < count; i++) {
       const cx = (xy[2 * i] * k) | 0;
       const cy = (xy[2 * i + 1] * k) | 0;
@@ -42,7 +44,7 @@ export class GridIndex {
     const y0 = lo(wy - radius), y1 = lo(wy + radius);
     if ((x1 - x0 + 1) * (y1 - y0 + 1) > 250000) return -1;
     const r2 = radius * radius;
-    const s = 1 / 65535;
+    const s = this.scale;
     let best = -1, bestD = r2;
     for (let cy = y0; cy <= y1; cy++) {
       for (let cx = x0; cx <= x1; cx++) {

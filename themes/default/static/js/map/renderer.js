@@ -56,7 +56,7 @@ class WebGLRenderer {
     if (!gl.getProgramParameter(program, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(program));
     this.program = program;
     this.u = {};
-    for (const name of ['u_centre', 'u_scale', 'u_size', 'u_opacity', 'u_mode', 'u_dim', 'u_highlight']) {
+    for (const name of ['u_xy_scale', 'u_centre', 'u_scale', 'u_size', 'u_opacity', 'u_mode', 'u_dim', 'u_highlight']) {
       this.u[name] = gl.getUniformLocation(program, name);
     }
     this.vao = gl.createVertexArray();
@@ -69,7 +69,7 @@ class WebGLRenderer {
     gl.bindVertexArray(this.vao);
     gl.bindBuffer(gl.ARRAY_BUFFER, this.posBuffer);
     gl.enableVertexAttribArray(0);
-    gl.vertexAttribPointer(0, 2, gl.UNSIGNED_SHORT, true, 0, 0);
+    gl.vertexAttribPointer(0, 2, gl.UNSIGNED_SHORT, false, 0, 0);  // scaled by u_xy_scale
     gl.bindBuffer(gl.ARRAY_BUFFER, this.colourBuffer);
     gl.enableVertexAttribArray(1);
     gl.vertexAttribPointer(1, 4, gl.UNSIGNED_BYTE, true, 0, 0);
@@ -77,9 +77,10 @@ class WebGLRenderer {
     gl.bindVertexArray(null);
   }
 
-  setPoints(xy, count) {
+  setPoints(xy, count, xyMax) {
     const gl = this.gl;
     this.count = count;
+    this.xyScale = 1 / xyMax;
     gl.bindBuffer(gl.ARRAY_BUFFER, this.posBuffer);
     gl.bufferData(gl.ARRAY_BUFFER, xy, gl.STATIC_DRAW);
   }
@@ -118,6 +119,7 @@ class WebGLRenderer {
     gl.enable(gl.BLEND);
     gl.blendFuncSeparate(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA, gl.ONE, gl.ONE_MINUS_SRC_ALPHA);
     gl.bindVertexArray(this.vao);
+    gl.uniform1f(this.u.u_xy_scale, this.xyScale);
     gl.uniform2f(this.u.u_centre, frame.cx, frame.cy);
     gl.uniform2f(this.u.u_scale, (2 * frame.scale * dpr) / width, (2 * frame.scale * dpr) / height);
     gl.uniform1f(this.u.u_size, Math.min(this.maxPointSize, frame.size * dpr));
@@ -149,9 +151,10 @@ class CanvasRenderer {
     this.indices = new Uint32Array(0);
   }
 
-  setPoints(xy, count) {
+  setPoints(xy, count, xyMax) {
     this.xy = xy;
     this.count = count;
+    this.xyScale = 1 / xyMax;
   }
 
   setColours(rgba) {
@@ -181,7 +184,7 @@ class CanvasRenderer {
       data[i] = BACKGROUND[0]; data[i + 1] = BACKGROUND[1]; data[i + 2] = BACKGROUND[2]; data[i + 3] = 255;
     }
     const dpr = frame.dpr;
-    const k = (frame.scale * dpr) / 65535;
+    const k = frame.scale * dpr * this.xyScale;
     const ox = width / 2 - frame.cx * frame.scale * dpr;
     const oy = height / 2 + frame.cy * frame.scale * dpr;
     const size = Math.max(1, Math.round(frame.size * dpr));

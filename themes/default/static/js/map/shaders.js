@@ -3,7 +3,8 @@
 export const POINT_VERTEX = `#version 300 es
 precision highp float;
 precision highp int;
-layout(location = 0) in vec2 a_pos;     // uint16 normalised to [0, 1]
+layout(location = 0) in vec2 a_pos;     // quantised uint16 coordinates
+uniform float u_xy_scale;               // 1 / meta.encoding.xy_max: quantised -> world [0, 1]
 layout(location = 1) in vec4 a_colour;  // uint8 normalised; alpha 0 = filtered out
 uniform vec2 u_centre;                  // world point at the canvas centre
 uniform vec2 u_scale;                   // world unit -> clip space
@@ -20,7 +21,7 @@ void main() {
     gl_PointSize = 0.0;
     return;
   }
-  gl_Position = vec4((a_pos - u_centre) * u_scale, 0.0, 1.0);
+  gl_Position = vec4((a_pos * u_xy_scale - u_centre) * u_scale, 0.0, 1.0);
   if (u_mode == 1) {
     v_colour = vec4(u_highlight, 1.0);
     gl_PointSize = max(u_size * 1.5, 4.0);

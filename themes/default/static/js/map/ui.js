@@ -63,26 +63,27 @@ export function buildFilters(container, meta, state, onChange) {
   const body = container.querySelector('.map-filters-body');
   body.replaceChildren();
   const controls = {};
+  const top = meta.encoding.score_max;  // the sliders step through the stored score bytes
   for (const score of meta.scores.filter((s) => s.present > 0)) {
     const id = `map-filter-${score.name}`;
     const value = h('output', { class: 'map-filter-value', for: `${id}-min ${id}-max` });
     const make = (which) => h('input', {
-      type: 'range', id: `${id}-${which}`, min: 0, max: 254, step: 1,
+      type: 'range', id: `${id}-${which}`, min: 0, max: top, step: 1,
       'aria-label': `${score.label} ${which === 'min' ? 'minimum' : 'maximum'}`,
     });
     const lo = make('min'), hi = make('max');
-    const toRaw = (q) => score.min + (q / 254) * (score.max - score.min);
-    const toQ = (raw) => Math.round(((raw - score.min) / (score.max - score.min || 1)) * 254);
+    const toRaw = (q) => score.min + (q / top) * (score.max - score.min);
+    const toQ = (raw) => Math.round(((raw - score.min) / (score.max - score.min || 1)) * top);
     const show = () => { value.textContent = `${formatScore(toRaw(+lo.value), score.name)} – ${formatScore(toRaw(+hi.value), score.name)}`; };
     const set = (range) => {
       lo.value = String(range ? toQ(range[0]) : 0);
-      hi.value = String(range ? toQ(range[1]) : 254);
+      hi.value = String(range ? toQ(range[1]) : top);
       show();
     };
     const changed = (which) => {
       if (+lo.value > +hi.value) (which === 'min' ? hi : lo).value = (which === 'min' ? lo : hi).value;
       show();
-      const full = +lo.value === 0 && +hi.value === 254;
+      const full = +lo.value === 0 && +hi.value === top;
       onChange(score.name, full ? null : [toRaw(+lo.value), toRaw(+hi.value)]);
     };
     lo.addEventListener('input', () => changed('min'));
