@@ -48,10 +48,11 @@ DEMO_STAGE = Stage(
 
 def stages() -> list[Stage]:
     """The build's stages in order."""
-    from atlas.stages import embed, gallery, mapdata, project, render, sample, stats
+    from atlas.stages import embed, gallery, mapdata, project, render, sample, search, stats
 
     return [
-        DEMO_STAGE, stats.STAGE, sample.STAGE, embed.STAGE, project.STAGE, mapdata.STAGE, gallery.STAGE, render.STAGE
+        DEMO_STAGE, stats.STAGE, sample.STAGE, embed.STAGE, project.STAGE, mapdata.STAGE, search.STAGE, gallery.STAGE,
+        render.STAGE,
     ]
 
 

@@ -147,6 +147,7 @@ def build_map_site(site: Path, inputs: dict, chunk_size: int = 2000, source_rows
     from atlas.stages import embed, mapdata, project
     from atlas.stages.mapdata import write_mapdata
     from atlas.stages.render import map_page_context
+    from atlas.stages.search import write_index
     from atlas.theme import make_env
 
     if site.exists():
@@ -154,6 +155,7 @@ def build_map_site(site: Path, inputs: dict, chunk_size: int = 2000, source_rows
     data = site / "map" / "data"
     summary = write_mapdata(inputs["sample"], project.read(inputs["project"]), embed.read(inputs["project"]), data,
                             chunk_size=chunk_size, source_rows=source_rows)
+    write_index(mapdata.read(data).captions(), data / "search")
     shutil.copytree(REPO / "themes" / "default" / "static", site / "static")
     env = make_env(REPO / "content")
     html = env.get_template("map.html").render(

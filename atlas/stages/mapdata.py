@@ -398,6 +398,14 @@ class MapData:
     def colour_by(self) -> list[str]:
         return list(self.meta.get("colour_by", []))
 
+    def captions(self) -> list[str]:
+        """Every point's caption in the map's point order (point i = the i-th caption)."""
+        captions: list[str] = []
+        for chunk in range(self.meta["chunks"]):
+            name = self.meta["text"].replace("{chunk}", f"{chunk:05d}")
+            captions += json.loads((self.folder / name).read_text(encoding="utf-8"))
+        return captions
+
 
 def read(folder: Path | None) -> MapData | None:
     """The mapdata stage's output in ``folder``, or None (no folder, or unreadable metadata)."""

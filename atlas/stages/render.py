@@ -122,6 +122,8 @@ def render_site(
 
     if has_map:
         shutil.copytree(outputs["mapdata"], out / "map" / "data", ignore=shutil.ignore_patterns(*BOOKKEEPING))
+        if "search" in outputs:
+            shutil.copytree(outputs["search"], out / "map" / "data" / "search", ignore=shutil.ignore_patterns(*BOOKKEEPING))
         html = env.get_template("map.html").render(**template_context(
             common, pages, has_map, "map", "../", "Map",
             f"An interactive map of {config.site.title}: every point is an image-text pair.",
@@ -294,6 +296,6 @@ STAGE = Stage(
     "2",
     _inputs,
     _run,
-    after=("stats", "sample", "embed", "project", "mapdata", "gallery"),
+    after=("stats", "sample", "embed", "project", "mapdata", "search", "gallery"),
     description="Markdown + theme -> static HTML",
 )

@@ -18,6 +18,8 @@ export class DrawLoop {
   constructor({ renderer, camera, store, labels, coverage, count, stage, onFirstFrame }) {
     Object.assign(this, { renderer, camera, store, labels, coverage, count, stage, onFirstFrame });
     this.visible = count;
+    /** Grey the points out (a search or selection is highlighted over them). */
+    this.dim = false;
     this.queued = 0;
     this.dpr = 1;
     this.drawMs = 0;
@@ -50,7 +52,7 @@ export class DrawLoop {
     this.renderer.draw({
       stride, cx: state.view.x, cy: state.view.y, scale: this.camera.scale(), dpr: this.dpr, size,
       opacity: Math.min(0.95, opacity * Math.sqrt(stride)),
-      dim: Boolean(state.query),
+      dim: this.dim,
       hover: state.hover, pinned: state.pinned,
     });
     this.labels.update(this.camera, state.view.z, false);

@@ -1,6 +1,6 @@
 // The map page: loads the data and wires the parts together (state, camera, draw loop,
 // hover/pin, search, the URL and the panel's controls). Each part lives in its own module.
-import { ChunkStore, loadMeta, loadPoints } from './data.js';
+import { ChunkStore, loadMeta, loadPoints, worldOf } from './data.js';
 import { Store } from './state.js';
 import { GridIndex } from './picking.js';
 import { computeColours, legendFor } from './colours.js';
@@ -9,7 +9,8 @@ import { Camera } from './camera.js';
 import { Labels } from './labels.js';
 import { DrawLoop } from './draw.js';
 import { Interaction } from './interaction.js';
-import { ChunkSearch } from './search.js';
+import { IndexSearch } from './search.js';
+import { ResultList, matchesText } from './results.js';
 import { stateFromHash, syncUrl } from './url.js';
 import { Card, Tooltip, buildFilters, formatNumber, renderLegend } from './ui.js';
 
@@ -25,6 +26,10 @@ function setStatus(text, kind = 'info') {
   status.dataset.kind = kind;
   status.hidden = !text;
 }
+
+let markReady, markFailed;
+window.__atlasMap = { ready: new Promise((resolve, reject) => { markReady = resolve; markFailed = reject; }) };
+window.__atlasMap.ready.catch(() => {});
 
 async function start() {
   const base = app.dataset.data || 'data/';
@@ -46,7 +51,6 @@ async function start() {
 
   const rgba = new Uint8Array(n * 4);
   const visible = new Uint8Array(n);
-  const matches = new Uint8Array(n);
   const matchIndices = new Uint32Array(n);
   let matchCount = 0;
 
@@ -68,23 +72,63 @@ async function start() {
 
   // ------------------------------------------------------------------------- colours, search
   const countEl = $('#map-search-count');
-  const search = new ChunkSearch({ chunks, meta, matches, onProgress: () => updateHighlights() });
+  const searchInput = $('#map-search');
+  // Results are ranked by CLIP similarity where the data has it, else by aesthetic score.
+  const rankBy = ['similarity', 'aesthetic'].map((name) => meta.scores.find((s) => s.name === name && s.present > 0)).find(Boolean);
+  const quality = rankBy ? points.scores.filter((_, j) => j % 4 === rankBy.index) : null;
+  const search = new IndexSearch(`${base}search/`, quality, meta.encoding.score_missing);
+  const searchReady = search.ready.catch((error) => {
+    console.info('atlas map: no search index', error.message);
+    searchInput.disabled = true;
+    searchInput.placeholder = 'Search is not available for this map';
+  });
+  let selection = new Uint32Array(0), searching = false, searchToken = 0, typing = false, lastRun = null;
+  const list = new ResultList($('#map-results'), {
+    load: (id) => chunks.point(id),
+    scores: meta.scores.filter((s) => s.present > 0).map((s) => [s.name, s.label]),
+    onChoose: (id) => {
+      const [x, y] = worldOf(points, id);
+      camera.go({ x, y, z: Math.max(store.get('view').z, 3) }, true);
+      store.set({ pinned: id });
+    },
+    onEscape: () => searchInput.focus(),
+  });
 
+  /** Highlight the selection's visible points, list them and count them. */
   function updateHighlights() {
     let k = 0;
-    for (let i = 0; i < n; i++) if (matches[i] && visible[i]) matchIndices[k++] = i;
+    for (const i of selection) if (visible[i]) matchIndices[k++] = i;
     matchCount = k;
     renderer.setHighlights(matchIndices, k);
-    if (!store.get('query')) countEl.textContent = '';
-    else {
-      const noun = k === 1 ? 'match' : 'matches';
-      const pct = Math.round((100 * search.searched) / Math.max(1, meta.chunks));
-      countEl.textContent = search.searching ? `${formatNumber(k)} ${noun} so far · ${pct}% searched` : `${formatNumber(k)} ${noun}`;
-    }
+    loop.dim = Boolean(store.get('query')) || selection.length > 0;  // the rest of the map in grey
+    list.set(matchIndices.slice(0, k));
+    countEl.textContent = store.get('query') || selection.length ? (searching ? 'Searching…' : matchesText(k)) : '';
     countEl.dataset.count = String(k);
-    countEl.dataset.done = search.searching ? '0' : '1';
-    search.reportEvery = Math.max(250, 6 * loop.drawMs);
+    countEl.dataset.done = searching ? '0' : '1';
     loop.redraw();
+  }
+
+  function select(ids) {
+    selection = Uint32Array.from(ids).filter((i) => i < n);
+    updateHighlights();
+  }
+
+  /** Run a query (whole words; `prefix` completes the last word while typing) and show it. */
+  async function runSearch(query, prefix = false) {
+    const token = ++searchToken;
+    if (!query) { searching = false; select([]); return { total: 0, ids: [] }; }
+    searching = true;
+    countEl.dataset.done = '0';
+    await searchReady;
+    let result;
+    try {
+      result = await search.search(query, { prefix });
+    } catch (error) {
+      console.warn('atlas map: search failed', error);
+      result = { total: 0, ids: new Uint32Array(0) };
+    }
+    if (token === searchToken) { searching = false; select(result.ids); }
+    return { total: result.total, ids: Array.from(result.ids), bytes: result.bytes };
   }
 
   function recolour() {
@@ -96,7 +140,6 @@ async function start() {
   }
 
   // ------------------------------------------------------------------------- controls
-  const searchInput = $('#map-search');
   const colourSelect = $('#map-colour');
   const filters = buildFilters($('#map-filters'), meta, store.get(), (name, range) => {
     if (name === null) { store.set({ filters: {} }); filters.sync({}); return; }
@@ -104,13 +147,22 @@ async function start() {
     if (range) next[name] = range; else delete next[name];
     store.set({ filters: next });
   });
+  // Typing searches as you go, completing the last word; Enter searches the whole words typed;
+  // the down arrow moves into the results.
   let searchTimer = 0;
   searchInput.addEventListener('input', () => {
     clearTimeout(searchTimer);
-    searchTimer = setTimeout(() => store.set({ query: searchInput.value.trim() }), 200);
+    searchTimer = setTimeout(() => { typing = true; store.set({ query: searchInput.value.trim() }); typing = false; }, 150);
   });
   searchInput.addEventListener('keydown', (event) => {
-    if (event.key === 'Enter') { clearTimeout(searchTimer); store.set({ query: searchInput.value.trim() }); }
+    if (event.key === 'Enter') {
+      clearTimeout(searchTimer);
+      const query = searchInput.value.trim();
+      if (query === store.get('query')) runSearch(query); else store.set({ query });
+    } else if (event.key === 'ArrowDown' && matchCount) {
+      event.preventDefault();
+      list.focus();
+    }
   });
   colourSelect.addEventListener('change', () => store.set({ colour: colourSelect.value }));
   $('#map-zoom-in').addEventListener('click', () => camera.zoomAbout(camera.width / 2, camera.height / 2, 1));
@@ -129,7 +181,7 @@ async function start() {
   // ------------------------------------------------------------------------- state -> everything
   store.on((state, changed, source) => {
     if (changed.includes('colour') || changed.includes('filters')) recolour();
-    if (changed.includes('query')) search.run(state.query);
+    if (changed.includes('query')) lastRun = runSearch(state.query, typing);
     if (changed.includes('hover')) interaction.showHover(state.hover);
     if (changed.includes('pinned')) interaction.showPinned(state.pinned);
     if (changed.includes('view')) {
@@ -146,17 +198,30 @@ async function start() {
   recolour();
   loop.resize();
   setStatus('');
-  if (store.get('query')) search.run(store.get('query'));
+  if (store.get('query')) lastRun = runSearch(store.get('query'));
   if (store.get('pinned') >= 0) interaction.showPinned(store.get('pinned'));
 
-  // A small read-only handle for tests and the benchmark.
-  window.__atlasMap = {
+  // The page's handle for tests and automation (documented in README, "The map page").
+  Object.assign(window.__atlasMap, {
     renderer: renderer.kind,
     count: n,
     state: () => JSON.parse(JSON.stringify(store.get())),
+    view: () => ({ ...store.get('view') }),
     matches: () => matchCount,
-    searching: () => search.searching,
+    searching: () => searching,
     visible: () => loop.visible,
+    /** Search as the search box does (whole words): { total, ids } ranked, unfiltered. */
+    search: (query) => {
+      const text = String(query).trim();
+      searchInput.value = text;
+      if (text === store.get('query')) lastRun = runSearch(text); else store.set({ query: text });
+      return lastRun;
+    },
+    caption: (id) => chunks.point(id).then((info) => info.caption),
+    /** The point's nearest neighbours; [] until the build writes neighbours. */
+    neighbours: async () => [],
+    select: (ids) => { searchToken++; searching = false; select(ids); },
+    selection: () => Array.from(selection),
     /** Viewport (client) coordinates of a point given in the projection's raw coordinates. */
     dataToClient(x, y) {
       const b = meta.bounds;
@@ -164,10 +229,13 @@ async function start() {
       const rect = canvas.getBoundingClientRect();
       return [rect.left + px, rect.top + py];
     },
-  };
+  });
+  await searchReady;
+  markReady();
 }
 
 start().catch((error) => {
+  markFailed(error);
   console.error('atlas map:', error);
   setStatus(`The map could not be loaded: ${error.message}`, 'error');
 });

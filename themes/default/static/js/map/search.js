@@ -1,58 +1,38 @@
-// Caption search: every caption chunk is scanned (three at a time) for captions containing all
-// the query's terms; matches are marked as they arrive and reported through `onProgress`.
+// Caption search through the index built at build time (atlas/stages/search.py): queries run in
+// a Web Worker that fetches one small shard per word; this is the page's side of it.
 
-/** The lower-cased, whitespace-separated terms of a query. */
-export function queryTerms(query) {
-  return String(query || '').toLowerCase().split(/\s+/).filter(Boolean);
-}
-
-/** Does a caption contain every term (as a substring, ignoring case)? */
-export function captionMatches(caption, terms) {
-  const text = String(caption || '').toLowerCase();
-  return terms.every((term) => text.includes(term));
-}
-
-export class ChunkSearch {
-  /** `matches`: Uint8Array(n) set to 1 for matching points; `onProgress()` after each batch. */
-  constructor({ chunks, meta, matches, onProgress }) {
-    Object.assign(this, { chunks, meta, matches, onProgress });
-    this.token = 0;
-    this.searched = 0;
-    this.searching = false;
-    this.lastReport = 0;
-    this.reportEvery = 250;
+export class IndexSearch {
+  /**
+   * `base`: URL of the index folder; `quality`: a score byte per point to rank by (or null),
+   * `missing`: the byte that means "no score".
+   */
+  constructor(base, quality, missing) {
+    this.worker = new Worker(new URL('./search-worker.js', import.meta.url), { type: 'module' });
+    this.pending = new Map();
+    this.next = 0;
+    this.worker.onmessage = (event) => {
+      const { id, error, ...result } = event.data;
+      const done = this.pending.get(id);
+      this.pending.delete(id);
+      if (done) (error ? done.reject(new Error(error)) : done.resolve(result));
+    };
+    this.worker.onerror = (event) => {
+      for (const done of this.pending.values()) done.reject(new Error(event.message || 'search worker failed'));
+      this.pending.clear();
+    };
+    this.ready = this._send({ type: 'init', base: new URL(base, location.href).href, quality, missing }).then((r) => r.info);
   }
 
-  async run(query) {
-    const token = ++this.token;
-    const { meta, matches } = this;
-    matches.fill(0);
-    this.searched = 0;
-    const terms = queryTerms(query);
-    this.searching = terms.length > 0;
-    this.onProgress();
-    if (!terms.length) return;
-    let next = 0;
-    const scan = async () => {
-      while (next < meta.chunks) {
-        const chunk = next++;
-        let captions;
-        try { captions = await this.chunks.captions(chunk); } catch (error) {
-          console.warn('atlas map: caption chunk failed', chunk, error);
-          captions = [];
-        }
-        if (token !== this.token) return;
-        const start = chunk * meta.chunk_size;
-        for (let j = 0; j < captions.length; j++) if (captionMatches(captions[j], terms)) matches[start + j] = 1;
-        this.searched++;
-        const now = performance.now();
-        // Show progress, but never let redraws (slow on software GL) starve the search.
-        if (now - this.lastReport > this.reportEvery) { this.lastReport = now; this.onProgress(); }
-      }
-    };
-    await Promise.all([scan(), scan(), scan()]);
-    if (token !== this.token) return;
-    this.searching = false;
-    this.onProgress();
+  _send(message) {
+    const id = ++this.next;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...message, id });
+    });
+  }
+
+  /** { total, ids (ranked Uint32Array), bytes (index bytes fetched so far) }; `prefix` completes the last word. */
+  search(query, { prefix = false } = {}) {
+    return this._send({ type: 'search', query, prefix });
   }
 }
