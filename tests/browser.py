@@ -13,6 +13,7 @@ import json
 import shutil
 import threading
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -76,10 +77,12 @@ DOMAINS = ("pinterest.com", "etsy.com", "amazon.com", "flickr.com", "ebay.com", 
            "wikimedia.org", "alamy.com", "redbubble.com", "walmart.com")
 
 
-def synthetic_inputs(folder: Path, n: int, seed: int = 0, extra_rows: list[dict] | None = None) -> dict:
+def synthetic_inputs(folder: Path, n: int, seed: int = 0, extra_rows: list[dict] | None = None,
+                     captions: list[str | None] | None = None, urls: list[str | None] | None = None) -> dict:
     """Write sample.parquet, coords.npy, clusters.json + clusters_*.npy and info.json like the
     sample/embed/project stages would. ``extra_rows`` (dicts with x, y and any column) are
-    appended after the blobs. Returns the paths."""
+    appended after the blobs; ``captions`` and ``urls`` (e.g. the real sample's, ``n`` of each)
+    replace the generated ones. Returns the paths."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -90,13 +93,16 @@ def synthetic_inputs(folder: Path, n: int, seed: int = 0, extra_rows: list[dict]
     blob = rng.integers(0, k, size=n)
     coords = centres[blob] + rng.normal(0, 1.0, size=(n, 2))
     words = rng.integers(0, len(WORDS), size=(n, 3))
-    captions = [f"{TOPICS[b].lower()} {WORDS[a]} {WORDS[c]} {WORDS[d]} #{i}"
-                for i, (b, (a, c, d)) in enumerate(zip(blob, words))]
+    if captions is None:
+        captions = [f"{TOPICS[b].lower()} {WORDS[a]} {WORDS[c]} {WORDS[d]} #{i}"
+                    for i, (b, (a, c, d)) in enumerate(zip(blob, words))]
     domain_idx = np.minimum(rng.geometric(0.25, size=n) - 1, len(DOMAINS) + 5)
     domains = [DOMAINS[d] if d < len(DOMAINS) else f"site{d}.example" for d in domain_idx]
-    urls = [f"https://img.{d}/{i}.jpg" for i, d in enumerate(domains)]
+    real_urls = urls
+    urls = [f"https://img.{d}/{i}.jpg" for i, d in enumerate(domains)] if urls is None else list(urls)
     columns = {
-        "url": urls, "caption": captions, "host": [f"img.{d}" for d in domains], "domain": domains,
+        "url": urls, "caption": list(captions), "domain": domains,
+        "host": [f"img.{d}" for d in domains] if real_urls is None else [urlparse(u or "").hostname for u in urls],
         "similarity": np.clip(rng.normal(0.32, 0.03, n), 0.2, 0.5),
         "punsafe": rng.beta(1, 30, n), "pwatermark": rng.beta(1, 6, n),
         "aesthetic": np.clip(rng.normal(5 + blob * 0.2, 0.6), 1, 9),
