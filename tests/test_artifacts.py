@@ -61,7 +61,7 @@ def test_a_machine_without_the_gpu_stages_builds_from_the_artifacts(shared, expo
     cache = _no_gpu_cache(shared, tmp_path / "ci-cache")
     report = quiet_build(exported, tmp_path / "ci-site", cache, frozen=True)
     assert statuses(report)["embed"] == "artifact" and statuses(report)["project"] == "artifact"
-    assert ran(report) == {"mapdata", "render"}
+    assert ran(report) == {"mapdata", "search", "render"}
     committed = (exported / "artifacts" / "embed" / "embeddings.npy").read_bytes()
     used = next(r.path for r in report.results if r.name == "embed") / "embeddings.npy"
     assert used.read_bytes() == committed

@@ -12,7 +12,7 @@ from _atlas_site import content_copy, quiet_build, ran, shared_build, statuses
 from atlas.cli import main
 
 WIDE = {"COLUMNS": "240"}  # rich tables: one line per stage
-MAP_STAGES = {"sample", "embed", "project", "mapdata", "render"}
+MAP_STAGES = {"sample", "embed", "project", "mapdata", "search", "render"}
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,9 @@ def test_sample_size_change_reruns_the_map_stages_but_not_stats(shared, content,
     assert ran(report) == MAP_STAGES
     assert statuses(report)["stats"] == "cached"
     assert report.info["sample_rows"] == 280
+    # The map's search index is published beside its data and covers the new sample.
+    index = json.loads((tmp_path / "site" / "map" / "data" / "search" / "index.json").read_text())
+    assert index["docs"] == 280
     why = {r.name: r.reason for r in report.results}
     assert "sample" in why["sample"] and "upstream sample" in why["embed"]
 
