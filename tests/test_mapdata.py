@@ -201,3 +201,21 @@ def test_map_widget_rejects_a_colour_the_data_lacks(built):
     folder, _, _ = built
     with pytest.raises(ContentError, match="colour"):
         render_widget("atlas map colour=nsfw", _widget_ctx({"mapdata": folder}), "making.md")
+
+
+def test_meta_carries_the_binary_encoding_the_points_use(tmp_path):
+    """The page reads the format's numbers from meta.json: they must describe points.bin."""
+    inputs = synthetic_inputs(tmp_path / "in", 300, seed=1, extra_rows=[{"x": 1e9, "y": -1e9, "caption": "far away"}])
+    out = tmp_path / "map"
+    write_mapdata(inputs["sample"], inputs["coords"], inputs["project"], inputs["info"], out, chunk_size=64)
+    meta = json.loads((out / "meta.json").read_text())
+    enc = meta["encoding"]
+    data = (out / "points.bin").read_bytes()
+    cols = {c["name"]: c for c in meta["points"]["columns"]}
+    xy = np.frombuffer(data, "<u2", cols["xy"]["length"], cols["xy"]["offset"])
+    scores = np.frombuffer(data, "u1", cols["scores"]["length"], cols["scores"]["offset"])
+    assert 0.98 * enc["xy_max"] < xy.max() <= enc["xy_max"]  # the far point spans the box (1% margin)
+    present = scores[scores != enc["score_missing"]]
+    assert present.max() <= enc["score_max"] and (scores == enc["score_missing"]).any()  # the extra row has none
+    captions = mapdata.read_captions(out)
+    assert len(captions) == meta["count"] == 301 and "far away" in captions

@@ -49,7 +49,9 @@ from atlas.pipeline import Stage
 log = logging.getLogger(__name__)
 
 FORMAT = 1
-CHUNK_SIZE = 5_000
+#: Points per text/detail chunk: small enough that hovering a point or showing a screen of search
+#: results fetches little (about 60 kB of captions a chunk at LAION caption lengths).
+CHUNK_SIZE = 1_000
 #: Domains with their own colour/category; the rest share "other".
 TOP_DOMAINS = 19
 #: The binary format's numbers, written into ``meta["encoding"]`` so the page never hard-codes them.
