@@ -1,6 +1,6 @@
 // The map page: loads the data and wires the parts together (state, camera, draw loop,
 // hover/pin, search, the URL and the panel's controls). Each part lives in its own module.
-import { ChunkStore, loadMeta, loadPoints, worldOf } from './data.js';
+import { ChunkStore, loadMeta, loadPoints } from './data.js';
 import { Store } from './state.js';
 import { GridIndex } from './picking.js';
 import { computeColours, legendFor } from './colours.js';
@@ -9,8 +9,7 @@ import { Camera } from './camera.js';
 import { Labels } from './labels.js';
 import { DrawLoop } from './draw.js';
 import { Interaction } from './interaction.js';
-import { IndexSearch } from './search.js';
-import { ResultList, matchesText } from './results.js';
+import { SearchPanel } from './search-panel.js';
 import { stateFromHash, syncUrl } from './url.js';
 import { Card, Tooltip, buildFilters, formatNumber, renderLegend } from './ui.js';
 
@@ -51,8 +50,6 @@ async function start() {
 
   const rgba = new Uint8Array(n * 4);
   const visible = new Uint8Array(n);
-  const matchIndices = new Uint32Array(n);
-  let matchCount = 0;
 
   let interaction = null;
   const camera = new Camera(canvas, store, {
@@ -71,72 +68,14 @@ async function start() {
   });
 
   // ------------------------------------------------------------------------- colours, search
-  const countEl = $('#map-search-count');
-  const searchInput = $('#map-search');
-  // Results are ranked by CLIP similarity where the data has it, else by aesthetic score.
-  const rankBy = ['similarity', 'aesthetic'].map((name) => meta.scores.find((s) => s.name === name && s.present > 0)).find(Boolean);
-  const quality = rankBy ? points.scores.filter((_, j) => j % 4 === rankBy.index) : null;
-  const search = new IndexSearch(`${base}search/`, quality, meta.encoding.score_missing);
-  const searchReady = search.ready.catch((error) => {
-    console.info('atlas map: no search index', error.message);
-    searchInput.disabled = true;
-    searchInput.placeholder = 'Search is not available for this map';
-  });
-  let selection = new Uint32Array(0), searching = false, searchToken = 0, typing = false, lastRun = null;
-  const list = new ResultList($('#map-results'), {
-    load: (id) => chunks.point(id),
-    scores: meta.scores.filter((s) => s.present > 0).map((s) => [s.name, s.label]),
-    onChoose: (id) => {
-      const [x, y] = worldOf(points, id);
-      camera.go({ x, y, z: Math.max(store.get('view').z, 3) }, true);
-      store.set({ pinned: id });
-    },
-    onEscape: () => searchInput.focus(),
-  });
-
-  /** Highlight the selection's visible points, list them and count them. */
-  function updateHighlights() {
-    let k = 0;
-    for (const i of selection) if (visible[i]) matchIndices[k++] = i;
-    matchCount = k;
-    renderer.setHighlights(matchIndices, k);
-    loop.dim = Boolean(store.get('query')) || selection.length > 0;  // the rest of the map in grey
-    list.set(matchIndices.slice(0, k));
-    countEl.textContent = store.get('query') || selection.length ? (searching ? 'Searching…' : matchesText(k)) : '';
-    countEl.dataset.count = String(k);
-    countEl.dataset.done = searching ? '0' : '1';
-    loop.redraw();
-  }
-
-  function select(ids) {
-    selection = Uint32Array.from(ids).filter((i) => i < n);
-    updateHighlights();
-  }
-
-  /** Run a query (whole words; `prefix` completes the last word while typing) and show it. */
-  async function runSearch(query, prefix = false) {
-    const token = ++searchToken;
-    if (!query) { searching = false; select([]); return { total: 0, ids: [] }; }
-    searching = true;
-    countEl.dataset.done = '0';
-    await searchReady;
-    let result;
-    try {
-      result = await search.search(query, { prefix });
-    } catch (error) {
-      console.warn('atlas map: search failed', error);
-      result = { total: 0, ids: new Uint32Array(0) };
-    }
-    if (token === searchToken) { searching = false; select(result.ids); }
-    return { total: result.total, ids: Array.from(result.ids), bytes: result.bytes };
-  }
+  const search = new SearchPanel({ $, base, meta, points, chunks, store, camera, renderer, loop, visible });
 
   function recolour() {
     loop.visible = computeColours(points, meta, store.get(), rgba, visible);
     renderer.setColours(rgba);
     renderLegend($('#map-legend'), legendFor(meta, store.get('colour')));
     $('#map-visible').textContent = loop.visible === n ? '' : `${formatNumber(loop.visible)} of ${formatNumber(n)} points pass the filters`;
-    updateHighlights();
+    search.update();
   }
 
   // ------------------------------------------------------------------------- controls
@@ -147,23 +86,6 @@ async function start() {
     if (range) next[name] = range; else delete next[name];
     store.set({ filters: next });
   });
-  // Typing searches as you go, completing the last word; Enter searches the whole words typed;
-  // the down arrow moves into the results.
-  let searchTimer = 0;
-  searchInput.addEventListener('input', () => {
-    clearTimeout(searchTimer);
-    searchTimer = setTimeout(() => { typing = true; store.set({ query: searchInput.value.trim() }); typing = false; }, 150);
-  });
-  searchInput.addEventListener('keydown', (event) => {
-    if (event.key === 'Enter') {
-      clearTimeout(searchTimer);
-      const query = searchInput.value.trim();
-      if (query === store.get('query')) runSearch(query); else store.set({ query });
-    } else if (event.key === 'ArrowDown' && matchCount) {
-      event.preventDefault();
-      list.focus();
-    }
-  });
   colourSelect.addEventListener('change', () => store.set({ colour: colourSelect.value }));
   $('#map-zoom-in').addEventListener('click', () => camera.zoomAbout(camera.width / 2, camera.height / 2, 1));
   $('#map-zoom-out').addEventListener('click', () => camera.zoomAbout(camera.width / 2, camera.height / 2, -1));
@@ -173,7 +95,7 @@ async function start() {
   if (full) full.href = `./${location.hash}`;
 
   function syncControls(state, force = false) {
-    if (force || document.activeElement !== searchInput) searchInput.value = state.query;
+    if (force || document.activeElement !== search.input) search.input.value = state.query;
     colourSelect.value = state.colour;
     filters.sync(state.filters);
   }
@@ -181,7 +103,7 @@ async function start() {
   // ------------------------------------------------------------------------- state -> everything
   store.on((state, changed, source) => {
     if (changed.includes('colour') || changed.includes('filters')) recolour();
-    if (changed.includes('query')) lastRun = runSearch(state.query, typing);
+    if (changed.includes('query')) search.queryChanged(state.query);
     if (changed.includes('hover')) interaction.showHover(state.hover);
     if (changed.includes('pinned')) interaction.showPinned(state.pinned);
     if (changed.includes('view')) {
@@ -198,7 +120,7 @@ async function start() {
   recolour();
   loop.resize();
   setStatus('');
-  if (store.get('query')) lastRun = runSearch(store.get('query'));
+  if (store.get('query')) search.queryChanged(store.get('query'));
   if (store.get('pinned') >= 0) interaction.showPinned(store.get('pinned'));
 
   // The page's handle for tests and automation (documented in README, "The map page").
@@ -207,21 +129,16 @@ async function start() {
     count: n,
     state: () => JSON.parse(JSON.stringify(store.get())),
     view: () => ({ ...store.get('view') }),
-    matches: () => matchCount,
-    searching: () => searching,
+    matches: () => search.count,
+    searching: () => search.searching,
     visible: () => loop.visible,
     /** Search as the search box does (whole words): { total, ids } ranked, unfiltered. */
-    search: (query) => {
-      const text = String(query).trim();
-      searchInput.value = text;
-      if (text === store.get('query')) lastRun = runSearch(text); else store.set({ query: text });
-      return lastRun;
-    },
+    search: (query) => search.submit(query),
     caption: (id) => chunks.point(id).then((info) => info.caption),
     /** The point's nearest neighbours; [] until the build writes neighbours. */
     neighbours: async () => [],
-    select: (ids) => { searchToken++; searching = false; select(ids); },
-    selection: () => Array.from(selection),
+    select: (ids) => search.replace(ids),
+    selection: () => Array.from(search.selection),
     /** Viewport (client) coordinates of a point given in the projection's raw coordinates. */
     dataToClient(x, y) {
       const b = meta.bounds;
@@ -230,7 +147,7 @@ async function start() {
       return [rect.left + px, rect.top + py];
     },
   });
-  await searchReady;
+  await search.ready;
   markReady();
 }
 
