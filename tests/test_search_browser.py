@@ -171,3 +171,43 @@ def test_the_hook_selects_and_reports_the_view(page, site):
     empty = hook_search(page, "zzzzqqq")
     assert empty == {"total": 0, "ids": [], "bytes": empty["bytes"]}
     assert page.inner_text("#map-search-count") == "0 matches"
+
+
+def test_queries_at_their_edges(page, site):
+    assert hook_search(page, '""')["total"] == 0
+    assert hook_search(page, "!!! ???")["total"] == 0
+    assert page.inner_text("#map-search-count") == "0 matches"
+    assert hook_search(page, "")["total"] == 0
+    assert page.inner_text("#map-search-count") == ""  # no query, no count
+    assert hook_search(page, "cat " * 300)["total"] == len(count_with(site, ["cat"]))
+    assert hook_search(page, '"cat')["total"] == len(count_with(site, ["cat"]))  # an unclosed quote
+
+
+def test_a_map_without_a_search_index_says_so_and_still_draws(chromium, site):
+    page = chromium.new_page(viewport={"width": 1000, "height": 700})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def route(r):
+        if "/search/" in r.request.url:
+            return r.fulfill(status=404, body="not found")
+        return r.continue_() if r.request.url.startswith(site["base"]) else r.abort()
+
+    page.route("**/*", route)
+    page.goto(site["base"] + "map/")
+    page.evaluate("window.__atlasMap.ready")
+    assert page.is_disabled("#map-search")
+    assert "not available" in page.get_attribute("#map-search", "placeholder")
+    assert page.get_attribute("#map-app", "data-ready") == "1"
+    assert not errors
+    page.close()
+
+
+def test_clicking_a_result_pins_that_point(page, site):
+    hook_search(page, "wedding")
+    page.wait_for_selector("#map-result-1")
+    chosen = int(page.get_attribute("#map-result-1", "data-id"))
+    page.click("#map-result-1")
+    page.wait_for_function(f"window.__atlasMap.state().pinned === {chosen}")
+    assert page.get_attribute("#map-results", "aria-activedescendant") == "map-result-1"
+    assert "wedding" in tokens(captions_of(page, [chosen])[0])
