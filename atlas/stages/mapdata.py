@@ -15,15 +15,16 @@
     ``cluster_<lvl>``  uint16    index into ``meta["clusters"][i]`` (no_cluster = unclustered)
     ``scores``         uint8×4   aesthetic, similarity, punsafe, pwatermark as 0..score_max
                                  over the score's [min, max] (score_missing = missing)
+    =================  ========  ==========================================================
 
     The numbers (``xy_max`` 65535, ``score_max`` 254, ``score_missing`` 255, ``no_cluster`` 65535)
     are in ``meta["encoding"]``; the page reads them from there.
-    =================  ========  ==========================================================
 
     That is 14 bytes a point with two cluster levels. Points are stored in Morton (Z-curve) order
     of their position, so a text chunk holds captions that are near each other on the map.
 ``text/NNNNN.json``
-    Captions of points ``N*chunk_size ..``, a JSON list of strings (search loads only these).
+    Captions of points ``N*chunk_size ..``, a JSON list of strings (hover, pin and the search
+    result rows load them; search itself uses the search stage's index).
 ``detail/NNNNN.json``
     Per point ``[url, host, domain, row_id, aesthetic, similarity, punsafe, pwatermark]``; ``url``
     is ``null`` unless it is a plain http(s) URL (:func:`atlas.data.safe_http_url`).
