@@ -207,8 +207,8 @@ def test_meta_carries_the_binary_encoding_the_points_use(tmp_path):
     """The page reads the format's numbers from meta.json: they must describe points.bin."""
     inputs = synthetic_inputs(tmp_path / "in", 300, seed=1, extra_rows=[{"x": 1e9, "y": -1e9, "caption": "far away"}])
     out = tmp_path / "map"
-    write_mapdata(inputs["sample"], inputs["coords"], inputs["project"], inputs["info"], out, chunk_size=64)
-    meta = json.loads((out / "meta.json").read_text())
+    write_mapdata(inputs["sample"], project.read(inputs["project"]), embed.read(inputs["project"]), out, chunk_size=64)
+    meta = mapdata.read(out).meta
     enc = meta["encoding"]
     data = (out / "points.bin").read_bytes()
     cols = {c["name"]: c for c in meta["points"]["columns"]}
@@ -217,5 +217,5 @@ def test_meta_carries_the_binary_encoding_the_points_use(tmp_path):
     assert 0.98 * enc["xy_max"] < xy.max() <= enc["xy_max"]  # the far point spans the box (1% margin)
     present = scores[scores != enc["score_missing"]]
     assert present.max() <= enc["score_max"] and (scores == enc["score_missing"]).any()  # the extra row has none
-    captions = mapdata.read_captions(out)
+    captions = mapdata.read(out).captions()
     assert len(captions) == meta["count"] == 301 and "far away" in captions
