@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 
 from atlas.build import build
+from atlas.cli import main
 from atlas.errors import AtlasError, DataError
 
-from conftest import REPO, SMALL_MAP, tree_snapshot, write_content, write_shard
+from conftest import REPO, SAMPLE_SIZE, SMALL_MAP, quiet_build, tree_snapshot, write_content, write_shard
 
 PAGES = {
     "index.md": """\
@@ -35,8 +39,14 @@ PAGES = {
 
 
 def _cli(*args, cwd=REPO):
+    """``python -m atlas ARGS`` in a fresh process (for the quick failures: the real entry point)."""
     env = dict(os.environ, CI="true", HF_HUB_OFFLINE="1")
     return subprocess.run([sys.executable, "-m", "atlas", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
+
+
+def _atlas(*args):
+    """``atlas ARGS`` through the same click command in this process (whose JIT-compiled UMAP is warm)."""
+    return CliRunner().invoke(main, list(args), env={"CI": "true"})
 
 
 @pytest.fixture(scope="module")
@@ -44,22 +54,45 @@ def small_content(tmp_path_factory):
     return write_content(tmp_path_factory.mktemp("content") / "content", PAGES, SMALL_MAP)
 
 
-def test_demo_build_publishes_a_meaningful_site(demo_site):
-    out, report = demo_site["out"], demo_site["report"]
+def _words(text: str) -> str:
+    """A caption as whole lower-case words, space-delimited (the artist rule, written again)."""
+    return " " + " ".join(re.sub(r"[\W_]+", " ", text.lower()).split()) + " "
+
+
+def test_demo_build_publishes_a_meaningful_site(shared):
+    out, report = shared["site"], shared["report"]
     stats = json.loads((out / "data" / "stats.json").read_text())
-    assert stats["rows"] >= 100_000
-    assert report.results[0].name == "demo" and report.results[0].summary["shards"] >= 4
+    demo = report.results[0]
+    assert demo.name == "demo" and demo.summary["shards"] >= 4
+    shards = pq.ParquetDataset(sorted(demo.path.glob("*.parquet"))).read(columns=["TEXT"])
+    assert stats["rows"] == shards.num_rows >= 100_000
     assert {"similarity", "punsafe", "pwatermark", "aesthetic", "width", "height"} <= set(stats["histograms"])
     assert stats["domains"][0]["domain"] == "pinimg.com"
     assert 0.02 < stats["shares"]["punsafe"][0]["share"] < 0.04  # published 2.9 % unsafe
-    assert any(a["count"] > 0 for a in stats["artists"])
+    # Every listed artist is counted; the most named one matches a brute-force whole-word count.
+    names = [line.strip() for line in (shared["content"] / "artists.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert sorted(a["name"] for a in stats["artists"]) == sorted(names)
+    top = stats["artists"][0]
+    captions = [_words(c) for c in shards.column("TEXT").to_pylist() if c]
+    assert top["count"] == sum(_words(top["name"]) in c for c in captions) > 0
     home = (out / "index.html").read_text()
     assert "Demo data." in home and "[data] sources" in home
     assert (out / "map" / "index.html").exists()
     build_json = json.loads((out / "data" / "build.json").read_text())
-    assert build_json["demo"] is True
-    for name in ("domains.csv", "hosts.csv", "artists.csv", "histograms.csv"):
-        assert (out / "data" / name).stat().st_size > 0
+    assert build_json["demo"] is True and build_json["rows"] == stats["rows"]
+    assert build_json["sample_rows"] == SAMPLE_SIZE
+    # The downloadable tables hold what stats.json says, row for row.
+    for name, key in (("domains.csv", "domain"), ("hosts.csv", "host"), ("artists.csv", "name")):
+        with open(out / "data" / name, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        assert [(r[key], int(r["count"])) for r in rows][: len(stats[key + "s"])] == [
+            (item[key], item["count"]) for item in stats[key + "s"]
+        ], name
+    with open(out / "data" / "histograms.csv", newline="", encoding="utf-8") as handle:
+        histograms = list(csv.DictReader(handle))
+    for column in stats["histograms"]:
+        assert sum(int(r["count"]) for r in histograms if r["column"] == column) == stats["rows"], column
 
 
 def test_demo_shards_are_deterministic(tmp_path):
@@ -73,11 +106,11 @@ def test_demo_shards_are_deterministic(tmp_path):
 
 def test_real_sample_build_matches_an_independent_count(shared_data, small_content, tmp_path):
     out = tmp_path / "site"
-    result = _cli(
+    result = _atlas(
         "build", "--content", str(small_content), "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
         "--data", str(shared_data / "laion400m-sample-10k.parquet"),
     )
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.output
     stats = json.loads((out / "data" / "stats.json").read_text())
     table = pq.read_table(shared_data / "laion400m-sample-10k.parquet")
     assert stats["rows"] == table.num_rows == 10_000
@@ -102,13 +135,13 @@ def test_corrupt_shard_fails_cleanly_and_leaves_the_previous_site(small_content,
     out = tmp_path / "site"
     args = ["build", "--content", str(small_content), "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
             "--data", str(shards / "*.parquet")]
-    assert _cli(*args).returncode == 0
+    assert _atlas(*args).exit_code == 0
     before = tree_snapshot(out)
     good = (shards / "part-00000.parquet").read_bytes()
     (shards / "part-00001.parquet").write_bytes(good[: len(good) // 3])
-    result = _cli(*args)
-    assert result.returncode == 2
-    assert "part-00001.parquet" in result.stderr and "Traceback" not in result.stderr
+    result = _atlas(*args)
+    assert result.exit_code == 2
+    assert "part-00001.parquet" in result.stderr and "Traceback" not in result.output
     assert tree_snapshot(out) == before
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".site.")]  # no temp folders left
 
@@ -160,8 +193,7 @@ def hostile_site(tmp_path_factory, small_content):
         punsafe.append(0.97)
     write_shard(root / "shards" / "part-0.parquet", {"URL": urls, "TEXT": captions, "punsafe": punsafe})
     out = root / "site"
-    build(small_content, out, data=[str(root / "shards" / "*.parquet")], cache_dir=root / "cache",
-          reporter=__import__("atlas.report", fromlist=["Reporter"]).Reporter(quiet=True))
+    quiet_build(small_content, out, root / "cache", data=[str(root / "shards" / "*.parquet")])
     return out
 
 

@@ -5,13 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _atlas_site import content_copy, quiet_build, ran, shared_build, statuses
+from conftest import content_copy, quiet_build, ran, statuses
 from atlas.cache import Cache, fingerprint
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    return shared_build(tmp_path_factory)
 
 
 def _write(folder, text="hello"):

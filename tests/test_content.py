@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from atlas.config import AtlasConfig
 from atlas.errors import ContentError
@@ -146,9 +149,16 @@ def test_published_data_and_csv(tmp_path):
     assert (out / ".nojekyll").exists()
 
 
-def test_repo_pages_have_front_matter_and_render_offline(demo_site):
-    out: Path = demo_site["out"]
-    for slug in ("", "common-crawl/", "alt-text/", "clip-filtering/", "laion-5b/", "stable-diffusion/", "bias/", "readings/"):
-        page = out / slug / "index.html"
-        assert page.exists(), slug
-        assert "Demo data." in page.read_text()
+def test_repo_pages_have_front_matter_and_render_offline(shared):
+    out: Path = shared["site"]
+    sources = sorted(shared["content"].glob("*.md"))
+    assert len(sources) >= 8
+    for source in sources:
+        front = yaml.safe_load(source.read_text(encoding="utf-8").split("---\n")[1])
+        slug = "" if source.stem == "index" else f"{source.stem}/"
+        page = (out / slug / "index.html").read_text(encoding="utf-8")
+        assert f"<title>{html.escape(front['title'])}" in page, source.name
+        assert "Demo data." in page, source.name
+        # Offline: no script or stylesheet from another site.
+        assert not re.search(r"<script[^>]+src=\"(https?:)?//", page), source.name
+        assert not re.search(r"<link[^>]+rel=\"stylesheet\"[^>]+href=\"(https?:)?//", page), source.name

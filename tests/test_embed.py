@@ -12,13 +12,11 @@ import subprocess
 import sys
 import threading
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest_ml import IMAGES, SAMPLE_10K, make_context, needs_shared, save_tiny_clip, write_shard
+from conftest import IMAGES, SAMPLE_10K, make_context, needs_shared, save_tiny_clip, write_shard
 
 from atlas.config import EmbedConfig
 from atlas.errors import DataError, ModelError

@@ -6,10 +6,6 @@ plain PIL images, so these tests need neither diffusers nor a GPU.
 
 from __future__ import annotations
 
-import os
-
-os.environ["HF_HUB_OFFLINE"] = "1"
-
 import json
 from pathlib import Path
 
@@ -27,6 +23,8 @@ from atlas.stages import gallery as gal
 from atlas import generate as gen
 from atlas.theme import make_env
 from atlas.widgets import WidgetContext, render_widget
+
+from conftest import make_context, save_tiny_clip, write_shard
 
 REPO_CONTENT = Path(__file__).resolve().parents[1] / "content"
 HOSTILE = '<script>alert("x")</script> & "quotes" <img src=x onerror=alert(1)>'
@@ -344,20 +342,19 @@ def test_gallery_lists_nearest_captions_with_a_map_link(tmp_path):
 
 def test_gallery_stage_places_images_with_a_tiny_clip(tmp_path):
     """The build stage end to end: real sample + CLIP embed stages, then nearest captions."""
-    conftest_ml = pytest.importorskip("conftest_ml")
     from atlas.pipeline import run_stages
     from atlas.stages import embed as embed_stage
     from atlas.stages import sample as sample_stage
 
-    clip = conftest_ml.save_tiny_clip(tmp_path / "clip")
-    shard = conftest_ml.write_shard(tmp_path / "part.parquet", [
+    clip = save_tiny_clip(tmp_path / "clip")
+    shard = write_shard(tmp_path / "part.parquet", [
         {"URL": f"https://s{i % 7}.example.com/{i}.jpg", "TEXT": f"a picture of thing {i}", "punsafe": 0.0}
         for i in range(30)
     ])
     content = _content(tmp_path)
     _shoot(content, "everest", 7, colour=(240, 240, 250))
     _shoot(content, "astronaut", 1, colour=(20, 20, 20))
-    ctx = conftest_ml.make_context(
+    ctx = make_context(
         content, [str(shard)], sample={"size": 20, "seed": 1},
         embed={"method": "clip", "model": str(clip["config"]), "pretrained": str(clip["checkpoint"])},
     )
@@ -369,7 +366,7 @@ def test_gallery_stage_places_images_with_a_tiny_clip(tmp_path):
     for found in data["images"].values():
         assert len(found) == 5 and {n["caption"] for n in found} <= captions
     # Unchanged images: the stage is cached; a new image re-runs it.
-    ctx2 = conftest_ml.make_context(
+    ctx2 = make_context(
         content, [str(shard)], sample={"size": 20, "seed": 1},
         embed={"method": "clip", "model": str(clip["config"]), "pretrained": str(clip["checkpoint"])},
     )

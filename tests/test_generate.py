@@ -3,10 +3,6 @@ Stable Diffusion pipeline built here (no weights are downloaded: HF_HUB_OFFLINE 
 
 from __future__ import annotations
 
-import os
-
-os.environ["HF_HUB_OFFLINE"] = "1"
-
 import gzip
 import importlib.util
 import json

@@ -8,16 +8,11 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from _atlas_site import content_copy, quiet_build, ran, shared_build, statuses
+from conftest import EDIT_PAGE, SAMPLE_SIZE, content_copy, edit_config, quiet_build, ran, statuses
 from atlas.cli import main
 
 WIDE = {"COLUMNS": "240"}  # rich tables: one line per stage
 MAP_STAGES = {"sample", "embed", "project", "mapdata", "search", "render"}
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    return shared_build(tmp_path_factory)
 
 
 @pytest.fixture
@@ -30,7 +25,8 @@ def test_cold_build_runs_every_stage_and_publishes_the_site(shared):
     assert (site / "index.html").is_file() and (site / "map" / "index.html").is_file()
     info = json.loads((site / "data" / "build.json").read_text())
     assert info["demo"] is True
-    assert info["site_bytes"] > 0
+    published = [p for p in site.rglob("*") if p.is_file() and p.name not in ("build.json", ".atlas-site")]
+    assert info["site_bytes"] == sum(p.stat().st_size for p in published)
     assert any("demo data" in w for w in info["warnings"])
     assert any("TF-IDF" in w for w in info["warnings"])
     footer = (site / "index.html").read_text()
@@ -46,23 +42,22 @@ def test_no_change_rebuild_does_no_stage_work(shared, content, tmp_path):
 
 def test_page_edit_reruns_render_only(shared, content, tmp_path):
     quiet_build(content, tmp_path / "site", shared["cache"])
-    page = content / "making.md"
+    page = content / EDIT_PAGE
     page.write_text(page.read_text() + "\nA new paragraph about crawling.\n")
     report = quiet_build(content, tmp_path / "site", shared["cache"])
     assert ran(report) == {"render"}
-    assert "A new paragraph about crawling." in (tmp_path / "site" / "making" / "index.html").read_text()
+    assert "A new paragraph about crawling." in (tmp_path / "site" / page.stem / "index.html").read_text()
 
 
 def test_sample_size_change_reruns_the_map_stages_but_not_stats(shared, content, tmp_path):
-    config = content / "atlas.toml"
-    config.write_text(config.read_text().replace("size = 300", "size = 280"))
+    edit_config(content, f"size = {SAMPLE_SIZE}", f"size = {SAMPLE_SIZE - 20}")
     report = quiet_build(content, tmp_path / "site", shared["cache"])
     assert ran(report) == MAP_STAGES
     assert statuses(report)["stats"] == "cached"
-    assert report.info["sample_rows"] == 280
+    assert report.info["sample_rows"] == SAMPLE_SIZE - 20
     # The map's search index is published beside its data and covers the new sample.
     index = json.loads((tmp_path / "site" / "map" / "data" / "search" / "index.json").read_text())
-    assert index["docs"] == 280
+    assert index["docs"] == SAMPLE_SIZE - 20
     why = {r.name: r.reason for r in report.results}
     assert "sample" in why["sample"] and "upstream sample" in why["embed"]
 
@@ -75,8 +70,7 @@ def test_artist_list_change_reruns_stats_and_render(shared, content, tmp_path):
 
 
 def test_explain_says_what_would_run_and_why_without_building(shared, content, tmp_path):
-    config = content / "atlas.toml"
-    config.write_text(config.read_text().replace("n_neighbors = 15", "n_neighbors = 12"))
+    edit_config(content, r"n_neighbors = \d+", "n_neighbors = 12")
     out = tmp_path / "site"
     result = CliRunner().invoke(
         main, ["build", "--content", str(content), "--out", str(out), "--cache-dir", str(shared["cache"]), "--explain"],
@@ -96,7 +90,7 @@ def test_cli_build_prints_a_summary_with_rows_size_and_warnings(shared, content,
         env=WIDE,
     )
     assert result.exit_code == 0, result.output
-    assert re.search(r"[\d,]+ rows · 300 on the map · site [\d.]+ MB", result.output)
+    assert re.search(rf"[\d,]+ rows · {SAMPLE_SIZE} on the map · site [\d.]+ MB", result.output)
     assert "demo data" in result.output and "warning(s)" in result.output
     assert "Traceback" not in result.output
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest_ml import SAMPLE_10K, make_context, needs_shared
+from conftest import SAMPLE_10K, make_context, needs_shared
 
 from atlas.config import ProjectConfig
 from atlas.pipeline import run_stages

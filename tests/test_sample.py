@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
-os.environ["HF_HUB_OFFLINE"] = "1"
-
 import numpy as np
 import pyarrow.parquet as pq
-from conftest_ml import SAMPLE_10K, make_context, needs_shared, write_shard
+from conftest import SAMPLE_10K, make_context, needs_shared, write_shard
 
 from atlas.config import DataConfig
 from atlas.data import open_rows, resolve_sources

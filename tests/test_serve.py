@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import json
 import time
+import tomllib
 import urllib.error
 import urllib.request
 
 import pytest
 
-from _atlas_site import content_copy, shared_build
+from conftest import EDIT_PAGE, content_copy
 from atlas.errors import AtlasError
 from atlas.report import Reporter
 from atlas.serve import RELOAD_PATH, VERSION_PATH, SiteServer
 
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    return shared_build(tmp_path_factory)
+SLUG = EDIT_PAGE.removesuffix(".md") + "/"
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -49,7 +47,8 @@ def server(shared, tmp_path):
 def test_serves_the_site_on_localhost_with_live_reload(server):
     assert server.url.startswith("http://127.0.0.1:") and server.port != 0
     status, home = _get(server.url)
-    assert status == 200 and "Test atlas" in home and f'<script src="{RELOAD_PATH}"' in home
+    title = tomllib.loads((server.content_dir / "atlas.toml").read_text())["site"]["title"]
+    assert status == 200 and f"<title>{title}</title>" in home and f'<script src="{RELOAD_PATH}"' in home
     status, map_page = _get(server.url + "map/")
     assert status == 200 and RELOAD_PATH in map_page
     status, css = _get(server.url + "static/css/atlas.css")
@@ -66,19 +65,19 @@ def test_serves_the_site_on_localhost_with_live_reload(server):
 
 def test_an_edited_page_is_rebuilt_and_the_version_changes(server):
     version = json.loads(_get(server.url + VERSION_PATH[1:])[1])["version"]
-    page = server.content_dir / "making.md"
+    page = server.content_dir / EDIT_PAGE
     page.write_text(page.read_text() + "\nFreshly edited paragraph.\n")
-    _wait_for(lambda: "Freshly edited paragraph." in _get(server.url + "making/")[1])
+    _wait_for(lambda: "Freshly edited paragraph." in _get(server.url + SLUG)[1])
     now = json.loads(_get(server.url + VERSION_PATH[1:])[1])
     assert now["version"] > version and now["error"] is None
 
 
 def test_a_broken_edit_is_reported_to_the_browser_and_the_old_site_stays(server):
-    page = server.content_dir / "making.md"
+    page = server.content_dir / EDIT_PAGE
     page.write_text("---\ntitle: [unclosed\n---\n# Broken\n")
     state = _wait_for(lambda: json.loads(_get(server.url + VERSION_PATH[1:])[1])["error"])
     assert "front matter" in state
-    assert _get(server.url + "making/")[0] == 200
+    assert _get(server.url + SLUG)[0] == 200
 
 
 def test_a_busy_port_is_a_clear_error(server, tmp_path):
@@ -100,9 +99,9 @@ def test_the_browser_reloads_after_an_edit_and_404_finds_the_root(server):
         chromium = browser.launch(playwright)
         try:
             page = chromium.new_page()
-            page.goto(server.url + "making/")
+            page.goto(server.url + SLUG)
             page.wait_for_timeout(300)
-            source = server.content_dir / "making.md"
+            source = server.content_dir / EDIT_PAGE
             source.write_text(source.read_text() + "\nReloaded by the browser itself.\n")
             page.wait_for_function(
                 "document.body.textContent.includes('Reloaded by the browser itself.')", timeout=30000

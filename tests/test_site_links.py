@@ -11,9 +11,10 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
-from _atlas_site import content_copy, quiet_build, ran, shared_build
+from conftest import EDIT_PAGE, content_copy, quiet_build, ran
 
 BASE = "https://someone.github.io/their-atlas/"
+SLUG = EDIT_PAGE.removesuffix(".md") + "/"
 #: Stands for the site's root while resolving relative links (urljoin needs an http URL).
 ORIGIN = "http://site.invalid/"
 
@@ -66,11 +67,6 @@ def broken_links(site: Path, base_url: str = "") -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    return shared_build(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
 def based_site(shared, tmp_path_factory):
     """The demo site built for https://someone.github.io/their-atlas/ (only render re-runs)."""
     root = tmp_path_factory.mktemp("based")
@@ -92,11 +88,11 @@ def test_every_internal_link_resolves_under_a_project_sub_path(based_site):
 
 def test_the_link_check_finds_a_broken_link(shared, tmp_path):
     content = content_copy(shared, tmp_path / "content")
-    (content / "making.md").write_text("# Making\n\nSee [the missing page](../nowhere/) and ![x](../img/none.png).\n")
+    (content / EDIT_PAGE).write_text("# Making\n\nSee [the missing page](../nowhere/) and ![x](../img/none.png).\n")
     quiet_build(content, tmp_path / "site", shared["cache"])
     assert sorted(broken_links(tmp_path / "site")) == [
-        "making/index.html: ../img/none.png",
-        "making/index.html: ../nowhere/",
+        f"{SLUG}index.html: ../img/none.png",
+        f"{SLUG}index.html: ../nowhere/",
     ]
 
 
@@ -111,14 +107,14 @@ def test_404_page_links_work_from_any_depth(shared, based_site):
 def test_sitemap_and_robots_with_a_base_url(shared, based_site):
     ns = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
     urls = [loc.text for loc in ET.parse(based_site / "sitemap.xml").getroot().findall("s:url/s:loc", ns)]
-    assert BASE in urls and BASE + "making/" in urls and BASE + "map/" in urls
+    assert BASE in urls and BASE + SLUG in urls and BASE + "map/" in urls
     for url in urls:
         assert (based_site / url[len(BASE):] / "index.html").is_file()
     assert f"Sitemap: {BASE}sitemap.xml" in (based_site / "robots.txt").read_text()
     # Without a base URL there are no absolute URLs to list.
     assert not (shared["site"] / "sitemap.xml").exists()
     assert (shared["site"] / "robots.txt").is_file()
-    page = (based_site / "making" / "index.html").read_text()
-    assert f'<link rel="canonical" href="{BASE}making/">' in page
+    page = (based_site / SLUG / "index.html").read_text()
+    assert f'<link rel="canonical" href="{BASE}{SLUG}">' in page
     assert f'<meta property="og:image" content="{BASE}og.png">' in page
     assert (based_site / "og.png").read_bytes().startswith(b"\x89PNG")
