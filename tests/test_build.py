@@ -83,12 +83,10 @@ def test_demo_build_publishes_a_meaningful_site(shared):
     assert build_json["demo"] is True and build_json["rows"] == stats["rows"]
     assert build_json["sample_rows"] == SAMPLE_SIZE
     # The downloadable tables hold what stats.json says, row for row.
-    for name, key in (("domains.csv", "domain"), ("hosts.csv", "host"), ("artists.csv", "name")):
-        with open(out / "data" / name, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-        assert [(r[key], int(r["count"])) for r in rows][: len(stats[key + "s"])] == [
-            (item[key], item["count"]) for item in stats[key + "s"]
-        ], name
+    for table, key in (("domains", "domain"), ("hosts", "host"), ("artists", "name")):
+        with open(out / "data" / f"{table}.csv", newline="", encoding="utf-8") as handle:
+            rows = [(row[key], int(row["count"])) for row in csv.DictReader(handle)]
+        assert rows[: len(stats[table])] == [(item[key], item["count"]) for item in stats[table]], table
     with open(out / "data" / "histograms.csv", newline="", encoding="utf-8") as handle:
         histograms = list(csv.DictReader(handle))
     for column in stats["histograms"]:
@@ -104,6 +102,7 @@ def test_demo_shards_are_deterministic(tmp_path):
     assert pq.read_metadata(a[0]).num_rows == 1000
 
 
+@pytest.mark.slow
 def test_real_sample_build_matches_an_independent_count(shared_data, small_content, tmp_path):
     out = tmp_path / "site"
     result = _atlas(
@@ -129,6 +128,7 @@ def test_stats_command_writes_the_published_json(shared_data, tmp_path):
     assert stats["rows"] == 10_000 and stats["hosts"][0]["host"] == "cdn.shopify.com"
 
 
+@pytest.mark.slow
 def test_corrupt_shard_fails_cleanly_and_leaves_the_previous_site(small_content, tmp_path):
     shards = tmp_path / "shards"
     write_shard(shards / "part-00000.parquet", {"URL": [f"https://a.org/{i}" for i in range(500)], "TEXT": [f"a cat {i}" for i in range(500)]})
@@ -197,6 +197,7 @@ def hostile_site(tmp_path_factory, small_content):
     return out
 
 
+@pytest.mark.slow
 def test_unsafe_rows_are_counted_but_never_published(hostile_site):
     stats = json.loads((hostile_site / "data" / "stats.json").read_text())
     assert stats["rows"] == 340 and stats["safety"]["unsafe_rows"] == 40
@@ -205,6 +206,7 @@ def test_unsafe_rows_are_counted_but_never_published(hostile_site):
             assert UNSAFE_MARKER.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.slow
 def test_only_http_links_are_published(hostile_site):
     for path in hostile_site.rglob("*.html"):
         html = path.read_text()

@@ -143,7 +143,8 @@ def test_published_data_and_csv(tmp_path):
     content = write_content(tmp_path / "content")
     out = tmp_path / "site"
     render_site(AtlasConfig(), content, out, read(stats_dir), {"stats": stats_dir}, {"demo": False})
-    assert (out / "data" / "stats.json").exists()
+    for name in ("stats.json", "domains.csv", "hosts.csv", "artists.csv", "histograms.csv"):
+        assert (out / "data" / name).read_bytes() == (stats_dir / name).read_bytes(), name
     csv_text = (out / "data" / "domains.csv").read_text()
     assert csv_text.splitlines()[1].startswith("'=cmd")  # no formula injection in spreadsheets
     assert (out / ".nojekyll").exists()

@@ -57,6 +57,7 @@ def test_importing_the_stage_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
 
 
+@pytest.mark.slow
 def test_clip_text_embeddings_from_a_checkpoint_file(tiny_clip):
     config = _clip_config(tiny_clip)
     texts = ["a red summer dress", "a vintage car engine", "a red summer dress"]
@@ -70,12 +71,14 @@ def test_clip_text_embeddings_from_a_checkpoint_file(tiny_clip):
     assert np.allclose(embed_texts(texts, config), vectors, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_local_dir_weights_match_the_checkpoint(tiny_clip):
     from_file = embed_texts(["a cat on a sofa"], _clip_config(tiny_clip))
     local = EmbedConfig(method="clip", pretrained=f"local-dir:{tiny_clip['local_dir']}")
     assert np.allclose(embed_texts(["a cat on a sofa"], local), from_file, atol=1e-6)
 
 
+@pytest.mark.slow
 @needs_images
 def test_clip_image_embeddings_of_real_photos_record_failures(tiny_clip, tmp_path):
     photos = sorted(IMAGES.glob("*.jpg"))
@@ -93,6 +96,7 @@ def test_clip_image_embeddings_of_real_photos_record_failures(tiny_clip, tmp_pat
     assert np.allclose(again[0], vectors[0], atol=1e-5)
 
 
+@pytest.mark.slow
 @needs_images
 def test_stage_embeds_images_from_a_folder_and_counts_failures(tiny_clip, tmp_path):
     photos = sorted(IMAGES.glob("*.jpg"))
@@ -148,6 +152,7 @@ def test_downloader_records_http_errors_and_size_cap(local_server):
     assert [f.error for f in fetched[1:]] == ["http 404", "too large", "not an http(s) url", "connection failed"]
 
 
+@pytest.mark.slow
 @needs_images
 def test_stage_downloads_images_from_urls(tiny_clip, local_server):
     root, base = local_server
@@ -181,6 +186,7 @@ def test_auto_without_weights_falls_back_to_tfidf_with_a_notice(tmp_path):
     assert info["method"] == "tfidf" and "missing.pt" in info["notice"]
 
 
+@pytest.mark.slow
 @needs_shared
 def test_tfidf_places_captions_about_the_same_thing_closer():
     captions = pq.read_table(SAMPLE_10K, columns=["TEXT"]).column("TEXT").to_pylist()
@@ -236,6 +242,7 @@ def test_precomputed_embeddings_follow_the_sample_rows(tmp_path):
         run_stages([sample_stage.STAGE, embed_stage.STAGE], ctx)
 
 
+@pytest.mark.slow
 @needs_shared
 def test_embed_stage_writes_contract_files_and_reruns_when_weights_change(tiny_clip, tmp_path):
     ctx = make_context(tmp_path, [str(SAMPLE_10K)], sample={"size": 40, "seed": 1},
@@ -254,6 +261,7 @@ def test_embed_stage_writes_contract_files_and_reruns_when_weights_change(tiny_c
     assert [r.status for r in run_stages([sample_stage.STAGE, embed_stage.STAGE], ctx)] == ["cached", "ran"]
 
 
+@pytest.mark.slow
 def test_open_clip_imports_even_where_torchvision_ops_are_broken():
     """The workaround applies only when torchvision's compiled ops fail, and then open_clip imports."""
     code = "\n".join([

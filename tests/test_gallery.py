@@ -340,6 +340,7 @@ def test_gallery_lists_nearest_captions_with_a_map_link(tmp_path):
     assert "not in this build" not in html
 
 
+@pytest.mark.slow
 def test_gallery_stage_places_images_with_a_tiny_clip(tmp_path):
     """The build stage end to end: real sample + CLIP embed stages, then nearest captions."""
     from atlas.pipeline import run_stages

@@ -23,6 +23,8 @@ from atlas.widgets import WidgetContext, render_widget
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
+pytestmark = pytest.mark.slow  # a tiny Stable Diffusion pipeline, built and run on the CPU
+
 PROMPTS = """
 [[prompt]]
 id = "astronaut"

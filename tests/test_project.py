@@ -42,6 +42,7 @@ def themed():
     return captions, tfidf_embed(captions, seed=0)
 
 
+@pytest.mark.slow
 def test_projection_is_deterministic_and_uses_fit_subsample(themed):
     captions, vectors = themed
     config = ProjectConfig(fit_size=100, n_neighbors=10, seed=3)  # 240 points: fit 100, transform 140
@@ -64,6 +65,7 @@ def test_projection_is_deterministic_and_uses_fit_subsample(themed):
     assert same < other / 2, (same, other)
 
 
+@pytest.mark.slow
 def test_another_seed_gives_another_layout(themed):
     captions, vectors = themed
     a = project(vectors, captions, ProjectConfig(fit_size=1000, seed=1))
@@ -71,6 +73,7 @@ def test_another_seed_gives_another_layout(themed):
     assert not np.allclose(a.coords, b.coords)
 
 
+@pytest.mark.slow
 def test_cluster_labels_are_words_from_their_captions(themed, tmp_path):
     captions, vectors = themed
     projection = project(vectors, captions, ProjectConfig(fit_size=1000, seed=0))
@@ -123,6 +126,7 @@ def test_labels_skip_words_shared_by_every_cluster():
     assert labels[0].startswith(("red", "dress")) and "car" in labels[1]
 
 
+@pytest.mark.slow
 @needs_shared
 def test_sample_embed_project_stages_end_to_end(tmp_path):
     ctx = make_context(tmp_path, [str(SAMPLE_10K)], sample={"size": 400, "seed": 1}, project={"fit_size": 200})

@@ -48,7 +48,7 @@ def test_serves_the_site_on_localhost_with_live_reload(server):
     assert server.url.startswith("http://127.0.0.1:") and server.port != 0
     status, home = _get(server.url)
     title = tomllib.loads((server.content_dir / "atlas.toml").read_text())["site"]["title"]
-    assert status == 200 and f"<title>{title}</title>" in home and f'<script src="{RELOAD_PATH}"' in home
+    assert status == 200 and f" · {title}</title>" in home and f'<script src="{RELOAD_PATH}"' in home
     status, map_page = _get(server.url + "map/")
     assert status == 200 and RELOAD_PATH in map_page
     status, css = _get(server.url + "static/css/atlas.css")

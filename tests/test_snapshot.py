@@ -240,10 +240,12 @@ def tiny(tmp_path_factory, no_ci_variables):
     return {"content": content, "site": root / "site", "cache": root / "cache", "report": report}
 
 
+@pytest.mark.slow
 def test_the_build_matches_the_expected_tree(tiny):
     check(normalised_tree(tiny["site"]), SNAPSHOTS / "tiny" / "expected", rewrite=UPDATE)
 
 
+@pytest.mark.slow
 def test_a_changed_page_fails_with_its_diff_until_the_snapshot_is_updated(tiny, tmp_path):
     """The snapshot check against a scratch expected tree: an edit to a page fails it, naming the
     page and the line; updating on purpose makes it pass again and drops files no longer written."""
