@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -16,7 +15,7 @@ from click.testing import CliRunner
 
 from atlas.build import build
 from atlas.cli import main
-from atlas.errors import AtlasError, DataError
+from atlas.errors import AtlasError
 
 from conftest import REPO, SAMPLE_SIZE, SMALL_MAP, quiet_build, tree_snapshot, write_content, write_shard
 
