@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from atlas.settings import Settings
+
 from conftest import quiet_build, write_shard
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
@@ -222,21 +224,17 @@ def check(actual: dict[str, bytes], expected_dir: Path, rewrite: bool) -> None:
 # ----------------------------------------------------------------------------- the tests
 
 
-@pytest.fixture(scope="module")
-def no_ci_variables():
-    """GitHub's variables would show in build.json and the footer (built on, commit)."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("GITHUB_ACTIONS", "GITHUB_SHA"):
-            mp.delenv(name, raising=False)
-        yield
+def snapshot_build(content: Path, out: Path, cache: Path):
+    """A build with no settings from the environment (GitHub's would show in build.json)."""
+    return quiet_build(content, out, cache, settings=Settings())
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory, no_ci_variables):
+def tiny(tmp_path_factory):
     """The tiny site, built once."""
     root = tmp_path_factory.mktemp("snapshot")
     content = prepare(SNAPSHOTS / "tiny" / "input", root / "content")
-    report = quiet_build(content, root / "site", root / "cache")
+    report = snapshot_build(content, root / "site", root / "cache")
     return {"content": content, "site": root / "site", "cache": root / "cache", "report": report}
 
 
@@ -257,7 +255,7 @@ def test_a_changed_page_fails_with_its_diff_until_the_snapshot_is_updated(tiny, 
     shutil.copytree(tiny["content"], content)
     page = content / "about.md"
     page.write_text(page.read_text().replace("Back [home](../).", "Back [home](../), edited on purpose."))
-    quiet_build(content, tmp_path / "site", tmp_path / "cache")  # a cold build, like the snapshot's
+    snapshot_build(content, tmp_path / "site", tmp_path / "cache")  # a cold build, like the snapshot's
 
     actual = normalised_tree(tmp_path / "site")
     problems = compare(actual, expected)
