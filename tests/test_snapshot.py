@@ -115,7 +115,7 @@ def _layout_summary(rel: str, data: bytes) -> str:
     """A projection-independent view of a map data file: what it holds, not where or in which order."""
     name = rel.rsplit("/", 1)[-1]
     if not name.endswith(".json"):
-        return f"{len(data)} bytes of binary point data (positions and order follow the projection)\n"
+        return f"{len(data)} bytes of binary data (positions and point order follow the projection)\n"
     value = json.loads(data)
     if name == "meta.json":
         value = dict(value, bounds="<layout>")
@@ -124,7 +124,7 @@ def _layout_summary(rel: str, data: bytes) -> str:
              "points": sum(level["size"])}
             for level in value["clusters"]
         ]
-    else:  # text/ and detail/ chunks: one entry a point, in map order -> sorted
+    elif isinstance(value, list):  # text/ and detail/ chunks: one entry a point, in map order -> sorted
         value = sorted(value, key=lambda item: json.dumps(item, ensure_ascii=False))
     return json.dumps(value, ensure_ascii=False, indent=1) + "\n"
 
