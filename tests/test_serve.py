@@ -68,8 +68,9 @@ def test_an_edited_page_is_rebuilt_and_the_version_changes(server):
     page = server.content_dir / EDIT_PAGE
     page.write_text(page.read_text() + "\nFreshly edited paragraph.\n")
     _wait_for(lambda: "Freshly edited paragraph." in _get(server.url + SLUG)[1])
-    now = json.loads(_get(server.url + VERSION_PATH[1:])[1])
-    assert now["version"] > version and now["error"] is None
+    # The version moves once the rebuild has finished (just after the new files are published).
+    now = _wait_for(lambda: (state := json.loads(_get(server.url + VERSION_PATH[1:])[1]))["version"] > version and state)
+    assert now["error"] is None
 
 
 def test_a_broken_edit_is_reported_to_the_browser_and_the_old_site_stays(server):
