@@ -230,6 +230,10 @@ def _retry_transient_errors(con: duckdb.DuckDBPyConnection, retries: int) -> Non
             log.debug("cannot SET %s: %s", name, error)
 
 
+#: The name under which ``read_parquet`` reports each row's file (exposed as ``rows.shard``).
+SHARD_COLUMN = "_atlas_shard"
+
+
 def parquet_list_sql(sources: list[Source]) -> str:
     return "[" + ", ".join(quote_literal(s.location) for s in sources) + "]"
 
@@ -251,7 +255,7 @@ class Rows:
 
 def open_rows(sources: list[Source], config: DataConfig, threads: int | None = None,
               settings: Settings | None = None) -> Rows:
-    """Check the shards and register the view ``rows`` (canonical columns + ``host``)."""
+    """Check the shards and register the view ``rows`` (canonical columns, ``shard``, ``host``)."""
     settings = settings or Settings()
     usable, available, notes = check_sources(sources)
     con = connect(threads, settings.duckdb_memory)
@@ -269,13 +273,14 @@ def open_rows(sources: list[Source], config: DataConfig, threads: int | None = N
     mapping = map_columns(available, config.columns)
     if not usable:
         select = ", ".join(f"NULL::{TYPES[c]} AS {c}" for c in CANONICAL_COLUMNS)
-        con.execute(f"CREATE VIEW rows AS SELECT {select}, NULL::VARCHAR AS host WHERE false")
+        con.execute(f"CREATE VIEW rows AS SELECT {select}, NULL::VARCHAR AS shard, NULL::VARCHAR AS host WHERE false")
         return Rows(con, mapping, usable, notes, settings)
-    inner = f"read_parquet({parquet_list_sql(usable)}, union_by_name = true)"
-    # Canonical names first (cast), then host computed from the cast url.
+    inner = f"read_parquet({parquet_list_sql(usable)}, union_by_name = true, filename = {quote_literal(SHARD_COLUMN)})"
+    # Canonical names first (cast), then host computed from the cast url; ``shard`` is the file
+    # each row comes from (a filter on it makes DuckDB skip the other files).
     con.execute(
         f"CREATE VIEW rows AS SELECT *, {host_sql(mapping)} AS host "
-        f"FROM (SELECT {canonical_select_sql(mapping)} FROM {inner})"
+        f"FROM (SELECT {canonical_select_sql(mapping)}, {quote_ident(SHARD_COLUMN)} AS shard FROM {inner})"
     )
     return Rows(con, mapping, usable, notes, settings)
 

@@ -100,18 +100,22 @@ def prepare(rows: int, shards: int) -> Path:
         print(f"  done in {time.perf_counter() - start:.0f}s", flush=True)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    replicas = -(-rows // BASE_ROWS)
-    per_shard = -(-replicas // shards)
+    per_shard = -(-rows // shards)
     print(f"replicating into {rows:,} rows over {shards} shards in {folder} ...", flush=True)
     start = time.perf_counter()
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
-    src = f"read_parquet('{base}/*.parquet')"
+    # Row i of the base (a fixed order) and replica r make global row r * BASE_ROWS + i; shard s
+    # holds global rows [s * per_shard, (s + 1) * per_shard).
+    con.execute(
+        f"CREATE TABLE base AS SELECT *, row_number() OVER (ORDER BY hash, URL, TEXT) - 1 AS i "
+        f"FROM read_parquet('{base}/*.parquet')"
+    )
     for shard in range(shards):
-        first = shard * per_shard
-        reps = [r for r in range(first, first + per_shard) if r < replicas]
-        if not reps:
+        lo, hi = shard * per_shard, min(rows, (shard + 1) * per_shard)
+        if lo >= hi:
             break
+        reps = list(range(lo // BASE_ROWS, -(-hi // BASE_ROWS)))
         # Replica r: the big hosts stay as they are, small sites (a number before the dot, as the
         # demo's long tail has) are renamed per replica, and every URL path gets its own prefix.
         con.execute(
@@ -122,10 +126,10 @@ def prepare(rows: int, shards: int) -> Path:
                         regexp_replace(URL, '^(https?://[^/]*?[0-9]+)\\.', '\\1-r' || r || '.'),
                         '/images/', '/images/r' || r || '/'
                     ) AS URL,
-                    TEXT, WIDTH, HEIGHT, similarity, hash + r * 1000000000000 AS hash,
+                    TEXT, WIDTH, HEIGHT, similarity, xor(hash, r::BIGINT << 40) AS hash,
                     punsafe, pwatermark, aesthetic
-                FROM {src}, (SELECT unnest({reps}) AS r)
-                LIMIT {min(rows - first * BASE_ROWS, len(reps) * BASE_ROWS)}
+                FROM base, (SELECT unnest({reps}) AS r)
+                WHERE r * {BASE_ROWS} + i >= {lo} AND r * {BASE_ROWS} + i < {hi}
             ) TO '{folder}/part-{shard:05d}.parquet' (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 122880)
             """
         )

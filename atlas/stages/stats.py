@@ -60,18 +60,18 @@ class Histogram:
         return f"CAST({self.expr or self.column} AS DOUBLE)"
 
     def valid_sql(self) -> str:
-        """Missing, NaN, infinite and negative values are invalid (DuckDB sorts NaN above all)."""
-        value = self.value_sql
-        return f"({value} IS NOT NULL AND NOT isnan({value}) AND NOT isinf({value}) AND {value} >= 0)"
+        """Missing, NaN, infinite and negative values are invalid: DuckDB sorts NaN above +inf and
+        a comparison with NULL is NULL, so two comparisons say it all."""
+        return f"({self.value_sql} >= 0 AND {self.value_sql} < 'inf'::DOUBLE)"
 
     def bin_sql(self) -> str:
+        """The bin of a value, -1 for an invalid one."""
         value = self.value_sql
         # The 1e-9 keeps a value sitting on an edge (0.29 / 0.01 = 28.999...) in its own bin.
+        # Clamp while still a DOUBLE: a value like 1e300 must land in the last bin, not overflow.
         return (
-            f"CASE WHEN NOT {self.valid_sql()} THEN -1 "
-            # Clamp while still a DOUBLE: a value like 1e300 must land in the last bin, not overflow.
-            f"ELSE CAST(least(greatest(floor(({value} - {self.lo!r}) / {self.step!r} + 1e-9), 0), "
-            f"{self.bins - 1}) AS INTEGER) END"
+            f"CASE WHEN {self.valid_sql()} THEN CAST(least(greatest(floor(({value} - {self.lo!r}) / {self.step!r} "
+            f"+ 1e-9), 0), {self.bins - 1}) AS INTEGER) ELSE -1 END"
         )
 
 
@@ -113,86 +113,167 @@ def _present(rows: Rows) -> list[Histogram]:
 
 #: The part of a URL its host is taken from: everything before the first ``/`` after the first
 #: ``//`` (scheme, user-info, host, port). :data:`atlas.data.HOST_SQL` never looks past it, so
-#: grouping rows by this cheap prefix and applying the host expression to the distinct prefixes
-#: afterwards gives the same host counts as grouping by ``host``, with the costly host regexes run
+#: counting rows by this cheap prefix and applying the host expression to the distinct prefixes
+#: afterwards gives the same host counts as counting by ``host``, with the costly host regexes run
 #: once per distinct prefix instead of once per row. NULL exactly where the URL is NULL.
 AUTHORITY_SQL = "regexp_extract(url, '^[^/]*//[^/]*')"
 
+#: A caption is blank when it has nothing but space characters (Unicode Zs, what ``trim`` removes).
+_NOT_BLANK = "regexp_matches(caption, '[^\\p{Zs}]')"
+#: Raw HTML in a caption; the cheap ``contains`` runs first so the regex sees few captions.
+_HTML = "contains(caption, '<') AND regexp_matches(caption, '<[a-zA-Z/!][^>]*>')"
+HTML_EXAMPLES = 24
 
-def _scan(rows: Rows, threshold: float) -> dict:
-    """The one pass: host counts, every histogram, categories, threshold shares, row count.
 
-    In ``GROUPING SETS`` every aggregate is computed for every set, so the threshold flags are not
-    summed: they are packed into one small key (bit i: flag i) counted as one more set, and the
-    counts per flag are added up here.
+def _in_shards(shards: list[str] | None) -> str:
+    """A filter on ``rows.shard``: DuckDB then skips the other files entirely."""
+    if shards is None:
+        return "true"
+    return f"shard IN ({', '.join(quote_literal(s) for s in shards)})" if shards else "false"
+
+
+def _thresholds(hists: list[Histogram]) -> list[tuple[Histogram, float]]:
+    return [(h, value) for h in hists for value, _ in h.thresholds]
+
+
+def _example_key(rows: Rows, seed: int) -> str:
+    """The seeded hash that orders example candidates: the same row gets the same key in any
+    shard, scan or process, so the n smallest over all shards are the n smallest of their
+    shards' n smallest (what makes per-shard candidates merge exactly)."""
+    url = "url" if rows.has("url") else "NULL::VARCHAR"
+    return f"hash(caption, {url}, {int(seed)})"
+
+
+def scan_partials(rows: Rows, config: DataConfig, shards: list[str] | None = None) -> dict[str, dict]:
+    """Partial statistics of every shard (or of ``shards`` only), in one streaming pass.
+
+    One ``GROUP BY shard`` query computes, per shard: the row count, counts by URL prefix (turned
+    into hosts here), each histogram's bins (bin -1: invalid values), the counts at or over each
+    published threshold, the unsafe rows, category counts and the example-caption candidates
+    (the :data:`EXAMPLES` safe rows with the smallest seeded hash, and the
+    :data:`HTML_EXAMPLES` smallest among captions with HTML). Every part adds up across shards
+    (:func:`merge_partials`), so a shard's partial can be cached and reused.
     """
     hists = _present(rows)
     cats = [c for c in CATEGORIES if rows.has(c)]
-    keys = ["authority"] + [f"b_{h.column}" for h in hists] + [f"c_{c}" for c in cats] + ["flags"]
-    over = []
-    for h in hists:
-        for value, _ in h.thresholds:
-            over.append((h, value, f"o_{h.column}_{len(over)}"))
+    over = _thresholds(hists)
     authority = AUTHORITY_SQL if rows.has("url") else "NULL::VARCHAR"
-    select = [f"{authority} AS authority"] + [f"{h.bin_sql()} AS b_{h.column}" for h in hists]
-    select += [f"coalesce({c}, '(missing)') AS c_{c}" for c in cats]
-    flags = [f"coalesce({h.valid_sql()} AND {h.value_sql} >= {value!r}, false)" for h, value, _ in over]
+    select = ["shard", "count(*)", f"histogram({authority})"]
+    select += [f"histogram({h.bin_sql()})" for h in hists]
+    select += [f"count(*) FILTER (WHERE {h.value_sql} >= {value!r} AND {h.valid_sql()})" for h, value in over]
     # Counted as unsafe: at or over the threshold. NaN is unknown, not unsafe (it is never shown either).
-    flags.append(
-        f"coalesce(NOT isnan(punsafe) AND punsafe >= {float(threshold)!r}, false)" if rows.has("punsafe") else "false"
-    )
-    select.append(" + ".join(f"({flag})::INTEGER * {1 << i}" for i, flag in enumerate(flags)) + " AS flags")
-    sets = ", ".join(f"({k})" for k in keys) + ", ()"
-    groupings = ", ".join(f"grouping({k})" for k in keys)
-    sql = (
-        f"WITH t AS (SELECT {', '.join(select)} FROM rows) "
-        f"SELECT {groupings}, {', '.join(keys)}, {HOST_SQL.format(col='authority')} AS authority_host, count(*) "
-        f"FROM t GROUP BY GROUPING SETS ({sets})"
-    )
-    result = rows.con.execute(sql).fetchall()
-    n_keys = len(keys)
-    hosts: dict[str, int] = {}
-    bins = {h.column: [0] * h.bins for h in hists}
-    invalid = {h.column: 0 for h in hists}
-    categories: dict[str, dict[str, int]] = {c: {} for c in cats}
-    total = {"rows": 0, "over": [0] * len(over), "unsafe": 0, "bad_urls": 0}
-    for record in result:
-        flags_set = record[:n_keys]
-        values = record[n_keys : 2 * n_keys]
-        host, count = record[2 * n_keys], record[2 * n_keys + 1]
-        if all(flags_set):  # the () set: grand total
-            total["rows"] = count
-            continue
-        which = flags_set.index(0)
-        key, value = keys[which], values[which]
-        if key == "authority":  # several prefixes (www., ports, case) can share a host
-            if host is not None:
-                hosts[host] = hosts.get(host, 0) + count
-            elif value is not None:  # a URL without a host
-                total["bad_urls"] += count
-        elif key == "flags":
-            for i in range(len(over)):
-                if value >> i & 1:
-                    total["over"][i] += count
-            if value >> len(over) & 1:
-                total["unsafe"] += count
-        elif key.startswith("b_"):
-            column = key[2:]
-            if value == -1:
-                invalid[column] += count
-            else:
-                bins[column][value] += count
-        else:
-            categories[key[2:]][value] = count
-    return {
-        "hists": hists,
-        "hosts": hosts,
-        "bins": bins,
-        "invalid": invalid,
-        "categories": categories,
-        "total": total,
-        "over": over,
+    threshold = float(config.unsafe_threshold)
+    select.append(f"count(*) FILTER (WHERE punsafe >= {threshold!r} AND NOT isnan(punsafe))" if rows.has("punsafe") else "0")
+    select += [f"histogram(coalesce({c}, '(missing)'))" for c in cats]
+    if rows.has("caption"):
+        show = f"caption IS NOT NULL AND {_NOT_BLANK} AND {safe_condition(rows, threshold)}"
+        url = "url" if rows.has("url") else "NULL::VARCHAR"
+        item = f"struct_pack(k := {_example_key(rows, config.seed)}, url := {url}, caption := caption)"
+        key = _example_key(rows, config.seed)
+        select.append(f"min_by({item}, {key}, {EXAMPLES}) FILTER (WHERE {show})")
+        select.append(f"min_by({item}, {key}, {HTML_EXAMPLES}) FILTER (WHERE {show} AND {_HTML})")
+    sql = f"SELECT {', '.join(select)} FROM rows WHERE {_in_shards(shards)} GROUP BY shard"
+    records = rows.con.execute(sql).fetchall()
+    host_of = _hosts_of_prefixes(rows, {p for record in records for p in (record[2] or {})})
+    partials = {}
+    for record in records:
+        it = iter(record)
+        shard, count, prefixes = next(it), next(it), next(it) or {}
+        hosts: dict[str, int] = {}
+        bad_urls = 0
+        for prefix, n in prefixes.items():
+            host = host_of.get(prefix)
+            if host is None:  # a URL without a host
+                bad_urls += n
+            else:  # several prefixes (www., ports, case) can share a host
+                hosts[host] = hosts.get(host, 0) + n
+        part = {"rows": count, "hosts": hosts, "bad_urls": bad_urls, "bins": {}, "invalid": {}}
+        for h in hists:
+            bins = [0] * h.bins
+            invalid = 0
+            for b, n in (next(it) or {}).items():
+                if b == -1:
+                    invalid += n
+                else:
+                    bins[b] += n
+            part["bins"][h.column], part["invalid"][h.column] = bins, invalid
+        part["over"] = [next(it) for _ in over]
+        part["unsafe"] = next(it)
+        part["categories"] = {c: dict(next(it) or {}) for c in cats}
+        if rows.has("caption"):
+            part["examples"] = [_candidate(x) for x in next(it) or []]
+            part["html"] = [_candidate(x) for x in next(it) or []]
+        partials[shard] = part
+    for shard in shards if shards is not None else [s.location for s in rows.sources]:
+        partials.setdefault(shard, _empty_partial(rows))  # a shard without rows
+    return partials
+
+
+def _candidate(item: dict) -> list:
+    return [item["k"], item["url"], item["caption"]]
+
+
+def _empty_partial(rows: Rows) -> dict:
+    hists = _present(rows)
+    part = {
+        "rows": 0,
+        "hosts": {},
+        "bad_urls": 0,
+        "bins": {h.column: [0] * h.bins for h in hists},
+        "invalid": {h.column: 0 for h in hists},
+        "over": [0] * len(_thresholds(hists)),
+        "unsafe": 0,
+        "categories": {c: {} for c in CATEGORIES if rows.has(c)},
     }
+    if rows.has("caption"):
+        part["examples"], part["html"] = [], []
+    return part
+
+
+def _hosts_of_prefixes(rows: Rows, prefixes: set[str]) -> dict[str, str | None]:
+    """:data:`atlas.data.HOST_SQL` applied to each distinct URL prefix (once, not once per row)."""
+    if not prefixes:
+        return {}
+    return dict(
+        rows.con.execute(
+            f"SELECT p, {HOST_SQL.format(col='p')} FROM (SELECT unnest(?::VARCHAR[]) AS p)", [sorted(prefixes)]
+        ).fetchall()
+    )
+
+
+def _add(total: dict, part: dict) -> None:
+    for key, n in part.items():
+        total[key] = total.get(key, 0) + n
+
+
+def _smallest(candidates: list[list], n: int) -> list[list]:
+    """The n candidates with the smallest key (ties, which only identical rows have, by text)."""
+    return sorted(candidates, key=lambda c: (c[0], c[1] or "", c[2]))[:n]
+
+
+def merge_partials(partials: list[dict]) -> dict:
+    """Add up shards' partials: the same partial a single scan of all of them gives."""
+    merged = {"rows": 0, "hosts": {}, "bad_urls": 0, "bins": {}, "invalid": {}, "over": None, "unsafe": 0,
+              "categories": {}, "artists": {}}
+    examples, html = [], []
+    for part in partials:
+        merged["rows"] += part["rows"]
+        merged["bad_urls"] += part["bad_urls"]
+        merged["unsafe"] += part["unsafe"]
+        _add(merged["hosts"], part["hosts"])
+        for column, bins in part["bins"].items():
+            old = merged["bins"].get(column, [0] * len(bins))
+            merged["bins"][column] = [a + b for a, b in zip(old, bins)]
+            merged["invalid"][column] = merged["invalid"].get(column, 0) + part["invalid"][column]
+        merged["over"] = [a + b for a, b in zip(merged["over"] or [0] * len(part["over"]), part["over"])]
+        for c, counts in part["categories"].items():
+            _add(merged["categories"].setdefault(c, {}), counts)
+        _add(merged["artists"], part.get("artists", {}))
+        examples = _smallest(examples + part.get("examples", []), EXAMPLES)
+        html = _smallest(html + part.get("html", []), HTML_EXAMPLES)
+    merged["examples"], merged["html"] = examples, html
+    merged["over"] = merged["over"] or []
+    return merged
 
 
 def _ranked(counts: dict[str, int], key: str) -> list[dict]:
@@ -215,147 +296,174 @@ def read_artists(path: Path) -> list[str]:
     return list(dict.fromkeys(n for n in names if n and not n.startswith("#")))
 
 
-#: Lower case, every run of non-letters/digits becomes one space: whole-word matching on tokens.
-#: (The regex leaves single spaces alone, which are most separators, and replaces only the runs
-#: that contain something else or several spaces: the same result as replacing every run, at
-#: half the cost, since DuckDB's global replace pays per match.)
-_NORMALISE = "trim(regexp_replace(lower({x}), '[^\\p{{L}}\\p{{N}}]*[^\\p{{L}}\\p{{N}} ][^\\p{{L}}\\p{{N}}]*| {{2,}}', ' ', 'g'))"
+#: Case and accents folded (lower case, then canonical decomposition with the marks dropped, as
+#: SQLite FTS5's ``unicode61 remove_diacritics 2`` does for Latin letters).
+_FOLD = "strip_accents(lower({x}))"
+#: Words: runs of letters, digits and private-use characters (FTS5 ``unicode61``'s token
+#: characters); every other run becomes one space. Applied to folded text.
+_WORDS = "trim(regexp_replace({x}, '[^\\p{{L}}\\p{{N}}\\p{{Co}}]+', ' ', 'g'))"
+#: Over this many names the prefilter regex is skipped (RE2's automaton for thousands of
+#: alternatives outgrows its memory budget and gets slow): every caption is tokenised instead.
+PREFILTER_MAX_NAMES = 1000
 
 
-def count_artists(rows: Rows, names: list[str]) -> list[dict]:
-    """Captions mentioning each name (case-insensitive, whole words), in one DuckDB pass.
+def _name_words(names: list[str], con) -> list[tuple[str, str, str]]:
+    """(name, its folded words joined by spaces, its longest word) for names that have words."""
+    folded = con.execute(
+        f"SELECT n, {_WORDS.format(x=_FOLD.format(x='n'))} FROM (SELECT unnest(?::VARCHAR[]) AS n)", [names]
+    ).fetchall()
+    out = []
+    for name, words in folded:
+        if words:
+            out.append((name, words, max(words.split(" "), key=len)))
+    return out
 
-    Captions and names are normalised to space-separated words. Each name has a key: its
-    longest word. The distinct words of each caption are hash-joined with the keys (cost grows
-    with caption words, not with the number of names), and only the few captions holding a key
-    are checked for the whole name with a plain substring test on the normalised text
-    (``' w1 w2 '`` in ``' caption words '`` is exactly "these words in a row"). A caption
-    mentioning a name twice counts once.
+
+def _prefilter(keys: list[str]) -> str:
+    """SQL true for every caption that may hold one of ``keys`` (folded words), cheap for most.
+
+    An ASCII caption folds to its lower case, so a case-insensitive RE2 search for the keys on
+    the raw caption finds every caption whose folded text holds one (as a substring; words are
+    checked afterwards). Captions with other characters are folded first and searched the same
+    way. The one automaton scans each caption once, whatever the number of names.
+    """
+    import re
+
+    pattern = "|".join(re.escape(k) for k in sorted(set(keys), key=lambda k: (-len(k), k)))
+    ascii_only = "NOT regexp_matches(caption, '[^\\x00-\\x7F]')"
+    return (
+        f"CASE WHEN {ascii_only} THEN regexp_matches(caption, {quote_literal('(?i)' + pattern)}) "
+        f"ELSE regexp_matches({_FOLD.format(x='caption')}, {quote_literal(pattern)}) END"
+    )
+
+
+def count_artists(rows: Rows, names: list[str], shards: list[str] | None = None) -> dict[str, dict[str, int]]:
+    """Captions mentioning each name, per shard: {shard: {name: count}} (names with a mention).
+
+    Matching is case- and accent-insensitive on whole words, like SQLite FTS5's
+    ``unicode61 remove_diacritics 2``: "Jakub Rozalski" and "JAKUB RÓŻALSKI" both mention
+    "Jakub Różalski"; "Monetary" does not mention "Monet". A caption mentioning a name twice
+    counts once. One DuckDB pass: a prefilter (:func:`_prefilter`) keeps the captions that may
+    hold a name's longest word, only those are folded and split into words, their distinct words
+    are hash-joined with the names' longest words, and the whole name is then checked as a
+    sequence of words (``' w1 w2 '`` in ``' caption words '``).
     """
     if not names or not rows.has("caption"):
-        return [{"name": n, "count": 0} for n in names]
+        return {}
     con = rows.con
+    named = _name_words(names, con)
+    if not named:
+        return {}
     import pyarrow as pa
 
-    con.register("artist_names", pa.table({"name": pa.array(names, pa.string())}))
-    longest = "list_reduce(string_split(norm, ' '), lambda a, b: CASE WHEN length(b) > length(a) THEN b ELSE a END)"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE artist_norm AS SELECT DISTINCT name, norm, {longest} AS key "
-        f"FROM (SELECT name, {_NORMALISE.format(x='name')} AS norm FROM artist_names) WHERE norm <> ''"
+    con.register(
+        "artist_names",
+        pa.table({
+            "name": pa.array([n for n, _, _ in named], pa.string()),
+            "words": pa.array([w for _, w, _ in named], pa.string()),
+            "key": pa.array([k for _, _, k in named], pa.string()),
+        }),
     )
+    where = f"caption IS NOT NULL AND {_in_shards(shards)}"
+    if len(named) <= PREFILTER_MAX_NAMES:
+        where += f" AND {_prefilter([k for _, _, k in named])}"
     sql = f"""
         WITH captions AS (
-            SELECT {_NORMALISE.format(x='caption')} AS norm FROM rows WHERE caption IS NOT NULL
-        ), words AS (
-            SELECT norm, unnest(list_distinct(string_split(norm, ' '))) AS word FROM captions
-        ), hits AS (
-            SELECT a.name, count(*) AS c FROM words w JOIN artist_norm a ON a.key = w.word
-            WHERE contains(' ' || w.norm || ' ', ' ' || a.norm || ' ')
-            GROUP BY a.name
+            SELECT shard, ' ' || {_WORDS.format(x=_FOLD.format(x='caption'))} || ' ' AS words FROM rows WHERE {where}
+        ), tokens AS (
+            SELECT shard, words, unnest(list_distinct(string_split(trim(words), ' '))) AS word FROM captions
         )
-        SELECT a.name, coalesce(h.c, 0) FROM artist_norm a LEFT JOIN hits h ON h.name = a.name
+        SELECT t.shard, a.name, count(*) FROM tokens t JOIN artist_names a ON a.key = t.word
+        WHERE contains(t.words, ' ' || a.words || ' ')
+        GROUP BY ALL
     """
-    counts = dict(con.execute(sql).fetchall())
-    return [{"name": n, "count": int(counts.get(n, 0))} for n in sorted(names, key=lambda n: (-counts.get(n, 0), n))]
+    counts: dict[str, dict[str, int]] = {}
+    for shard, name, n in con.execute(sql).fetchall():
+        counts.setdefault(shard, {})[name] = n
+    con.unregister("artist_names")
+    return counts
 
 
-def _examples(rows: Rows, threshold: float, seed: int) -> dict:
-    """Deterministic example captions of safe rows (ordering by a seeded hash, thread-proof).
-
-    One pass: ``min_by(..., n)`` keeps the n rows with the smallest hash (in that order) for both
-    lists; hosts are computed for the picked rows only. A caption counts as blank when it has
-    nothing but space characters (Unicode Zs, what ``trim`` removes): the regex test finds that
-    without building the trimmed copy of every caption.
-    """
-    if not rows.has("caption"):
-        return {"captions": [], "html": []}
-    safe = safe_condition(rows, threshold)
-    url = "url" if rows.has("url") else "NULL::VARCHAR"
-    key = f"hash(coalesce(caption, '') || coalesce({url}, '') || {quote_literal(str(seed))})"
-    picked, html = rows.con.execute(
-        f"""
-        SELECT min_by(struct_pack(url, caption), k, {EXAMPLES}),
-               min_by(struct_pack(url, caption), k, 24) FILTER (WHERE regexp_matches(caption, '<[a-zA-Z/!][^>]*>'))
-        FROM (
-            SELECT {url} AS url, caption, {key} AS k FROM rows
-            WHERE caption IS NOT NULL AND regexp_matches(caption, '[^\\p{{Zs}}]') AND ({safe})
-        )
-        """
-    ).fetchone()
-    picked, html = picked or [], html or []
-    urls = sorted({item["url"] for item in picked + html if item["url"] is not None})
-    hosts = dict(
-        rows.con.execute(
-            f"SELECT url, {HOST_SQL.format(col='url')} FROM (SELECT unnest(?::VARCHAR[]) AS url)", [urls]
-        ).fetchall()
-    ) if urls else {}
+def _shape_examples(rows: Rows, merged: dict) -> dict:
+    """The picked candidates as published: only plain http(s) URLs linked; hosts for the picked rows."""
+    picked, html = merged.get("examples", []), merged.get("html", [])
+    urls = sorted({url for _, url, _ in picked + html if url is not None})
+    hosts = _hosts_of_prefixes(rows, set(urls))
 
     def shape(items):
-        return [
-            {"url": safe_http_url(item["url"]), "caption": item["caption"], "host": hosts.get(item["url"])}
-            for item in items
-        ]
+        return [{"url": safe_http_url(url), "caption": caption, "host": hosts.get(url)} for _, url, caption in items]
 
     return {"captions": shape(picked), "html": shape(html)}
 
 
-def compute_stats(rows: Rows, config: DataConfig, artists: list[str] | None = None) -> tuple[dict, dict]:
-    """(stats, examples) for the rows; ``stats`` is what ``data/stats.json`` publishes."""
+def compute_partials(rows: Rows, config: DataConfig, artists: list[str], shards: list[str] | None = None) -> dict[str, dict]:
+    """Every partial of :func:`scan_partials` plus the artist mention counts of each shard."""
     try:
-        scan = _scan(rows, config.unsafe_threshold)
-        artist_counts = count_artists(rows, artists or [])
-        examples = _examples(rows, config.unsafe_threshold, config.seed)
+        partials = scan_partials(rows, config, shards)
+        for shard, counts in count_artists(rows, artists, shards).items():
+            partials[shard]["artists"] = counts
     except duckdb.Error as error:
         raise query_error(error, rows) from None
-    total = scan["total"]
+    return partials
+
+
+def compute_stats(rows: Rows, config: DataConfig, artists: list[str] | None = None) -> tuple[dict, dict]:
+    """(stats, examples) for the rows; ``stats`` is what ``data/stats.json`` publishes."""
+    partials = compute_partials(rows, config, artists or [])
+    return finish_stats(rows, config, merge_partials(list(partials.values())), artists or [])
+
+
+def finish_stats(rows: Rows, config: DataConfig, merged: dict, artists: list[str]) -> tuple[dict, dict]:
+    """(stats, examples) from merged partials: shares, registrable domains, ranked lists."""
+    hists = _present(rows)
     domains: dict[str, int] = {}
-    for host, n in scan["hosts"].items():  # hosts -> registrable domains after aggregation
+    for host, n in merged["hosts"].items():  # hosts -> registrable domains after aggregation
         domain = registrable_domain(host)
         domains[domain] = domains.get(domain, 0) + n
     histograms = {}
     shares = {}
-    over_iter = iter(zip(scan["over"], total["over"]))
-    for h in scan["hists"]:
+    over = iter(merged["over"])
+    for h in hists:
+        invalid = merged["invalid"].get(h.column, 0)
         histograms[h.column] = {
             "label": h.label,
             "unit": h.unit,
             "edges": h.edges(),
-            "counts": scan["bins"][h.column],
-            "invalid": scan["invalid"][h.column],
+            "counts": merged["bins"].get(h.column, [0] * h.bins),
+            "invalid": invalid,
             "overflow_in_last_bin": True,
             "thresholds": [{"value": v, "label": label} for v, label in h.thresholds],
         }
-        valid = total["rows"] - scan["invalid"][h.column]
-        for _ in h.thresholds:
-            (hist, value, _name), count = next(over_iter)
+        valid = merged["rows"] - invalid
+        for value, _ in h.thresholds:
+            count = next(over, 0)
             shares.setdefault(h.column, []).append(
-                {
-                    "threshold": value,
-                    "count": count,
-                    "share": (count / valid) if valid else None,
-                }
+                {"threshold": value, "count": count, "share": (count / valid) if valid else None}
             )
+    mentions = merged["artists"]
     stats = {
-        "rows": total["rows"],
+        "rows": merged["rows"],
         "columns": rows.columns,
-        "distinct_hosts": len(scan["hosts"]),
+        "distinct_hosts": len(merged["hosts"]),
         "distinct_domains": len(domains),
-        "invalid_urls": total["bad_urls"],
+        "invalid_urls": merged["bad_urls"],
         "domains": _ranked(domains, "domain"),
-        "hosts": _ranked(scan["hosts"], "host"),
-        "artists": artist_counts,
-        "artists_listed": len(artists or []),
+        "hosts": _ranked(merged["hosts"], "host"),
+        "artists": [
+            {"name": n, "count": int(mentions.get(n, 0))} for n in sorted(artists, key=lambda n: (-mentions.get(n, 0), n))
+        ],
+        "artists_listed": len(artists),
         "histograms": histograms,
         "shares": shares,
-        "categories": {c: _ranked(v, "value") for c, v in scan["categories"].items()},
+        "categories": {c: _ranked(v, "value") for c, v in merged["categories"].items()},
         "safety": {
             "threshold": config.unsafe_threshold,
-            "unsafe_rows": total["unsafe"],
+            "unsafe_rows": merged["unsafe"],
             "scored": rows.has("punsafe") or rows.has("nsfw"),
         },
     }
     _check_finite(stats)
-    return stats, examples
+    return stats, _shape_examples(rows, merged)
 
 
 def _check_finite(value) -> None:
