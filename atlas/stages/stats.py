@@ -65,13 +65,12 @@ class Histogram:
         return f"({self.value_sql} >= 0 AND {self.value_sql} < 'inf'::DOUBLE)"
 
     def bin_sql(self) -> str:
-        """The bin of a value, -1 for an invalid one."""
-        value = self.value_sql
+        """The bin of a valid value."""
         # The 1e-9 keeps a value sitting on an edge (0.29 / 0.01 = 28.999...) in its own bin.
         # Clamp while still a DOUBLE: a value like 1e300 must land in the last bin, not overflow.
         return (
-            f"CASE WHEN {self.valid_sql()} THEN CAST(least(greatest(floor(({value} - {self.lo!r}) / {self.step!r} "
-            f"+ 1e-9), 0), {self.bins - 1}) AS INTEGER) ELSE -1 END"
+            f"CAST(least(greatest(floor(({self.value_sql} - {self.lo!r}) / {self.step!r} + 1e-9), 0), "
+            f"{self.bins - 1}) AS INTEGER)"
         )
 
 
@@ -111,15 +110,26 @@ def _present(rows: Rows) -> list[Histogram]:
     return [h for h in HISTOGRAMS if rows.has("caption" if h.column == "caption_length" else h.column)]
 
 
-#: The part of a URL its host is taken from: everything before the first ``/`` after the first
-#: ``//`` (scheme, user-info, host, port). :data:`atlas.data.HOST_SQL` never looks past it, so
-#: counting rows by this cheap prefix and applying the host expression to the distinct prefixes
-#: afterwards gives the same host counts as counting by ``host``, with the costly host regexes run
-#: once per distinct prefix instead of once per row. NULL exactly where the URL is NULL.
-AUTHORITY_SQL = "regexp_extract(url, '^[^/]*//[^/]*')"
+#: The part of a URL its host is taken from. For ``http://`` and ``https://`` URLs (nearly all),
+#: the text between the second and third ``/`` (user-info, host, port: ``split_part``, no regex);
+#: for others, everything before the first ``/`` after the first ``//``. :data:`atlas.data.HOST_SQL`
+#: never looks past either, so counting rows by this cheap prefix and applying the host expression
+#: to the distinct prefixes afterwards (:func:`_hosts_of_prefixes`) gives the same host counts as
+#: counting by ``host``, with the costly host regexes run once per distinct prefix instead of once
+#: per row. NULL exactly where the URL is NULL. (A prefix of the first kind has no ``/``; one of the
+#: second kind has ``//`` or is empty.)
+AUTHORITY_SQL = (
+    "CASE WHEN starts_with(url, 'https://') OR starts_with(url, 'http://') THEN split_part(url, '/', 3) "
+    "ELSE regexp_extract(url, '^[^/]*//[^/]*') END"
+)
 
 #: A caption is blank when it has nothing but space characters (Unicode Zs, what ``trim`` removes).
-_NOT_BLANK = "regexp_matches(caption, '[^\\p{Zs}]')"
+#: Nearly every caption starts with another character, which settles it without the regex.
+_ZS = (32, 160, 5760, *range(8192, 8203), 8239, 8287, 12288)
+_NOT_BLANK = (
+    f"CASE WHEN ascii(caption) NOT IN (0, {', '.join(map(str, _ZS))}) THEN true "
+    "ELSE regexp_matches(caption, '[^\\p{Zs}]') END"
+)
 #: Raw HTML in a caption; the cheap ``contains`` runs first so the regex sees few captions.
 _HTML = "contains(caption, '<') AND regexp_matches(caption, '<[a-zA-Z/!][^>]*>')"
 HTML_EXAMPLES = 24
@@ -130,10 +140,6 @@ def _in_shards(shards: list[str] | None) -> str:
     if shards is None:
         return "true"
     return f"shard IN ({', '.join(quote_literal(s) for s in shards)})" if shards else "false"
-
-
-def _thresholds(hists: list[Histogram]) -> list[tuple[Histogram, float]]:
-    return [(h, value) for h in hists for value, _ in h.thresholds]
 
 
 def _example_key(rows: Rows, seed: int) -> str:
@@ -156,23 +162,28 @@ def scan_partials(rows: Rows, config: DataConfig, shards: list[str] | None = Non
     """
     hists = _present(rows)
     cats = [c for c in CATEGORIES if rows.has(c)]
-    over = _thresholds(hists)
-    authority = AUTHORITY_SQL if rows.has("url") else "NULL::VARCHAR"
-    select = ["shard", "count(*)", f"histogram({authority})"]
-    select += [f"histogram({h.bin_sql()})" for h in hists]
-    select += [f"count(*) FILTER (WHERE {h.value_sql} >= {value!r} AND {h.valid_sql()})" for h, value in over]
-    # Counted as unsafe: at or over the threshold. NaN is unknown, not unsafe (it is never shown either).
     threshold = float(config.unsafe_threshold)
-    select.append(f"count(*) FILTER (WHERE punsafe >= {threshold!r} AND NOT isnan(punsafe))" if rows.has("punsafe") else "0")
-    select += [f"histogram(coalesce({c}, '(missing)'))" for c in cats]
+    # One projection computes each value once; the aggregates read its columns.
+    inner = ["shard", f"{AUTHORITY_SQL if rows.has('url') else 'NULL::VARCHAR'} AS authority"]
+    inner += [f"{_bin_key_sql(h)} AS b_{h.column}" for h in hists]
+    inner += [f"coalesce({c}, '(missing)') AS c_{c}" for c in cats]
+    # Counted as unsafe: at or over the threshold. NaN is unknown, not unsafe (it is never shown either).
+    inner.append(f"punsafe >= {threshold!r} AND NOT isnan(punsafe) AS unsafe" if rows.has("punsafe") else "false AS unsafe")
+    outer = ["shard", "count(*)", "histogram(authority)"]
+    outer += [f"histogram(b_{h.column})" for h in hists]
+    outer += ["count(*) FILTER (WHERE unsafe)"] + [f"histogram(c_{c})" for c in cats]
     if rows.has("caption"):
-        show = f"caption IS NOT NULL AND {_NOT_BLANK} AND {safe_condition(rows, threshold)}"
         url = "url" if rows.has("url") else "NULL::VARCHAR"
-        item = f"struct_pack(k := {_example_key(rows, config.seed)}, url := {url}, caption := caption)"
-        key = _example_key(rows, config.seed)
-        select.append(f"min_by({item}, {key}, {EXAMPLES}) FILTER (WHERE {show})")
-        select.append(f"min_by({item}, {key}, {HTML_EXAMPLES}) FILTER (WHERE {show} AND {_HTML})")
-    sql = f"SELECT {', '.join(select)} FROM rows WHERE {_in_shards(shards)} GROUP BY shard"
+        inner += [f"{url} AS url", "caption", f"{_example_key(rows, config.seed)} AS k"]
+        inner.append(f"caption IS NOT NULL AND {_NOT_BLANK} AND {safe_condition(rows, threshold)} AS shown")
+        for n, where in ((EXAMPLES, "shown"), (HTML_EXAMPLES, f"shown AND {_HTML}")):
+            # Three aggregates of plain values cost less than one of a struct.
+            outer += [f"{agg} FILTER (WHERE {where})" for agg in
+                      (f"min(k, {n})", f"min_by(url, k, {n})", f"min_by(caption, k, {n})")]
+    sql = (
+        f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM rows WHERE {_in_shards(shards)}) "
+        f"GROUP BY shard"
+    )
     records = rows.con.execute(sql).fetchall()
     host_of = _hosts_of_prefixes(rows, {p for record in records for p in (record[2] or {})})
     partials = {}
@@ -187,30 +198,41 @@ def scan_partials(rows: Rows, config: DataConfig, shards: list[str] | None = Non
                 bad_urls += n
             else:  # several prefixes (www., ports, case) can share a host
                 hosts[host] = hosts.get(host, 0) + n
-        part = {"rows": count, "hosts": hosts, "bad_urls": bad_urls, "bins": {}, "invalid": {}}
+        part = {"rows": count, "hosts": hosts, "bad_urls": bad_urls, "bins": {}, "invalid": {}, "over": []}
         for h in hists:
-            bins = [0] * h.bins
+            bins, over = [0] * h.bins, [0] * len(h.thresholds)
             invalid = 0
-            for b, n in (next(it) or {}).items():
-                if b == -1:
+            for key, n in (next(it) or {}).items():
+                if key < 0:
                     invalid += n
-                else:
-                    bins[b] += n
+                    continue
+                bins[key // _STRIDE] += n
+                for i in range(key % _STRIDE):  # the value is at or over the first (key % stride) thresholds
+                    over[i] += n
             part["bins"][h.column], part["invalid"][h.column] = bins, invalid
-        part["over"] = [next(it) for _ in over]
+            part["over"] += over
         part["unsafe"] = next(it)
         part["categories"] = {c: dict(next(it) or {}) for c in cats}
         if rows.has("caption"):
-            part["examples"] = [_candidate(x) for x in next(it) or []]
-            part["html"] = [_candidate(x) for x in next(it) or []]
+            for name in ("examples", "html"):
+                keys, urls, captions = next(it) or [], next(it) or [], next(it) or []
+                part[name] = [list(c) for c in zip(keys, urls, captions)]
         partials[shard] = part
     for shard in shards if shards is not None else [s.location for s in rows.sources]:
         partials.setdefault(shard, _empty_partial(rows))  # a shard without rows
     return partials
 
 
-def _candidate(item: dict) -> list:
-    return [item["k"], item["url"], item["caption"]]
+#: A histogram key is bin * _STRIDE + the number of the column's thresholds the value reaches,
+#: so one histogram per column gives both its bins and its threshold counts.
+_STRIDE = 8
+
+
+def _bin_key_sql(h: Histogram) -> str:
+    """``bin * _STRIDE + thresholds reached`` of a valid value, -1 for an invalid one."""
+    assert len(h.thresholds) < _STRIDE and list(h.thresholds) == sorted(h.thresholds)
+    reached = " + ".join(f"({h.value_sql} >= {value!r})::INTEGER" for value, _ in h.thresholds) or "0"
+    return f"CASE WHEN {h.valid_sql()} THEN {h.bin_sql()} * {_STRIDE} + {reached} ELSE -1 END"
 
 
 def _empty_partial(rows: Rows) -> dict:
@@ -221,7 +243,7 @@ def _empty_partial(rows: Rows) -> dict:
         "bad_urls": 0,
         "bins": {h.column: [0] * h.bins for h in hists},
         "invalid": {h.column: 0 for h in hists},
-        "over": [0] * len(_thresholds(hists)),
+        "over": [0] * sum(len(h.thresholds) for h in hists),
         "unsafe": 0,
         "categories": {c: {} for c in CATEGORIES if rows.has(c)},
     }
@@ -231,12 +253,18 @@ def _empty_partial(rows: Rows) -> dict:
 
 
 def _hosts_of_prefixes(rows: Rows, prefixes: set[str]) -> dict[str, str | None]:
-    """:data:`atlas.data.HOST_SQL` applied to each distinct URL prefix (once, not once per row)."""
-    if not prefixes:
+    """:data:`atlas.data.HOST_SQL` applied to each distinct :data:`AUTHORITY_SQL` prefix (once, not
+    once per row); a prefix without ``/`` is the authority of an http(s) URL."""
+    return _hosts(rows, prefixes, "CASE WHEN contains(p, '/') OR p = '' THEN p ELSE 'http://' || p END")
+
+
+def _hosts(rows: Rows, values: set[str], url_sql: str = "p") -> dict[str, str | None]:
+    """{value: host of ``url_sql``} for the distinct values (one small DuckDB query)."""
+    if not values:
         return {}
     return dict(
         rows.con.execute(
-            f"SELECT p, {HOST_SQL.format(col='p')} FROM (SELECT unnest(?::VARCHAR[]) AS p)", [sorted(prefixes)]
+            f"SELECT p, {HOST_SQL.format(col=url_sql)} FROM (SELECT unnest(?::VARCHAR[]) AS p)", [sorted(values)]
         ).fetchall()
     )
 
@@ -320,20 +348,20 @@ def _name_words(names: list[str], con) -> list[tuple[str, str, str]]:
 
 
 def _prefilter(keys: list[str]) -> str:
-    """SQL true for every caption that may hold one of ``keys`` (folded words), cheap for most.
+    """SQL true for every caption whose folded text holds one of ``keys`` (folded words) as a
+    substring, and for few others; whole words are checked next, in :func:`count_artists`.
 
-    An ASCII caption folds to its lower case, so a case-insensitive RE2 search for the keys on
-    the raw caption finds every caption whose folded text holds one (as a substring; words are
-    checked afterwards). Captions with other characters are folded first and searched the same
-    way. The one automaton scans each caption once, whatever the number of names.
+    An ASCII caption (as many bytes as characters) folds to its lower case, so one
+    case-insensitive RE2 automaton over the raw caption finds the keys. Other captions have
+    their accents stripped first (lower case is left to the automaton). The automaton scans each
+    caption once, whatever the number of names.
     """
     import re
 
-    pattern = "|".join(re.escape(k) for k in sorted(set(keys), key=lambda k: (-len(k), k)))
-    ascii_only = "NOT regexp_matches(caption, '[^\\x00-\\x7F]')"
+    pattern = quote_literal("(?i)" + "|".join(re.escape(k) for k in sorted(set(keys), key=lambda k: (-len(k), k))))
     return (
-        f"CASE WHEN {ascii_only} THEN regexp_matches(caption, {quote_literal('(?i)' + pattern)}) "
-        f"ELSE regexp_matches({_FOLD.format(x='caption')}, {quote_literal(pattern)}) END"
+        f"CASE WHEN strlen(caption) = length(caption) THEN regexp_matches(caption, {pattern}) "
+        f"ELSE regexp_matches(strip_accents(caption), {pattern}) END"
     )
 
 
@@ -388,7 +416,7 @@ def _shape_examples(rows: Rows, merged: dict) -> dict:
     """The picked candidates as published: only plain http(s) URLs linked; hosts for the picked rows."""
     picked, html = merged.get("examples", []), merged.get("html", [])
     urls = sorted({url for _, url, _ in picked + html if url is not None})
-    hosts = _hosts_of_prefixes(rows, set(urls))
+    hosts = _hosts(rows, set(urls))
 
     def shape(items):
         return [{"url": safe_http_url(url), "caption": caption, "host": hosts.get(url)} for _, url, caption in items]
