@@ -201,7 +201,7 @@ def stats(app: App, data: tuple[str, ...], content: Path, json_path: Path | None
     if not data and not config.data.sources:
         raise AtlasError("atlas stats needs data", hint="Pass --data 'shards/*.parquet' or set [data] sources.")
     sources = select_sources(list(data), config.data.sources, content)
-    result, _, _ = run_stats(sources, config.data, content, app.reporter, app.settings)
+    result, _, _, _ = run_stats(sources, config.data, content, app.reporter, app.settings)
     text = stats_json(result)
     if json_path:
         write_atomic(json_path, text)

@@ -10,6 +10,7 @@ import csv
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +20,13 @@ from atlas.config import DataConfig, content_path
 from atlas.data import (
     HOST_SQL,
     Rows,
+    Source,
+    is_glob,
     open_rows,
     query_error,
     quote_literal,
     registrable_domain,
+    remote_fingerprint,
     safe_condition,
     safe_http_url,
 )
@@ -60,9 +64,11 @@ class Histogram:
         return f"CAST({self.expr or self.column} AS DOUBLE)"
 
     def valid_sql(self) -> str:
-        """Missing, NaN, infinite and negative values are invalid: DuckDB sorts NaN above +inf and
-        a comparison with NULL is NULL, so two comparisons say it all."""
-        return f"({self.value_sql} >= 0 AND {self.value_sql} < 'inf'::DOUBLE)"
+        """Missing, NaN, infinite and negative values are invalid. (NaN is tested for by name:
+        DuckDB 2.0 compares NaN read from parquet inconsistently, ``NaN < 'inf'`` true in one
+        plan and false in another.)"""
+        value = self.value_sql
+        return f"({value} >= 0 AND NOT isnan({value}) AND NOT isinf({value}))"
 
     def bin_sql(self) -> str:
         """The bin of a valid value."""
@@ -177,9 +183,10 @@ def scan_partials(rows: Rows, config: DataConfig, shards: list[str] | None = Non
         inner += [f"{url} AS url", "caption", f"{_example_key(rows, config.seed)} AS k"]
         inner.append(f"caption IS NOT NULL AND {_NOT_BLANK} AND {safe_condition(rows, threshold)} AS shown")
         for n, where in ((EXAMPLES, "shown"), (HTML_EXAMPLES, f"shown AND {_HTML}")):
-            # Three aggregates of plain values cost less than one of a struct.
+            # Three aggregates of plain values cost less than one of a struct. (min_by skips NULL
+            # values, which would shift the lists against each other: a missing URL is ''.)
             outer += [f"{agg} FILTER (WHERE {where})" for agg in
-                      (f"min(k, {n})", f"min_by(url, k, {n})", f"min_by(caption, k, {n})")]
+                      (f"min(k, {n})", f"min_by(coalesce(url, ''), k, {n})", f"min_by(caption, k, {n})")]
     sql = (
         f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM rows WHERE {_in_shards(shards)}) "
         f"GROUP BY shard"
@@ -435,6 +442,64 @@ def compute_partials(rows: Rows, config: DataConfig, artists: list[str], shards:
     return partials
 
 
+#: Cache folder (see :class:`atlas.cache.Cache`) of the per-shard partials; bump the version
+#: when a partial's meaning changes.
+PARTIALS = "stats-shard"
+PARTIAL_VERSION = "1"
+
+
+def shard_fingerprint(source: Source) -> dict | None:
+    """What identifies a shard's content: size and modification time of a local file; ETag,
+    Last-Modified and size of a remote one (:func:`atlas.data.remote_fingerprint`). None when
+    there is nothing to go by (a remote glob, a store without HTTP HEAD): scanned every time."""
+    return remote_fingerprint(source.location) if source.remote else source.fingerprint()
+
+
+def partial_key(fingerprint_of_shard: dict, rows: Rows, config: DataConfig, artists: list[str]) -> str:
+    """Cache key of a shard's partial: the shard's fingerprint and everything the scan reads."""
+    from atlas.cache import fingerprint
+
+    return fingerprint({
+        "version": PARTIAL_VERSION,
+        "duckdb": duckdb.__version__,  # the example key is DuckDB's hash()
+        "shard": fingerprint_of_shard,
+        "columns": rows.columns,
+        "threshold": config.unsafe_threshold,
+        "seed": config.seed,
+        "artists": artists,
+    })
+
+
+def cached_partials(rows: Rows, config: DataConfig, artists: list[str], cache) -> tuple[dict[str, dict], list[str]]:
+    """Every shard's partial, from ``cache`` where the shard's fingerprint is known and unchanged;
+    only the other shards are scanned (one pass over them), and their partials stored.
+
+    Returns ({shard: partial} in shard order, the shards scanned). Without a cache, or with a
+    remote glob (its files are known only once DuckDB lists them), every shard is scanned.
+    """
+    if cache is None or any(s.remote and is_glob(s.location) for s in rows.sources):
+        partials = compute_partials(rows, config, artists)
+        return partials, list(partials)
+    keys = {}
+    for source in rows.sources:
+        shard = shard_fingerprint(source)
+        keys[source.location] = None if shard is None else partial_key(shard, rows, config, artists)
+    partials: dict[str, dict] = {}
+    for location, key in keys.items():
+        folder = cache.get(PARTIALS, key) if key else None
+        if folder is not None:
+            partials[location] = json.loads((folder / "partial.json").read_text(encoding="utf-8"))
+    missing = [location for location in keys if location not in partials]
+    if missing:
+        fresh = compute_partials(rows, config, artists, shards=missing)
+        for location in missing:
+            partials[location] = fresh[location]
+            if keys[location]:
+                text = json.dumps(fresh[location], ensure_ascii=False)
+                cache.put(PARTIALS, keys[location], lambda folder, text=text: (folder / "partial.json").write_text(text, encoding="utf-8"))
+    return {location: partials[location] for location in keys}, missing
+
+
 def compute_stats(rows: Rows, config: DataConfig, artists: list[str] | None = None) -> tuple[dict, dict]:
     """(stats, examples) for the rows; ``stats`` is what ``data/stats.json`` publishes."""
     partials = compute_partials(rows, config, artists or [])
@@ -585,11 +650,13 @@ def artists_path(config: DataConfig, content_dir: Path) -> Path | None:
 
 
 def run_stats(sources: list, config: DataConfig, content_dir: Path, reporter,
-              settings: Settings | None = None) -> tuple[dict, dict, Rows]:
-    """The whole stage as a plain function: read the artist list, scan the shards.
+              settings: Settings | None = None, cache=None) -> tuple[dict, dict, Rows, list[str]]:
+    """The whole stage as a plain function: read the artist list, scan the shards, merge.
 
-    Returns (stats, examples, rows); ``rows`` tells which shards and columns were read (its
-    connection is closed). ``atlas build`` and ``atlas stats`` both call this.
+    With a ``cache`` (:class:`atlas.cache.Cache`), each shard's partial statistics are kept under
+    the shard's fingerprint and only new or changed shards are scanned. Returns (stats, examples,
+    rows, shards scanned); ``rows`` tells which shards and columns were read (its connection is
+    closed). ``atlas build`` (with its cache) and ``atlas stats`` (without) both call this.
     """
     path = artists_path(config, content_dir)
     names = read_artists(path) if path is not None else []
@@ -598,10 +665,11 @@ def run_stats(sources: list, config: DataConfig, content_dir: Path, reporter,
         for note in rows.notes:
             reporter.warn("data", note)
         with reporter.progress("statistics", total=None, unit=""):
-            stats, examples = compute_stats(rows, config, names)
+            partials, scanned = cached_partials(rows, config, names, cache)
+            stats, examples = finish_stats(rows, config, merge_partials(list(partials.values())), names)
     finally:
         rows.con.close()
-    return stats, examples, rows
+    return stats, examples, rows, scanned
 
 
 def _inputs(ctx: BuildContext) -> dict:
@@ -611,8 +679,12 @@ def _inputs(ctx: BuildContext) -> dict:
         from atlas.cache import file_digest
 
         artists = file_digest(path) if path.exists() else f"missing:{path}"
+    shards = [
+        shard_fingerprint(source) or {"location": source.location, "unknown": time.time_ns()}
+        for source in ctx.sources
+    ]  # a remote shard without ETag/Last-Modified/size: never taken from the cache
     return {
-        "shards": ctx.sources_fingerprint(),
+        "shards": shards,
         "columns": ctx.config.data.columns,
         "threshold": ctx.config.data.unsafe_threshold,
         "seed": ctx.config.data.seed,
@@ -621,9 +693,11 @@ def _inputs(ctx: BuildContext) -> dict:
 
 
 def _run(ctx: BuildContext, folder: Path) -> dict:
-    stats, examples, rows = run_stats(ctx.shard_sources(), ctx.config.data, ctx.content_dir, ctx.reporter, ctx.settings)
+    stats, examples, rows, scanned = run_stats(
+        ctx.shard_sources(), ctx.config.data, ctx.content_dir, ctx.reporter, ctx.settings, cache=ctx.cache
+    )
     write_stats(stats, examples, folder)
-    return {"rows": stats["rows"], "shards": len(rows.sources), "columns": sorted(rows.columns)}
+    return {"rows": stats["rows"], "shards": len(rows.sources), "scanned": len(scanned), "columns": sorted(rows.columns)}
 
 
-STAGE = Stage("stats", "1", _inputs, _run, after=("demo",), description="DuckDB statistics over the shards")
+STAGE = Stage("stats", "2", _inputs, _run, after=("demo",), description="DuckDB statistics over the shards")
