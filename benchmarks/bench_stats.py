@@ -1,6 +1,6 @@
 """Benchmark: the statistics stage over 10 million rows against one hand-written DuckDB query.
 
-    python benchmarks/bench_stats.py [--rows 10000000] [--shards 10] [--repeat 5] [--artists-repeat 1]
+    python benchmarks/bench_stats.py [--rows 10000000] [--shards 10] [--repeat 3] [--no-artists]
 
 Measures wall time and peak memory (RSS of the child process, from ``os.wait4``) of
 
@@ -8,10 +8,11 @@ Measures wall time and peak memory (RSS of the child process, from ``os.wait4``)
   every histogram, threshold shares, categories, example captions);
 - the hand-written query a user would type for the same host counts and histograms
   (below, ``HAND_WRITTEN``), run by ``duckdb`` in a fresh Python process;
-- ``atlas stats`` again with the artist list of ``content/artists.txt`` (if present), separately.
+- ``atlas stats`` again with the artist list of ``content/artists.txt`` (203 names).
 
-The runs alternate (atlas, hand-written, atlas, ...) and repeat; the table gives medians.
-Targets: atlas within 1.5x of the hand-written query, and under 2 GB peak memory.
+Each round runs the three in turn, rotating who goes first; the table gives medians.
+Targets: atlas within 1.5x of the hand-written query (2.0x with the artists, which add at most
+30 %), and under 2 GB peak memory. Results go to ``results/bench_stats_<rows in M>m.json``.
 
 Data: 1 million LAION-shaped demo rows (``atlas.demo``) are generated once and replicated into
 ``--rows`` rows over ``--shards`` shards with DuckDB: each replica gets its own URL paths and
@@ -39,6 +40,8 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 BASE_ROWS = 1_000_000
 TARGET_RATIO = 1.5
 TARGET_MB = 2048
+TARGET_RATIO_ARTISTS = 2.0
+TARGET_ARTISTS_ADDED = 0.30
 
 #: The hand-written comparison, as a user would write it: one query, one pass over the shards:
 #: hosts by ``regexp_extract`` of the URL and one ``histogram(floor(x * k) / k)`` per column.
@@ -142,8 +145,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--shards", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--artists-repeat", type=int, default=1, help="runs with content/artists.txt (0: none)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-artists", dest="artists", action="store_false", help="skip the runs with content/artists.txt")
     args = parser.parse_args()
 
     folder = prepare(args.rows, args.shards)
@@ -160,37 +163,34 @@ def main() -> None:
     out = work / "stats.json"
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     hand_cmd = python_child(HAND_CHILD, HAND_WRITTEN, glob)
-    runs: dict[str, list[dict]] = {"atlas": [], "hand": []}
+    artists_file = ROOT / "content" / "artists.txt"
+    with_artists = artists_file.exists() and args.artists
+    contenders = ["atlas", "hand"] + (["artists"] if with_artists else [])
+    runs: dict[str, list[dict]] = {c: [] for c in contenders}
     hand_result = None
     for i in range(args.repeat):
-        order = ["atlas", "hand"] if i % 2 == 0 else ["hand", "atlas"]
+        order = contenders[i % len(contenders):] + contenders[: i % len(contenders)]  # rotate who goes first
         for which in order:
             if which == "atlas":
                 result = run_child(atlas_stats(glob, empty_content, out), cwd=ROOT, env=env)
+            elif which == "artists":
+                result = run_child(atlas_stats(glob, ROOT / "content", work / "stats-artists.json"), cwd=ROOT, env=env)
             else:
                 result = run_child(hand_cmd, cwd=ROOT, env=env)
                 hand_result = json.loads(result["stdout"])
             runs[which].append(
                 {"seconds": result["seconds"], "cpu_seconds": result["cpu_seconds"], "peak_rss_mb": result["peak_rss_mb"]}
             )
-            print(f"  run {i + 1} {which:5s} {result['seconds']:7.2f}s  cpu {result['cpu_seconds']:7.2f}s  "
+            print(f"  run {i + 1} {which:7s} {result['seconds']:7.2f}s  cpu {result['cpu_seconds']:7.2f}s  "
                   f"{result['peak_rss_mb']:7.0f} MB", flush=True)
 
     stats = json.loads(out.read_text())
     agreement = check(stats, hand_result)
-
-    artists_runs = []
-    artists_file = ROOT / "content" / "artists.txt"
-    if artists_file.exists() and args.artists_repeat > 0:
+    artists_runs = runs.get("artists", [])
+    if with_artists:
         from atlas.stages.stats import read_artists
 
         n_names = len(read_artists(artists_file))
-        for i in range(args.artists_repeat):
-            result = run_child(atlas_stats(glob, ROOT / "content", work / "stats-artists.json"), cwd=ROOT, env=env)
-            artists_runs.append(
-                {"seconds": result["seconds"], "cpu_seconds": result["cpu_seconds"], "peak_rss_mb": result["peak_rss_mb"]}
-            )
-            print(f"  run {i + 1} atlas+artists {result['seconds']:7.2f}s  {result['peak_rss_mb']:7.0f} MB", flush=True)
     shutil.rmtree(work, ignore_errors=True)
 
     def summary(items):
@@ -236,7 +236,17 @@ def main() -> None:
     }
     if artists_runs:
         art = summary(artists_runs)
-        payload["atlas_stats_with_artists"] = {**art, "artists": n_names, "list": "content/artists.txt"}
+        art_ratio = art["median_seconds"] / hand_s["median_seconds"]
+        overhead = art["median_seconds"] / atlas_s["median_seconds"] - 1
+        cpu_overhead = art["median_cpu_seconds"] / atlas_s["median_cpu_seconds"] - 1
+        payload["atlas_stats_with_artists"] = {
+            **art, "artists": n_names, "list": "content/artists.txt",
+            "ratio_to_hand_written": round(art_ratio, 3),
+            "cpu_ratio_to_hand_written": round(art["median_cpu_seconds"] / hand_s["median_cpu_seconds"], 3),
+            "added_to_stats": round(overhead, 3), "added_to_stats_cpu": round(cpu_overhead, 3),
+            "targets": {"ratio_max": TARGET_RATIO_ARTISTS, "ratio_met": art_ratio <= TARGET_RATIO_ARTISTS,
+                        "added_max": TARGET_ARTISTS_ADDED, "added_met": overhead <= TARGET_ARTISTS_ADDED},
+        }
         rows_table.append(line(f"atlas stats + {n_names} artists", art))
     print()
     print(f"statistics over {args.rows:,} rows in {len(shards)} shards ({data_mb:,.0f} MB), "
@@ -250,8 +260,13 @@ def main() -> None:
           f"{'met' if payload['targets']['ratio_met'] else 'NOT met'}); peak memory "
           f"{atlas_s['max_peak_rss_mb']:.0f} MB (target < {TARGET_MB} MB: "
           f"{'met' if payload['targets']['memory_met'] else 'NOT met'})")
+    if artists_runs:
+        a = payload["atlas_stats_with_artists"]
+        print(f"atlas + {n_names} artists / hand-written: {a['ratio_to_hand_written']:.2f}x wall, "
+              f"{a['cpu_ratio_to_hand_written']:.2f}x CPU (target <= {TARGET_RATIO_ARTISTS}x); the artists add "
+              f"{a['added_to_stats']:.0%} wall, {a['added_to_stats_cpu']:.0%} CPU (target <= {TARGET_ARTISTS_ADDED:.0%})")
     print(f"agreement: {agreement['summary']}")
-    path = write_result("bench_stats", payload)
+    path = write_result(f"bench_stats_{args.rows // 1_000_000}m", payload)
     print(f"wrote {path}")
 
 

@@ -29,7 +29,7 @@ TARGET_SPEEDUP = 5.0
 
 
 class _Quiet:
-    def warn(self, message):
+    def warn(self, *args):
         pass
 
     def progress(self, *args, **kwargs):
