@@ -10,7 +10,6 @@ import csv
 import json
 import logging
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -452,7 +451,8 @@ PARTIAL_VERSION = "1"
 def shard_fingerprint(source: Source) -> dict | None:
     """What identifies a shard's content: size and modification time of a local file; ETag,
     Last-Modified and size of a remote one (:func:`atlas.data.remote_fingerprint`). None when
-    there is nothing to go by (a remote glob, a store without HTTP HEAD): scanned every time."""
+    there is nothing to go by (a remote glob, a store without HTTP HEAD): such a shard's partial is
+    never cached, and the stage itself is keyed by the shard's name only."""
     return remote_fingerprint(source.location) if source.remote else source.fingerprint()
 
 
@@ -680,10 +680,9 @@ def _inputs(ctx: BuildContext) -> dict:
         from atlas.cache import file_digest
 
         artists = file_digest(path) if path.exists() else f"missing:{path}"
-    shards = [
-        shard_fingerprint(source) or {"location": source.location, "unknown": time.time_ns()}
-        for source in ctx.sources
-    ]  # a remote shard without ETag/Last-Modified/size: never taken from the cache
+    # A remote file is keyed by its ETag/Last-Modified/size, so a changed file under the same name
+    # rebuilds; a remote glob (or a store without HEAD) only by its name, as before.
+    shards = [shard_fingerprint(source) or source.fingerprint() for source in ctx.sources]
     return {
         "shards": shards,
         "columns": ctx.config.data.columns,
