@@ -19,7 +19,7 @@ from pathlib import Path
 
 from atlas import __version__
 from atlas.artifacts import ARTIFACTS, ArtifactStore
-from atlas.cache import BOOKKEEPING, Cache, replace_dir
+from atlas.cache import BOOKKEEPING, Cache, remove_stale, replace_dir
 from atlas.config import AtlasConfig, load_config
 from atlas.data import select_sources
 from atlas.demo import DEFAULT_ROWS, DEFAULT_SHARDS, GENERATOR_VERSION, write_demo_shards
@@ -232,6 +232,15 @@ def build_warnings(ctx: BuildContext, warnings: Warnings, site_bytes: int) -> li
             "fallback embedder: the map uses offline TF-IDF caption embeddings, not CLIP "
             "([embed] pretrained, or commit CLIP artifacts)",
         )
+    from atlas.images import OPTED_OUT
+
+    opted_out = (info.images or {}).get("reasons", {}).get(OPTED_OUT, 0) if info is not None else 0
+    if opted_out:
+        warnings.add(
+            "opt-out",
+            f"{opted_out:,} image(s) were not embedded because their server opted out of AI use "
+            "(X-Robots-Tag: noai or noimageai); those rows use their caption embedding",
+        )
     missing = missing_images(ctx.content_dir)
     if missing:
         warnings.add(
@@ -271,14 +280,26 @@ def check_out_dir(out: Path) -> None:
         raise AtlasError(f"--out {out} would replace the current, home or root folder", hint="Choose a sub-folder.")
 
 
+def make_world_readable(folder: Path) -> None:
+    """Folders 0755 and files 0644 under ``folder`` (itself included): stage folders come from
+    ``mkdtemp`` (0700), and a web server running as another user must read the site."""
+    os.chmod(folder, 0o755)
+    for parent, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(parent, name), 0o755)
+        for name in files:
+            os.chmod(os.path.join(parent, name), 0o644)
+
+
 def publish(site: Path, out: Path, info: dict) -> bool:
     """Copy the rendered site to ``out`` atomically; False when ``out`` already is that site."""
+    for leftover in (f".{out.name}.new-*", f".{out.name}.old-*"):  # of builds that were killed
+        remove_stale(out.parent, leftover)
     marker = out / MARKER
     if marker.exists() and marker.read_text().strip() == info["render_key"]:
         return False
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a published site is world-readable
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-{os.getpid()}-", dir=out.parent))
     try:
         shutil.copytree(site, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*BOOKKEEPING))
         data = tmp / "data"
@@ -286,6 +307,7 @@ def publish(site: Path, out: Path, info: dict) -> bool:
         stamped = dict(info, built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         (data / "build.json").write_text(json.dumps(stamped, indent=1))
         (tmp / MARKER).write_text(info["render_key"] + "\n")
+        make_world_readable(tmp)
         replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

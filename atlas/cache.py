@@ -9,10 +9,14 @@ Keys come from :func:`fingerprint`, which hashes typed values canonically.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -92,19 +96,45 @@ def file_stamp(path: Path) -> dict:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename, so readers see
-    the old file or the new one, never a half-written one."""
+    the old file or the new one, never a half-written one. Raises OSError (e.g.
+    IsADirectoryError when ``path`` is a folder)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:  # after a failure (a full disk, a folder at ``path``) no temporary file stays behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where
+    the system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EXDEV):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
 
 
 def replace_dir(new: Path, target: Path) -> None:
-    """Put folder ``new`` at ``target`` with two renames, then delete what was there before.
+    """Put folder ``new`` at ``target``, then delete what was there before.
 
-    Readers see the old folder or the new one, never a half-written one.
+    Where the system can, the two folders are swapped in one atomic step, so that a crash
+    (even SIGKILL) at any moment leaves ``target`` whole, old or new; elsewhere two renames,
+    between which ``target`` briefly does not exist. Readers never see a half-written folder.
     """
+    if target.exists() and _exchange(new, target):
+        shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the old folder
+        return
     old = None
     if target.exists():
         old = target.parent / f".{target.name}.old-{os.getpid()}-{time.time_ns()}"
@@ -112,6 +142,31 @@ def replace_dir(new: Path, target: Path) -> None:
     os.replace(new, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_stale(folder: Path, pattern: str) -> None:
+    """Remove leftovers of killed processes in ``folder``: entries matching ``pattern`` whose
+    name holds the id of a process that no longer runs (``...-<pid>-...`` or ``....<pid>.tmp``)."""
+    for path in Path(folder).glob(pattern):
+        digits = [int(part) for part in re.split(r"[.-]", path.name) if part.isdigit()]
+        if digits and not any(_running(pid) for pid in digits):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    """True when a process ``pid`` exists (or may: no permission to signal it)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return pid < 2**22
+    return True
 
 
 def _write_manifest(folder: Path) -> None:
@@ -167,6 +222,7 @@ class Cache:
         """Run ``build(tmp_folder)`` and move the folder into place atomically."""
         final = self.entry(stage, key)
         final.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(final.parent, f".{key[:12]}.*.tmp")  # left by a build that was killed
         tmp = Path(tempfile.mkdtemp(prefix=f".{key[:12]}.", suffix=f".{os.getpid()}.tmp", dir=final.parent))
         try:
             result = build(tmp)

@@ -138,7 +138,7 @@ def build(
 @DATA
 @CACHE_DIR
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (localhost only by default).")
-@click.option("--port", type=int, default=8000, show_default=True, help="Port (0: any free port).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port (0: any free port).")
 @click.pass_obj
 def serve(app: App, content: Path, data: tuple[str, ...], cache_dir: Path | None, host: str, port: int) -> None:
     """Build, serve the site locally and rebuild + reload the browser when content or theme change."""
@@ -204,7 +204,11 @@ def stats(app: App, data: tuple[str, ...], content: Path, json_path: Path | None
     result, _, _, _ = run_stats(sources, config.data, content, app.reporter, app.settings)
     text = stats_json(result)
     if json_path:
-        write_atomic(json_path, text)
+        try:
+            write_atomic(json_path, text)
+        except OSError as error:  # a folder, a file in the way, no permission, a full disk
+            raise AtlasError(f"cannot write --json {json_path}: {error.strerror or error}", where="atlas stats",
+                             hint="Give the name of a file in a folder you may write to, e.g. stats.json.") from None
         app.reporter.info(f"wrote {json_path}: {result['rows']:,} rows, {result['distinct_domains']:,} domains")
     else:
         click.echo(text)

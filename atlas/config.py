@@ -11,6 +11,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
@@ -39,6 +40,25 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def base_url_problem(value: str) -> str | None:
+    """Why ``value`` cannot be the site's base URL, or None when it can (or is empty).
+
+    Allowed: an absolute ``http(s)://host/...`` URL or a path starting with a single ``/``.
+    Refused: other schemes (``javascript:``), ``//host`` (a link to another site), spaces and
+    control characters. The same rule applies to ``[site] base_url`` and ``ATLAS_BASE_URL``.
+    """
+    if not value:
+        return None
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 or ch in "\\\"<>`" for ch in value):
+        return "must not contain spaces, quotes, backslashes or control characters"
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc and value.lower().startswith(parts.scheme + "://"):
+        return None
+    if value.startswith("/") and not value.startswith("//"):
+        return None
+    return "must be an absolute http(s) URL (https://USER.github.io/REPO/) or a path starting with a single '/'"
+
+
 class SiteConfig(_Section):
     """What the published site is called and where it lives."""
 
@@ -54,8 +74,9 @@ class SiteConfig(_Section):
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
-        if value and not value.startswith(("http://", "https://", "/")):
-            raise ValueError("must be an absolute http(s) URL or a path starting with '/'")
+        problem = base_url_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
 
@@ -107,6 +128,8 @@ class EmbedConfig(_Section):
     #: Images: a folder of files named by row key, a folder of webdataset tars, ``download``,
     #: or empty for text embeddings only.
     images: str = ""
+    #: Images whose header announces more pixels than this are refused before decoding.
+    max_pixels: int = Field(40_000_000, ge=1)
     #: Precomputed embeddings: ``.npy`` file(s) aligned row by row with the shards.
     precomputed: list[str] = Field(default_factory=list)
 
@@ -147,9 +170,18 @@ class AtlasConfig(_Section):
     _base_url: str = PrivateAttr("")
 
     def with_base_url(self, url: str) -> AtlasConfig:
-        """A copy whose :meth:`base_url` is ``url`` when given (``Settings.base_url``)."""
+        """A copy whose :meth:`base_url` is ``url`` when given (``Settings.base_url``, from
+        ``ATLAS_BASE_URL``), validated like ``[site] base_url``: a ConfigError names the variable."""
+        url = (url or "").strip()
+        problem = base_url_problem(url)
+        if problem:
+            raise ConfigError(
+                f"{problem} (got {url!r})",
+                where="ATLAS_BASE_URL",
+                hint="Set it to the published address, e.g. https://USER.github.io/REPO/, or unset it.",
+            )
         copy = self.model_copy()
-        copy._base_url = (url or "").strip()
+        copy._base_url = url
         return copy
 
     def base_url(self) -> str:
@@ -201,12 +233,17 @@ def load_config(content_dir: Path) -> AtlasConfig:
             f"content folder {content_dir} does not exist",
             hint="Pass --content DIR pointing at a folder with atlas.toml, or run `atlas new DIR`.",
         )
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return AtlasConfig()
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a file", hint=f"Replace it with a {CONFIG_NAME} text file (or remove it for the defaults).")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML: {error}", hint="Fix the syntax at that line.") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text", hint="Save it as UTF-8.") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror or error}",
+                          hint="Check that the file exists (a link must point to a file) and is readable.") from None
     return parse_config(data, str(path))

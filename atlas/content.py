@@ -18,6 +18,7 @@ from mdit_py_plugins.footnote import footnote_plugin
 from mdit_py_plugins.front_matter import front_matter_plugin
 
 from atlas.errors import ContentError
+from atlas.paths import inside_content
 from atlas.widgets import WidgetContext, render_widget
 
 FRONT_MATTER_KEYS = {"title", "nav", "order", "description", "template"}
@@ -80,6 +81,7 @@ def load_pages(content_dir: Path) -> list[Page]:
         if rel.parts[0] in ("generated", "themes", "static") or rel.name.lower() == "readme.md":
             continue
         where = str(path)
+        inside_content(content_dir, rel.as_posix(), f"page {rel}")  # a link leaving the folder is refused
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:

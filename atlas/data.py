@@ -137,9 +137,15 @@ def resolve_sources(patterns: list[str], base: Path) -> list[Source]:
                 hint="Check the path in [data] sources or --data; globs like 'shards/*.parquet' work.",
             )
         for match in matches:
-            stat = os.stat(match)
             if os.path.isdir(match):
                 continue
+            try:
+                stat = os.stat(match)
+            except OSError as error:
+                raise DataError(
+                    f"cannot read {match} (matched by {pattern!r}): {error.strerror or error}",
+                    hint="It may be a broken symbolic link or unreadable; fix or remove it, or narrow the glob.",
+                ) from None
             sources.append(Source(os.path.abspath(match), stat.st_size, stat.st_mtime_ns))
     # The same file named twice (two overlapping globs) is read once.
     unique = list(dict.fromkeys(sources))

@@ -6,25 +6,34 @@
   digest of the URL (:func:`url_key`, ``<hex>.jpg``), any image extension;
 - a folder of webdataset ``.tar`` files (as img2dataset writes them): each ``<key>.jpg`` is
   matched to its row through the ``url`` field of ``<key>.json`` (or ``<key>.url.txt``);
-- ``download``: fetch the URLs over http(s) with a timeout, retries, a size cap and a per-host
-  rate limit (:class:`Downloader`).
+- ``download``: fetch the URLs over http(s) (:class:`Downloader`): public addresses only, a
+  deadline per image, a size cap, a per-host pace, and no image whose server opted out with
+  ``X-Robots-Tag: noai``.
+
+Images whose header announces more than ``[embed] max_pixels`` are refused before decoding.
 
 Every failure is recorded per row as a short reason (``missing``, ``not an image``,
-``http 404``, ``timeout``, ``too large``...) and never stops the build.
+``http 404``, ``timeout``, ``too large``, ``too many pixels``, ``refused address``,
+:data:`OPTED_OUT`...) and never stops the build.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.client
 import io
+import ipaddress
 import json
 import logging
 import os
+import socket
+import ssl
 import tarfile
 import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
+import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -54,15 +63,31 @@ class Fetched:
     error: str | None = None
 
 
-def decode_image(data: bytes):
-    """Bytes -> RGB PIL image; raises ValueError('not an image') for anything undecodable."""
+#: Default of ``[embed] max_pixels``: larger images are refused before they are decoded.
+MAX_PIXELS = 40_000_000
+
+
+def decode_image(data: bytes, max_pixels: int = MAX_PIXELS):
+    """Bytes -> RGB PIL image; raises ValueError('not an image') for anything undecodable and
+    ValueError('too many pixels') when the header announces more than ``max_pixels`` (checked
+    before any pixel is decoded: a 100 kB PNG may claim 10000x10000)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        image = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():  # Pillow's own bomb warning: the check below decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))  # reads the header only
+    except Image.DecompressionBombError as error:
+        raise ValueError("too many pixels") from error
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise ValueError("not an image") from error
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ValueError("too many pixels")
+    try:
         image.load()
         return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise ValueError("not an image") from error
 
 
@@ -136,17 +161,76 @@ class TarImages:
         return [out[row_id] for row_id, _ in items]
 
 
+#: The reason recorded for an image whose server opted out of AI use (counted in the build summary).
+OPTED_OUT = "opted out (X-Robots-Tag: noai)"
+#: ``X-Robots-Tag`` directives that opt an image out (img2dataset's convention).
+OPT_OUT_DIRECTIVES = frozenset({"noai", "noimageai"})
+#: User-agent tokens an ``X-Robots-Tag: TOKEN: directives`` value may address to us.
+ROBOTS_TOKENS = frozenset({"atlas", "atlas-site-builder", "img2dataset"})
+#: Internal, for tests only: networks the downloader may reach although they are not public
+#: (e.g. ``("127.0.0.1/32",)`` for a test server). Never set from atlas.toml.
+ALLOW_NETWORKS_FOR_TESTS: tuple[str, ...] = ()
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
+class Refused(Exception):
+    """A URL the downloader will not fetch; ``str()`` is the short reason recorded for the row."""
+
+
+def address_refused(address: str, allow: tuple[str, ...] = ()) -> bool:
+    """True for an IP address the downloader must never connect to: loopback, private,
+    link-local (169.254.169.254, cloud metadata), multicast, reserved, unspecified, shared
+    (100.64/10) or any other non-global address, IPv4-mapped IPv6 included. ``allow`` lists
+    networks exempt from the rule (tests only)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return True
+    if any(ip in ipaddress.ip_network(net) for net in allow if ipaddress.ip_network(net).version == ip.version):
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return address_refused(str(ip.ipv4_mapped), allow)
+    return not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local
+
+
+def robots_opt_out(values: list[str]) -> bool:
+    """True when ``X-Robots-Tag`` values say ``noai``/``noimageai`` to every agent or to us."""
+    for value in values:
+        token, directives = value.split(":", 1) if ":" in value else ("", value)
+        if token.strip() and token.strip().lower() not in ROBOTS_TOKENS:
+            continue
+        if {d.strip().lower() for d in directives.split(",")} & OPT_OUT_DIRECTIVES:
+            return True
+    return False
+
+
 @dataclass
 class Downloader:
-    """Fetch image URLs politely: timeouts, retries with backoff, a size cap, a per-host pace."""
+    """Fetch image URLs safely and politely.
 
-    timeout: float = 10.0
+    - only ``http(s)``, also after redirects, which are followed by hand (at most
+      ``max_redirects``), each hop checked again;
+    - the host name is resolved once and the connection made to that address, which must be
+      public (:func:`address_refused`) -- the address actually connected to is checked, so a
+      name that resolves to 127.0.0.1 or 169.254.169.254 is never contacted;
+    - one ``deadline`` in seconds for the whole image (retries included), not per read: a slow
+      drip is cut off when it runs out;
+    - at most ``max_bytes`` per image; a per-host pace; retries with backoff for 5xx/429 and
+      connection failures;
+    - an image whose response carries ``X-Robots-Tag: noai`` (or ``noimageai``) is skipped
+      (:data:`OPTED_OUT`).
+    """
+
+    deadline: float = 20.0
     retries: int = 2
     max_bytes: int = 20 * 1024 * 1024
+    max_redirects: int = 5
     #: Seconds between two requests to the same host.
     host_interval: float = 0.2
     workers: int = 16
     backoff: float = 0.5
+    #: Internal, for tests only: see :data:`ALLOW_NETWORKS_FOR_TESTS`.
+    allow: tuple[str, ...] = field(default_factory=lambda: tuple(ALLOW_NETWORKS_FOR_TESTS))
     _last: dict = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _host_locks: dict = field(default_factory=dict, repr=False)
@@ -161,35 +245,106 @@ class Downloader:
                 time.sleep(wait)
             self._last[host] = time.monotonic()
 
+    def target(self, url: str) -> tuple[urllib.parse.SplitResult, str, int]:
+        """(parts, address, port) to connect to for ``url``, or Refused: the scheme must be
+        http(s) and the host must resolve to an address that is not refused (no connection
+        is made here)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise Refused("not an http(s) url")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise Refused("bad url") from None
+        if not parts.hostname:
+            raise Refused("bad url")
+        try:
+            infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            raise Refused("connection failed") from None
+        for _family, _type, _proto, _name, sockaddr in infos:
+            if not address_refused(sockaddr[0], self.allow):
+                return parts, sockaddr[0], port
+        raise Refused("refused address")
+
+    def _request(self, url: str, deadline: float) -> tuple[bytes | None, str | None, bool]:
+        """One attempt, redirects included: (data, reason, retry?)."""
+        for _hop in range(self.max_redirects + 1):
+            parts, address, port = self.target(url)
+            self._wait_turn(parts.hostname)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None, "timeout", False
+            sock = socket.create_connection((address, port), timeout=remaining)
+            # Cut the connection when the deadline passes, whatever read is under way.
+            timer = threading.Timer(remaining, _shutdown, (sock,))
+            timer.start()
+            try:
+                if address_refused(sock.getpeername()[0], self.allow):  # the address actually connected to
+                    raise Refused("refused address")
+                if parts.scheme == "https":
+                    sock = ssl.create_default_context().wrap_socket(sock, server_hostname=parts.hostname)
+                    timer.args = (sock,)
+                connection = http.client.HTTPConnection(parts.hostname, port, timeout=remaining)
+                connection.sock = sock
+                path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+                connection.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept": "image/*"})
+                response = connection.getresponse()
+                if response.status in REDIRECTS and response.getheader("Location"):
+                    url = urllib.parse.urljoin(url, response.getheader("Location").strip())
+                    continue
+                if robots_opt_out(response.headers.get_all("X-Robots-Tag") or []):
+                    return None, OPTED_OUT, False
+                if response.status != 200:
+                    transient = response.status >= 500 or response.status == 429
+                    return None, f"http {response.status}", transient
+                length = response.getheader("Content-Length")
+                if length and length.strip().isdigit() and int(length) > self.max_bytes:
+                    return None, "too large", False
+                chunks, size = [], 0
+                while size <= self.max_bytes:
+                    chunk = response.read1(65536)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if time.monotonic() >= deadline:
+                        return None, "timeout", False
+                if time.monotonic() >= deadline:
+                    return None, "timeout", False
+                if size > self.max_bytes:
+                    return None, "too large", False
+                return b"".join(chunks), None, False
+            except (OSError, http.client.HTTPException) as error:
+                if time.monotonic() >= deadline or isinstance(error, TimeoutError):
+                    return None, "timeout", False
+                return None, "connection failed", True
+            finally:
+                timer.cancel()
+                sock.close()
+        return None, "too many redirects", False
+
     def get(self, url: str | None) -> tuple[bytes | None, str | None]:
         """(data, None) or (None, reason)."""
-        if not url or urlsplit(url).scheme not in ("http", "https"):
+        if not url:
             return None, "not an http(s) url"
-        host = urlsplit(url).hostname or ""
+        deadline = time.monotonic() + self.deadline
         reason = "error"
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self.backoff * (2 ** (attempt - 1)))
-            self._wait_turn(host)
+                pause = self.backoff * (2 ** (attempt - 1))
+                if time.monotonic() + pause >= deadline:
+                    break
+                time.sleep(pause)
             try:
-                request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    length = response.headers.get("Content-Length")
-                    if length and length.isdigit() and int(length) > self.max_bytes:
-                        return None, "too large"
-                    data = response.read(self.max_bytes + 1)
-                    if len(data) > self.max_bytes:
-                        return None, "too large"
-                    return data, None
-            except urllib.error.HTTPError as error:
-                reason = f"http {error.code}"
-                if error.code < 500 and error.code != 429:  # permanent: do not retry
-                    return None, reason
-            except (TimeoutError, OSError) as error:  # URLError is an OSError
-                inner = getattr(error, "reason", error)
-                reason = "timeout" if isinstance(inner, TimeoutError) or "timed out" in str(inner) else "connection failed"
-            except ValueError:
-                return None, "bad url"
+                data, reason, retry = self._request(url, deadline)
+            except Refused as refused:
+                return None, str(refused)
+            except (OSError, ValueError, http.client.HTTPException):
+                data, retry = None, True
+                reason = "timeout" if time.monotonic() >= deadline else "connection failed"
+            if data is not None or not retry:
+                return data, reason
         return None, reason
 
     def fetch(self, items: list[tuple[int, str | None]]) -> list[Fetched]:
@@ -199,6 +354,12 @@ class Downloader:
 
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
             return list(pool.map(one, items))
+
+
+def _shutdown(sock) -> None:
+    """Stop a socket's reads and writes (the deadline passed); closing is left to its owner."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def open_images(spec: str, base: Path | None = None):

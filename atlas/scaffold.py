@@ -41,8 +41,15 @@ def new_content(directory: Path) -> list[Path]:
             f"{directory} already exists and is not empty; atlas new never overwrites files",
             hint="Choose a new folder name, or empty that folder first.",
         )
+    for parent in directory.parents:
+        if parent.exists() and not parent.is_dir():
+            raise AtlasError(f"cannot create {directory}: {parent} is a file", hint="Choose a folder name whose parents are folders.")
     source = default_content_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise AtlasError(f"cannot create {directory}: {error.strerror or error}",
+                         hint="Choose a folder you may write to.") from None
     written = []
     for path in sorted(source.rglob("*")):
         rel = path.relative_to(source)

@@ -15,6 +15,7 @@ import http.server
 import json
 import logging
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -85,7 +86,11 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         if url_path == RELOAD_PATH:
             self._send(200, RELOAD_SCRIPT.read_bytes(), "text/javascript; charset=utf-8")
             return
-        path = Path(self.translate_path(self.path))
+        translated = self.translate_path(self.path)
+        if "\x00" in translated:  # a NUL byte (%00) in the path: no file has that name
+            self.send_error(400, "Bad request path")
+            return
+        path = Path(translated)
         if path.is_dir() and url_path.endswith("/"):
             path = path / "index.html"
         if path.is_file() and path.suffix == ".html":
@@ -205,10 +210,10 @@ class SiteServer:
         handler_factory = functools.partial(handler, directory=str(self.out))
         try:
             self._httpd = http.server.ThreadingHTTPServer((self.host, self.port), handler_factory)
-        except OSError as error:
+        except (OSError, OverflowError) as error:  # OverflowError: a port outside 0-65535
             self.close()
             raise AtlasError(
-                f"cannot listen on {self.host}:{self.port}: {error.strerror or error}",
+                f"cannot listen on {self.host}:{self.port}: {getattr(error, 'strerror', None) or error}",
                 hint="Another program may use that port; pass --port with another number (or 0 for any free port).",
             ) from None
         self._httpd.daemon_threads = True
@@ -254,16 +259,32 @@ def serve(
     reporter: Reporter | None = None,
     settings: Settings | None = None,
 ) -> None:
-    """Serve until interrupted (Ctrl-C)."""
+    """Serve until interrupted (Ctrl-C, or SIGTERM/SIGHUP); the temporary site is removed either way."""
     reporter = reporter or Reporter()
-    server = SiteServer(content_dir, host, port, data, cache_dir, reporter, settings).start()
-    reporter.info(f"serving {content_dir} at {server.url} (rebuilds on changes; Ctrl-C to stop)")
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        reporter.warn("serve", f"listening on {host}: other machines on the network can read the site")
+    previous = {sig: signal.signal(sig, _interrupt) for sig in _STOP_SIGNALS}
     try:
-        while True:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        reporter.info("stopping")
+        server = SiteServer(content_dir, host, port, data, cache_dir, reporter, settings).start()
+        reporter.info(f"serving {content_dir} at {server.url} (rebuilds on changes; Ctrl-C to stop)")
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            reporter.warn("serve", f"listening on {host}: other machines on the network can read the site")
+        try:
+            while True:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            reporter.info("stopping")
+        finally:
+            server.stop()
+    except KeyboardInterrupt:  # stopped during the first build: start() has removed its folder
+        reporter.info("stopped")
     finally:
-        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+#: Signals that stop ``atlas serve`` cleanly (as Ctrl-C does).
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP) if hasattr(signal, "SIGHUP") else (signal.SIGTERM,)
+
+
+def _interrupt(signum, frame) -> None:
+    """Turn a stop signal into KeyboardInterrupt in the main thread, so cleanup runs."""
+    raise KeyboardInterrupt

@@ -11,6 +11,7 @@ from pathlib import Path
 import jinja2
 
 import atlas
+from atlas.paths import check_links_inside, inside_content
 
 
 def default_theme_dir() -> Path:
@@ -23,10 +24,18 @@ def default_theme_dir() -> Path:
 
 
 def theme_dirs(content_dir: Path, name: str) -> list[Path]:
-    """Theme folders, most specific first: the content's own theme, then the default."""
+    """Theme folders, most specific first: the content's own theme, then the default.
+
+    A fork's theme is ``themes/<name>`` in the content folder or beside it (the project); it
+    must stay there (no ``..``, no links leaving it): its templates and static files are
+    published. A ConfigError names ``[site] theme`` otherwise.
+    """
     dirs = []
-    for base in (Path(content_dir) / "themes" / name, Path(content_dir).parent / "themes" / name):
-        if (base / "templates").is_dir() and base.resolve() != default_theme_dir().resolve():
+    content_dir = Path(content_dir)
+    for root in (content_dir, content_dir.parent):
+        base = inside_content(root, f"themes/{name}", "[site] theme")
+        if (base / "templates").is_dir() and base != default_theme_dir().resolve():
+            check_links_inside(base, root, "[site] theme")
             dirs.append(base)
             break
     dirs.append(default_theme_dir())

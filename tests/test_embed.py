@@ -145,7 +145,8 @@ def test_downloader_records_http_errors_and_size_cap(local_server):
     shutil.copy(photo, root / "ok.jpg")
     cap = photo.stat().st_size + 100
     (root / "big.bin").write_bytes(b"x" * (cap + 1))
-    downloader = Downloader(timeout=5, retries=1, max_bytes=cap, host_interval=0.0, backoff=0.01)
+    downloader = Downloader(deadline=5, retries=1, max_bytes=cap, host_interval=0.0, backoff=0.01,
+                            allow=("127.0.0.1/32",))  # loopback is refused unless allowed (tests only)
     fetched = downloader.fetch([(0, f"{base}/ok.jpg"), (1, f"{base}/absent.jpg"), (2, f"{base}/big.bin"),
                                 (3, "ftp://example.com/x.jpg"), (4, "http://127.0.0.1:9/refused.jpg")])
     assert fetched[0].data == photo.read_bytes() and fetched[0].error is None
@@ -154,7 +155,10 @@ def test_downloader_records_http_errors_and_size_cap(local_server):
 
 @pytest.mark.slow
 @needs_images
-def test_stage_downloads_images_from_urls(tiny_clip, local_server):
+def test_stage_downloads_images_from_urls(tiny_clip, local_server, monkeypatch):
+    from atlas import images
+
+    monkeypatch.setattr(images, "ALLOW_NETWORKS_FOR_TESTS", ("127.0.0.1/32",))  # the test server only
     root, base = local_server
     for i, photo in enumerate(sorted(IMAGES.glob("*.jpg"))[:3]):
         shutil.copy(photo, root / f"{i}.jpg")

@@ -216,15 +216,20 @@ def clip_texts(clip: Clip, texts: Sequence[str], batch_size: int, progress=None)
 
 def clip_images(clip: Clip, images: Sequence, batch_size: int) -> np.ndarray:
     """PIL images -> normalised embeddings."""
+    out = np.zeros((len(images), clip.dim), dtype=np.float32)
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        out[start:start + len(chunk)] = clip_pixels(clip, [clip.preprocess(image) for image in chunk])
+    return out
+
+
+def clip_pixels(clip: Clip, pixels: Sequence) -> np.ndarray:
+    """Preprocessed image tensors (``clip.preprocess(image)``), one batch -> normalised embeddings."""
     import torch
 
-    out = np.zeros((len(images), clip.dim), dtype=np.float32)
     with torch.inference_mode(), _autocast(clip):
-        for start in range(0, len(images), batch_size):
-            chunk = images[start:start + batch_size]
-            pixels = torch.stack([clip.preprocess(image) for image in chunk]).to(clip.device, clip.dtype)
-            out[start:start + len(chunk)] = clip.model.encode_image(pixels).float().cpu().numpy()
-    return _normalise(out)
+        batch = torch.stack(list(pixels)).to(clip.device, clip.dtype)
+        return _normalise(clip.model.encode_image(batch).float().cpu().numpy())
 
 
 def embed_texts(texts: Sequence[str], config: EmbedConfig, base: Path | None = None) -> np.ndarray:
@@ -248,7 +253,8 @@ def embed_images(images: Sequence, config: EmbedConfig, base: Path | None = None
         try:
             if isinstance(item, (str, os.PathLike)):
                 item = Path(item).read_bytes()
-            decoded.append(decode_image(item) if isinstance(item, (bytes, bytearray)) else item.convert("RGB"))
+            decoded.append(decode_image(item, config.max_pixels) if isinstance(item, (bytes, bytearray))
+                           else item.convert("RGB"))
             errors.append(None)
         except OSError:
             decoded.append(None)
@@ -416,8 +422,18 @@ def embed_sample(table, config: EmbedConfig, base: Path | None = None, reporter=
     return vectors, info
 
 
+#: Images fetched at a time: with the downloader's byte cap this bounds the bytes held at once.
+FETCH_CHUNK = 16
+
+
 def _embed_sample_images(clip: Clip, table, config: EmbedConfig, base, reporter, text_vectors):
-    from atlas.images import decode_image, iter_images, open_images
+    """Image embeddings where an image can be had, caption embeddings elsewhere.
+
+    Memory stays bounded: images are fetched :data:`FETCH_CHUNK` at a time, each is decoded
+    (after its pixel count is checked) and reduced to CLIP's input tensor at once, so no more
+    than one full-size decoded image and one batch of small tensors are held.
+    """
+    from atlas.images import OPTED_OUT, decode_image, iter_images, open_images
 
     source = open_images(config.images, base)
     vectors = text_vectors.copy()
@@ -426,31 +442,41 @@ def _embed_sample_images(clip: Clip, table, config: EmbedConfig, base, reporter,
     reasons: dict[str, int] = {}
     embedded = 0
     batch = clip.batch_size(config, images=True)
+    rows, pixels = [], []
+
+    def flush() -> None:
+        nonlocal embedded
+        if rows:
+            vectors[rows] = clip_pixels(clip, pixels)
+            embedded += len(rows)
+            rows.clear()
+            pixels.clear()
+
     progress = reporter.progress("embedding images", total=len(row_ids), unit="images") if reporter else nullcontext(None)
     with progress as task:
-        for fetched in iter_images(source, zip(row_ids, urls), batch=batch):
-            good_rows, good_images = [], []
+        for fetched in iter_images(source, zip(row_ids, urls), batch=min(batch, FETCH_CHUNK)):
             for item in fetched:
-                error = item.error
+                error, data, item.data = item.error, item.data, None
                 if error is None:
                     try:
-                        good_images.append(decode_image(item.data))
-                        good_rows.append(item.row_id)
+                        pixels.append(clip.preprocess(decode_image(data, config.max_pixels)))
+                        rows.append(item.row_id)
                     except ValueError as decode_error:
                         error = str(decode_error)
+                del data
                 if error is not None:
                     reasons[error] = reasons.get(error, 0) + 1
-            if good_images:
-                vectors[good_rows] = clip_images(clip, good_images, batch)
-                embedded += len(good_rows)
+                if len(rows) >= batch:
+                    flush()
             if task is not None:
                 task.advance(len(fetched))
-    failed = sum(reasons.values())
+        flush()
+    failed = sum(n for reason, n in reasons.items() if reason != OPTED_OUT)
     if failed and reporter is not None:
-        top = ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:4])
+        top = ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:4] if k != OPTED_OUT)
         reporter.warn("images", f"{failed:,} of {len(row_ids):,} images could not be embedded ({top}); "
                       "those rows use their caption embedding")
-    return vectors, _images_summary(embedded, failed, reasons)
+    return vectors, _images_summary(embedded, sum(reasons.values()), reasons)
 
 
 def _total_shard_rows(ctx) -> int | None:

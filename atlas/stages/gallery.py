@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from atlas.generate import GENERATED, read_manifest
+from atlas.paths import inside_content
 from atlas.pipeline import Stage
 
 NEIGHBOURS = "neighbours.json"
@@ -26,8 +27,12 @@ def generated_images(content_dir: Path) -> list[tuple[str, Path]]:
     found = []
     for manifest in sorted(root.glob("*/*.json")):
         data = read_manifest(manifest)
-        if data and data.get("image") and (manifest.parent / data["image"]).is_file():
-            found.append((f"{manifest.parent.name}/{manifest.stem}", manifest.parent / data["image"]))
+        if data and isinstance(data.get("image"), str):
+            # The image is published: it must stay inside the content folder.
+            rel = manifest.parent.relative_to(content_dir).as_posix() + "/" + data["image"]
+            image = inside_content(content_dir, rel, f"{manifest} image")
+            if image.is_file():
+                found.append((f"{manifest.parent.name}/{manifest.stem}", image))
     return found
 
 

@@ -16,6 +16,7 @@ from atlas.cache import BOOKKEEPING, tree_digests
 from atlas.config import AtlasConfig
 from atlas.content import Page, load_pages, render_markdown
 from atlas.errors import ContentError
+from atlas.paths import check_links_inside
 from atlas.pipeline import BuildContext, Stage
 from atlas.stages import embed, mapdata, project
 from atlas.stages import stats as stats_stage
@@ -132,6 +133,7 @@ def render_site(
         (out / "map" / "index.html").write_text(html, encoding="utf-8")
         written.append("map/index.html")
 
+    check_links_inside(content_dir / "static", content_dir, "content/static")
     for folder in static_dirs(content_dir, config.site.theme) + [content_dir / "static"]:
         if folder.is_dir():
             shutil.copytree(folder, out / "static", dirs_exist_ok=True)
@@ -256,6 +258,8 @@ def _digest_tree(folder: Path, skip: tuple[str, ...] = ()) -> dict:
 
 
 def _inputs(ctx: BuildContext) -> dict:
+    # Checked on every build, cached or not: a link may change its target without changing a digest.
+    check_links_inside(ctx.content_dir / "static", ctx.content_dir, "content/static")
     themes = [_digest_tree(d) for d in theme_dirs(ctx.content_dir, ctx.config.site.theme)]
     return {
         # Committed artifacts reach the site through the embed/project stages' keys, not as files.

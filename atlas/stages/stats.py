@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from atlas.config import DataConfig, content_path
+from atlas.config import DataConfig
 from atlas.data import (
     HOST_SQL,
     Rows,
@@ -644,10 +644,13 @@ def read(folder: Path | None) -> Stats:
 
 
 def artists_path(config: DataConfig, content_dir: Path) -> Path | None:
-    """``[data] artists``, relative to the content folder; None when no list is configured."""
+    """``[data] artists``, inside the content folder (its names are published); None when no
+    list is configured."""
     if not config.artists:
         return None
-    return content_path(config.artists, content_dir)
+    from atlas.paths import inside_content
+
+    return inside_content(content_dir, config.artists, "[data] artists")
 
 
 def run_stats(sources: list, config: DataConfig, content_dir: Path, reporter,
