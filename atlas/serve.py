@@ -10,6 +10,7 @@ is added while serving, never written to the site.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import json
@@ -126,7 +127,13 @@ class SiteServer:
         self.data = data
         self.cache_dir = cache_dir
         self.reporter = reporter or Reporter()
-        self._tmp = Path(tempfile.mkdtemp(prefix="atlas-serve-"))
+        try:
+            with _signals_deferred():  # a stop signal right now must not strand the folder
+                self._tmp = Path(tempfile.mkdtemp(prefix="atlas-serve-"))
+        except KeyboardInterrupt:  # delivered as the signals are let through again
+            if hasattr(self, "_tmp"):
+                shutil.rmtree(self._tmp, ignore_errors=True)
+            raise
         self.out = self._tmp / "site"
         #: Bumped after every rebuild; the pages poll it.
         self.version = 0
@@ -224,17 +231,26 @@ class SiteServer:
             self._httpd.server_close()
             self.close()
             raise
-        for target in (self._httpd.serve_forever, self._watch):
-            thread = threading.Thread(target=target, name=f"atlas-serve-{target.__name__}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        self._watching.wait(timeout=10)  # so that an edit right after start() is seen
+        try:
+            for target in (self._httpd.serve_forever, self._watch):
+                thread = threading.Thread(target=target, name=f"atlas-serve-{target.__name__}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+            self._watching.wait(timeout=10)  # so that an edit right after start() is seen
+        except BaseException:  # e.g. stopped (SIGTERM, Ctrl-C) while starting: remove the folder
+            if self._threads:
+                self.stop()
+            else:
+                self._httpd.server_close()
+                self.close()
+            raise
         return self
 
     def stop(self) -> None:
         self._stop.set()
         if self._httpd is not None:
-            self._httpd.shutdown()
+            if self._threads:  # shutdown() waits for serve_forever, which runs only once started
+                self._httpd.shutdown()
             self._httpd.server_close()
         for thread in self._threads:
             thread.join(timeout=10)
@@ -262,27 +278,40 @@ def serve(
     """Serve until interrupted (Ctrl-C, or SIGTERM/SIGHUP); the temporary site is removed either way."""
     reporter = reporter or Reporter()
     previous = {sig: signal.signal(sig, _interrupt) for sig in _STOP_SIGNALS}
+    server = None
     try:
-        server = SiteServer(content_dir, host, port, data, cache_dir, reporter, settings).start()
+        server = SiteServer(content_dir, host, port, data, cache_dir, reporter, settings)
+        server.start()
         reporter.info(f"serving {content_dir} at {server.url} (rebuilds on changes; Ctrl-C to stop)")
         if host not in ("127.0.0.1", "localhost", "::1"):
             reporter.warn("serve", f"listening on {host}: other machines on the network can read the site")
-        try:
-            while True:
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            reporter.info("stopping")
-        finally:
-            server.stop()
-    except KeyboardInterrupt:  # stopped during the first build: start() has removed its folder
-        reporter.info("stopped")
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        reporter.info("stopping")
     finally:
+        if server is not None:
+            server.stop()  # removes the temporary site (again harmless when start() already did)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
 #: Signals that stop ``atlas serve`` cleanly (as Ctrl-C does).
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP) if hasattr(signal, "SIGHUP") else (signal.SIGTERM,)
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Hold back Ctrl-C and the stop signals (delivered when the block ends), where possible."""
+    signals = {signal.SIGINT, *_STOP_SIGNALS}
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _interrupt(signum, frame) -> None:

@@ -126,23 +126,25 @@ def test_serve_stopped_by_sigterm_removes_its_temporary_folder(shared, tmp_path)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = dict(os.environ, TMPDIR=str(tmp))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "atlas", "serve", "--content", str(content), "--cache-dir", str(shared["cache"]),
-         "--port", "0"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not (list(tmp.glob("atlas-serve-*/site/index.html"))) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert list(tmp.glob("atlas-serve-*")), "serve never built its site"
-        process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=60)[0]
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert "Traceback" not in output
-    assert list(tmp.glob("atlas-serve-*")) == []
+    # Stopped while serving, then while still building its first site.
+    for ready in ("atlas-serve-*/site/index.html", "atlas-serve-*"):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "atlas", "serve", "--content", str(content), "--cache-dir", str(shared["cache"]),
+             "--port", "0"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while not list(tmp.glob(ready)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert list(tmp.glob("atlas-serve-*")), "serve never made its folder"
+            process.send_signal(signal.SIGTERM)
+            output = process.communicate(timeout=60)[0]
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert "Traceback" not in output
+        assert list(tmp.glob("atlas-serve-*")) == [], ready
 
 
 # ---- item 5: ATLAS_BASE_URL ------------------------------------------------------------------
