@@ -288,5 +288,17 @@ def test_the_embed_stage_records_each_refusal_and_keeps_caption_vectors(server, 
         OPTED_OUT: 1, "too many pixels": 1, "refused address": 1, "not an http(s) url": 1}}
     text_only, _ = embed_sample(_sample_table(list("abcde"), urls), config.model_copy(update={"images": ""}))
     assert not (vectors[0] == text_only[0]).all() and (vectors[1:] == text_only[1:]).all()
-    # The opt-out is not a failure to warn about (the build summary counts it on its own line).
+    # The opt-out is not a failure to warn about: the build summary counts it on its own line.
     assert any("3 of 5 images could not be embedded" in w for w in reporter.warnings)
+    import json
+
+    from atlas.build import build_warnings, make_context
+    from atlas.report import Warnings
+    from conftest import write_content
+
+    (tmp_path / "embed").mkdir()
+    (tmp_path / "embed" / "info.json").write_text(json.dumps(info))
+    ctx = make_context(write_content(tmp_path / "content"), None, tmp_path / "cache", reporter, tmp_path / "site")
+    ctx.outputs["embed"] = tmp_path / "embed"
+    summary = build_warnings(ctx, Warnings(), 0)
+    assert any(m.startswith("1 image(s) were not embedded because their server opted out") for m in summary)
