@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from _atlas_site import shared_build
 from browser import launch, skip_reason
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
@@ -38,8 +37,8 @@ class _PagesLike(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def site_url(tmp_path_factory):
-    site = shared_build(tmp_path_factory)["site"]
+def site_url(shared):
+    site = shared["site"]
     assert "fetch(" in (site / "404.html").read_text()  # no base URL: the page finds its root itself
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_PagesLike, directory=str(site)))
     server.daemon_threads = True

@@ -268,7 +268,7 @@ def test_non_http_and_malformed_urls(server):
 
 @needs_images
 def test_the_embed_stage_records_each_refusal_and_keeps_caption_vectors(server, monkeypatch, tmp_path):
-    from conftest_ml import save_tiny_clip
+    from conftest import save_tiny_clip
 
     import atlas.images
     from atlas.config import EmbedConfig

@@ -15,16 +15,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from _atlas_site import content_copy, quiet_build, shared_build
 from atlas.cli import main
 from atlas.errors import ConfigError
 from atlas.paths import check_links_inside, inside_content
-from conftest import write_content, write_shard
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    return shared_build(tmp_path_factory)
+from conftest import content_copy, quiet_build, write_content, write_shard
 
 
 def run_cli(*args: str, env: dict | None = None):

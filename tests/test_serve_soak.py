@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from _atlas_site import content_copy, shared_build
+from conftest import EDIT_PAGE, content_copy
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +29,6 @@ REQUESTS = 10_400
 CLIENTS = 4
 SEED = 9
 CANARY = "CANARY-7f3a9c-not-for-publishing"
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    return shared_build(tmp_path_factory)
 
 
 def _rss_kb(pid: int) -> int:
@@ -108,7 +103,8 @@ def test_serve_survives_a_soak_of_hostile_requests_while_pages_are_edited(shared
     try:
         assert port_found.wait(300), "".join(log)
         port = port["value"]
-        site_files = ["/", "/map/", "/making/", "/static/css/atlas.css", "/data/build.json", "/data/stats.json",
+        edited = "/" + EDIT_PAGE.removesuffix(".md") + "/"
+        site_files = ["/", "/map/", edited, "/static/css/atlas.css", "/data/build.json", "/data/stats.json",
                       "/map/data/points.bin", "/404-nowhere/", "/robots.txt"]
         canary_paths = [str(tmp_path / "canary.txt"), str(content / "canary.txt")]
         hostile = _hostile(canary_paths)
@@ -137,7 +133,7 @@ def test_serve_survives_a_soak_of_hostile_requests_while_pages_are_edited(shared
                     if CANARY.encode() in answer or b"root:x:0:0" in answer:
                         leaks.append(raw[:120].decode("latin-1"))
 
-        page = content / "making.md"
+        page = content / EDIT_PAGE
         original = page.read_text()
 
         def editor() -> None:
@@ -165,7 +161,7 @@ def test_serve_survives_a_soak_of_hostile_requests_while_pages_are_edited(shared
         time.sleep(2)  # let the last rebuild finish
         rss_after = _rss_kb(process.pid)
         assert process.poll() is None, "atlas serve died:\n" + "".join(log[-40:])
-        final = _exchange(port, b"GET /making/ HTTP/1.0\r\n\r\n")
+        final = _exchange(port, f"GET {edited} HTTP/1.0\r\n\r\n".encode())
         version = _exchange(port, b"GET /__atlas__/version HTTP/1.0\r\n\r\n").split(b"\r\n\r\n", 1)[1]
         rebuilds = json.loads(version)["version"]
         sent = sum(v for k, v in counts.items() if k != "edits")
