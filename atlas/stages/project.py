@@ -4,7 +4,8 @@ PCA to ``[project] pca_dims``, then the k-nearest-neighbour graph of the reduced
 blocked matrix products up to ``EXACT_KNN_MAX`` points, pynndescent above, on every core), then
 UMAP (cuML's on a CUDA machine where it is installed, else umap-learn) on that same graph. The
 graph is computed once: UMAP gets it as ``precomputed_knn`` and its first ``MAP_NEIGHBOURS``
-columns are the map's nearest neighbours (``neighbours.bin``). Above ``fit_size`` points UMAP is
+columns are the map's nearest neighbours (``neighbours.bin``). UMAP starts from the PCA layout (a spectral
+start cost more than the optimisation itself, for the same quality). Above ``fit_size`` points UMAP is
 fitted on a seeded subset and applied to the rest with ``transform``. Very small samples (too few
 points for UMAP's neighbour graph) are placed by PCA alone. Coordinates are scaled to [-1, 1]
 along the longer side, keeping the aspect ratio.
@@ -310,15 +311,11 @@ def _umap(reduced: np.ndarray, config: ProjectConfig, knn: tuple[np.ndarray, np.
         seeded = config.deterministic
         model = umap.UMAP(n_components=2, n_neighbors=neighbors, min_dist=config.min_dist, metric=config.metric,
                           random_state=config.seed if seeded else None, n_jobs=1 if seeded else _threads(),
-                          low_memory=True, n_epochs=epochs, precomputed_knn=precomputed)
+                          low_memory=True, n_epochs=epochs, init="pca", precomputed_knn=precomputed)
         if not seeded:
             method += f" ({_threads()} threads, unseeded)"
     coords = np.zeros((n, 2), dtype=np.float32)
     with warnings.catch_warnings():
-        # Many identical captions (common in LAION, and in the demo) split the neighbour graph;
-        # umap-learn then says, once per component, that it fell back from a spectral to a
-        # (seeded, so still reproducible) random start. Harmless: keep it out of the user's terminal.
-        warnings.filterwarnings("ignore", message="Spectral initialisation failed", category=UserWarning)
         # With a precomputed graph and no search index umap-learn warns that transform is off: we never call it then.
         warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]", category=UserWarning)
         coords[fit_index] = np.asarray(model.fit_transform(reduced[fit_index]), dtype=np.float32)
@@ -343,7 +340,7 @@ def _kmeans(coords: np.ndarray, k: int, seed: int) -> np.ndarray:
 
     with warnings.catch_warnings():  # duplicate points give fewer distinct clusters: fine
         warnings.simplefilter("ignore", ConvergenceWarning)
-        labels = KMeans(n_clusters=min(k, n), n_init=3, random_state=seed).fit_predict(coords.astype(np.float64))
+        labels = KMeans(n_clusters=min(k, n), n_init=1, random_state=seed).fit_predict(coords.astype(np.float64))
     # Renumber by size (largest first), ties by first appearance, so ids are stable and meaningful.
     ids, first, counts = np.unique(labels, return_index=True, return_counts=True)
     order = np.lexsort((first, -counts))
@@ -366,28 +363,41 @@ def _analyzer():
     return analyse
 
 
-def label_clusters(captions: list[str], assignments: np.ndarray, max_words: int = 3) -> list[str]:
-    """A 1-3 word label per cluster id: its most distinctive caption terms (class-based TF-IDF)."""
-    from scipy import sparse
+def caption_terms(captions: list[str]):
+    """Which captions contain which terms (words and word pairs): (binary counts [N, V], vocabulary),
+    or None when no caption has a usable word. Computed once, shared by the cluster levels."""
     from sklearn.feature_extraction.text import CountVectorizer
 
-    k = int(assignments.max()) + 1 if len(assignments) else 0
-    if k == 0:
-        return []
     texts = [c if isinstance(c, str) else "" for c in captions]
     try:
         vectorizer = CountVectorizer(analyzer=_analyzer(), min_df=2 if len(texts) >= 200 else 1, binary=True)
         counts = vectorizer.fit_transform(texts)
     except ValueError:  # no usable words at all
+        return None
+    return counts, np.array(vectorizer.get_feature_names_out())
+
+
+def label_clusters(captions: list[str], assignments: np.ndarray, max_words: int = 3, terms=None) -> list[str]:
+    """A 1-3 word label per cluster id: its most distinctive caption terms (class-based TF-IDF).
+
+    ``terms``: :func:`caption_terms` of the captions, when already computed."""
+    from scipy import sparse
+
+    k = int(assignments.max()) + 1 if len(assignments) else 0
+    if k == 0:
+        return []
+    terms = caption_terms(captions) if terms is None else terms
+    if terms is None:
         return [""] * k
-    vocab = np.array(vectorizer.get_feature_names_out())
-    member = sparse.csr_matrix((np.ones(len(texts)), (assignments, np.arange(len(texts)))), shape=(k, len(texts)))
+    counts, vocab = terms
+    docs = counts.shape[0]
+    member = sparse.csr_matrix((np.ones(docs), (assignments, np.arange(docs))), shape=(k, docs))
     per_cluster = (member @ counts).toarray().astype(np.float64)  # documents containing each term
     sizes = np.bincount(assignments, minlength=k).astype(np.float64)
     share = per_cluster / np.maximum(sizes, 1)[:, None]
     # Distinctive: frequent inside the cluster, rarer outside (c-TF-IDF style idf).
     overall = per_cluster.sum(axis=0)
-    idf = np.log1p(len(texts) / np.maximum(overall, 1))
+    idf = np.log1p(docs / np.maximum(overall, 1))
     score = share * idf
     is_bigram = np.array([" " in term for term in vocab])
     labels = []
@@ -449,9 +459,10 @@ def project(vectors: np.ndarray, captions: list[str], config: ProjectConfig, rep
     info["neighbour_recall"] = None if math.isnan(recall) else round(recall, 4)
     coarse_k, fine_k = cluster_counts(n)
     levels = []
+    terms = caption_terms(captions)
     for name, k in (("coarse", coarse_k), ("fine", fine_k)):
         assignments = _kmeans(coords, k, config.seed)
-        labels = label_clusters(captions, assignments)
+        labels = label_clusters(captions, assignments, terms=terms)
         clusters = []
         for cluster, label in enumerate(labels):
             members = coords[assignments == cluster]
