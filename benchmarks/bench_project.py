@@ -64,7 +64,7 @@ from atlas.config import ProjectConfig
 if variant == "old":
     import importlib.util
     spec = importlib.util.spec_from_file_location("project_old", sys.argv[7])
-    module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
+    module = importlib.util.module_from_spec(spec); sys.modules["project_old"] = module; spec.loader.exec_module(module)
     config = ProjectConfig(fit_size=50_000)
 else:
     from atlas.stages import project as module
@@ -164,7 +164,7 @@ def main() -> None:
             repeat = args.old_repeat if variant == "old" else args.repeat
             if variant != "old" and not warmed:
                 print("  warming numba's cache (untimed run)", flush=True)
-                run_variant(variant, vectors_path, captions_path, min(args.sizes), old_module, env)
+                run_variant(variant, vectors_path, captions_path, 3_000, old_module, env)
                 warmed = True
             for attempt in range(repeat):
                 run = run_variant(variant, vectors_path, captions_path, n, old_module, env)
@@ -175,6 +175,13 @@ def main() -> None:
                       f"{run['cpu_seconds']:7.1f} CPU-s, recall@10 {run['recall@10']:.3f}, "
                       f"trust {run['trustworthiness']:.3f}, phases {run['phases']}, load {run['load_average']}",
                       flush=True)
+                save(runs, load_before, uptime, final=False)
+    path = save(runs, load_before, uptime, final=True)
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
+def save(runs: dict, load_before: list, uptime: str, final: bool) -> Path:
+    """Write the results so far (after every run, so a long benchmark cut short keeps its figures)."""
     rows, summary = [], {}
     for key, group in runs.items():
         n, variant = key.split("/")
@@ -190,13 +197,13 @@ def main() -> None:
         summary[key] = entry
         rows.append([f"{int(n):,}", variant, len(group), entry["median_seconds"], entry["median_cpu_seconds"],
                      entry["recall@10"], entry["trustworthiness"], "yes" if entry["same_coords_every_run"] else "no"])
-    print(table(["points", "variant", "runs", "wall s", "CPU s", "recall@10", "trust", "same map"], rows))
-    path = write_result("bench_project", {
-        "load_average_at_start": load_before, "uptime_at_start": uptime,
+    if final:
+        print(table(["points", "variant", "runs", "wall s", "CPU s", "recall@10", "trust", "same map"], rows))
+    return write_result("bench_project", {
+        "load_average_at_start": load_before, "uptime_at_start": uptime, "complete": final,
         "targets": {"100000": "< 60 s wall", "20000": "< 15 s wall"},
         "old_commit": OLD_COMMIT, "summary": summary, "runs": runs,
     })
-    print(f"wrote {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
