@@ -70,8 +70,8 @@ def main() -> int:
 
         cold = _cli(content, out, cache, env)
         stages = json.loads((out / "data" / "build.json").read_text())["stages"]
-        print(f"cold build:        {cold['seconds']:8.2f} s wall, {cold['cpu_seconds']:7.2f} CPU-s "
-              f"(stages: {', '.join(f'{k} {v['seconds']:.1f}s' for k, v in stages.items() if v['seconds'])})",
+        ran = ", ".join(f"{name} {state['seconds']:.1f}s" for name, state in stages.items() if state["seconds"])
+        print(f"cold build:        {cold['seconds']:8.2f} s wall, {cold['cpu_seconds']:7.2f} CPU-s (stages: {ran})",
               flush=True)
         same = [_cli(content, out, cache, env) for _ in range(args.repeat)]
         print(f"no-change rebuild: {median([r['seconds'] for r in same]):8.2f} s wall (median of {len(same)}), "
