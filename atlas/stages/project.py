@@ -16,10 +16,11 @@ are cached: :func:`import_umap` imports it with numba's on-disk cache switched o
 :func:`use_numba_cache`), so only the first build on a machine pays for compiling.
 
 Determinism. With ``[project] deterministic = true`` (the default) equal inputs and seeds give
-equal maps: the neighbour graph is exact or seeded pynndescent (whose result does not depend on
-the thread count), and UMAP's optimisation runs seeded on one thread. ``deterministic = false``
-lets UMAP optimise on every core without a seed: faster on big samples, but each run draws a
-different (equally good) map.
+equal maps: the neighbour graph is exact or seeded pynndescent (repeatable run to run, as the
+tests check; whether it also agrees across machines with other core counts is not checked), and
+UMAP's optimisation runs seeded on one thread. ``deterministic = false`` lets UMAP optimise on
+every core without a seed: each run draws a different (equally good) map. On 2 cores it saved
+little (bench_project.py), so the default keeps equal maps.
 
 Clusters are k-means on the map coordinates (so they look like the islands a reader sees) at two
 levels, ``coarse`` and ``fine``; each is labelled with its most distinctive caption words
