@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import numpy as np
@@ -170,6 +171,7 @@ def test_exact_neighbours_match_brute_force():
     assert np.array_equal(eu[:, 1:], np.argsort(d, axis=1, kind="stable")[:, :5])
 
 
+@pytest.mark.slow
 def test_approximate_neighbours_find_nearly_all_true_ones(monkeypatch):
     points = np.random.default_rng(6).normal(size=(3000, 16)).astype(np.float32)
     monkeypatch.setattr(project_stage, "EXACT_KNN_MAX", 100)  # force pynndescent
@@ -185,6 +187,7 @@ def test_approximate_neighbours_find_nearly_all_true_ones(monkeypatch):
     assert np.array_equal(indices, again)
 
 
+@pytest.mark.slow
 def test_neighbours_are_written_and_read_back(themed, tmp_path):
     captions, vectors = themed
     projection = project(vectors, captions, ProjectConfig(seed=0))
@@ -235,6 +238,7 @@ print(hashlib.sha256(p.coords.tobytes() + p.neighbours.tobytes()).hexdigest())
 """
 
 
+@pytest.mark.slow
 def test_same_seed_same_map_in_fresh_processes():
     """Equal seeds give equal maps and neighbours across processes (numba's cache loaded or not)."""
     exact_max, points = 20_000, 300
@@ -265,6 +269,7 @@ def test_bad_project_settings_are_refused(section):
         parse_config({"project": section})
 
 
+@pytest.mark.slow
 @needs_shared
 def test_map_of_the_real_sample_keeps_neighbourhoods():
     """On the 10k real captions (offline TF-IDF embedder) the default map keeps neighbourhoods:
