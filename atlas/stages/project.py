@@ -230,8 +230,12 @@ def knn_graph(vectors: np.ndarray, k: int, metric: str, seed: int) -> tuple[np.n
 
     threads = _threads()
     numba.set_num_threads(threads)
-    index = NNDescent(vectors, metric=metric, n_neighbors=k, random_state=seed, n_jobs=threads,
-                      low_memory=True, compressed=False, verbose=False)
+    with warnings.catch_warnings():
+        # Two of pynndescent's functions cannot go to numba's cache (they compile in each process);
+        # numba says so once per process: nothing the user can act on.
+        warnings.filterwarnings("ignore", message="Cannot cache compiled function")
+        index = NNDescent(vectors, metric=metric, n_neighbors=k, random_state=seed, n_jobs=threads,
+                          low_memory=True, compressed=False, verbose=False)
     indices, distances = _self_first(*index.neighbor_graph)
     return indices.astype(np.int32), distances.astype(np.float32), f"pynndescent ({threads} threads)"
 
