@@ -94,6 +94,10 @@ def make_context(
     config = (config or load_config(content_dir)).with_base_url(settings.base_url)
     sources = select_sources(data, config.data.sources, content_dir)
     cache = Cache(cache_dir or default_cache_dir(settings))
+    # Before anything imports numba: umap-learn's compiled functions are kept beside the stages.
+    from atlas.stages.project import use_numba_cache
+
+    use_numba_cache(cache.root / "numba")
     return BuildContext(
         config=config,
         content_dir=content_dir,

@@ -142,8 +142,12 @@ class ProjectConfig(_Section):
     min_dist: float = Field(0.1, ge=0.0, le=1.0)
     metric: str = "cosine"
     #: UMAP is fitted on at most this many points and applied to the rest.
-    fit_size: int = Field(50_000, ge=100)
+    fit_size: int = Field(200_000, ge=100)
     seed: int = 42
+    #: UMAP optimisation epochs; 0 picks by sample size (200 up to 10k points, else 150).
+    epochs: int = Field(0, ge=0, le=2000)
+    #: True: equal seeds give equal maps (UMAP optimises seeded on one thread). False: every core, unseeded.
+    deterministic: bool = True
 
 
 class GenerateConfig(_Section):

@@ -179,6 +179,7 @@ def main() -> None:
         "embedder": f"{info['method']} ({info['model']}, dim {info['dim']})",
         "projection": projection.method,
         "project_phases_seconds": projection.timings,
+        "neighbours": projection.info,
         "clusters": {level.name: len(level.clusters) for level in projection.levels},
         "coarse_labels": [c["label"] for c in projection.levels[0].clusters],
         "mapdata_bytes": mapdata_size,
@@ -191,7 +192,7 @@ def main() -> None:
     }
     print(f"  {'total':<10} {total:8.1f} s   peak RSS {report['peak_rss_mb']:8.1f} MB")
     print(f"  {report['embedder']}; {report['projection']}; clusters {report['clusters']}")
-    print(f"  project phases (s): {projection.timings}")
+    print(f"  project phases (s): {projection.timings}; neighbours: {projection.info}")
     print(f"  coarse labels: {report['coarse_labels']}")
     out = ROOT / "benchmarks" / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

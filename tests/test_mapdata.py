@@ -219,3 +219,29 @@ def test_meta_carries_the_binary_encoding_the_points_use(tmp_path):
     assert present.max() <= enc["score_max"] and (scores == enc["score_missing"]).any()  # the extra row has none
     captions = mapdata.read(out).captions()
     assert len(captions) == meta["count"] == 301 and "far away" in captions
+
+
+def test_neighbours_follow_the_points_into_map_order(inputs, tmp_path):
+    """neighbours.bin on the site names the same rows as the project stage's, renumbered into the
+    map's point order (checked through each point's row_id in the detail chunks)."""
+    from atlas.stages.project import NO_NEIGHBOUR, exact_knn, map_neighbours
+
+    projection = project.read(inputs["project"])
+    n = len(projection.coords)
+    by_row = map_neighbours(exact_knn(projection.coords, 11, "euclidean")[0])  # any neighbour table will do
+    by_row[-1, 7:] = NO_NEIGHBOUR  # a point with fewer neighbours keeps its gaps
+    projection.neighbours = by_row
+    out = tmp_path / "map"
+    write_mapdata(inputs["sample"], projection, None, out, chunk_size=700)
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["neighbours"] == {"file": "neighbours.bin", "k": 10, "type": "uint32", "missing": NO_NEIGHBOUR,
+                                  "bytes": n * 40}
+    on_map = np.fromfile(out / "neighbours.bin", dtype="<u4").reshape(n, 10)
+    row_of = np.array([d[3] for d in all_details(out, meta)])  # point index -> row id
+    assert sorted(row_of.tolist()) == list(range(n))
+    translated = np.where(on_map == NO_NEIGHBOUR, NO_NEIGHBOUR, row_of[np.minimum(on_map, n - 1)])
+    assert np.array_equal(translated, by_row[row_of])
+    # Without neighbours (an older project output) there is no file and no meta entry.
+    write_mapdata(inputs["sample"], projection.coords, None, out, chunk_size=700)
+    assert json.loads((out / "meta.json").read_text())["neighbours"] is None
+    assert not (out / "neighbours.bin").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import numpy as np
@@ -143,3 +144,148 @@ def test_sample_embed_project_stages_end_to_end(tmp_path):
     ctx = make_context(tmp_path, [str(SAMPLE_10K)], sample={"size": 400, "seed": 1},
                        project={"fit_size": 200, "min_dist": 0.3})
     assert [r.status for r in run_stages(stages, ctx)] == ["cached", "cached", "ran"]
+
+
+# ----------------------------------------------------------------------------- neighbours, determinism, quality
+
+
+def _brute_force(points: np.ndarray, k: int) -> np.ndarray:
+    """The k nearest other points by cosine distance, by a full sort (the reference)."""
+    unit = points / np.linalg.norm(points, axis=1, keepdims=True)
+    distance = 1 - unit @ unit.T
+    np.fill_diagonal(distance, np.inf)
+    return np.argsort(distance, axis=1, kind="stable")[:, :k]
+
+
+def test_exact_neighbours_match_brute_force():
+    points = np.random.default_rng(5).normal(size=(700, 12)).astype(np.float32)
+    indices, distances, how = project_stage.knn_graph(points, 11, "cosine", seed=0)
+    assert how == "exact" and indices.dtype == np.int32 and indices.shape == (700, 11)
+    assert np.array_equal(indices[:, 0], np.arange(700)) and np.all(distances[:, 0] == 0)
+    assert np.array_equal(project_stage.map_neighbours(indices), _brute_force(points, 10))
+    assert np.all(np.diff(distances, axis=1) >= -1e-6)  # nearest first
+    # Euclidean too, against the same full sort.
+    eu, _ = project_stage.exact_knn(points, 6, "euclidean")
+    d = np.linalg.norm(points[:, None] - points[None], axis=2)
+    np.fill_diagonal(d, np.inf)
+    assert np.array_equal(eu[:, 1:], np.argsort(d, axis=1, kind="stable")[:, :5])
+
+
+@pytest.mark.slow
+def test_approximate_neighbours_find_nearly_all_true_ones(monkeypatch):
+    points = np.random.default_rng(6).normal(size=(3000, 16)).astype(np.float32)
+    monkeypatch.setattr(project_stage, "EXACT_KNN_MAX", 100)  # force pynndescent
+    indices, _, how = project_stage.knn_graph(points, 11, "cosine", seed=0)
+    assert how.startswith("pynndescent")
+    found = project_stage.map_neighbours(indices)
+    truth = _brute_force(points, 10)
+    recall = np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(found, truth)])
+    assert recall > 0.9, recall  # 16 random dimensions: a hard case for NN-descent (real embeddings do better)
+    assert not np.any(found == np.arange(3000)[:, None])  # never a point's own neighbour
+    # Seeded and multi-threaded, yet the same graph every time.
+    again, _, _ = project_stage.knn_graph(points, 11, "cosine", seed=0)
+    assert np.array_equal(indices, again)
+
+
+@pytest.mark.slow
+def test_neighbours_are_written_and_read_back(themed, tmp_path):
+    captions, vectors = themed
+    projection = project(vectors, captions, ProjectConfig(seed=0))
+    write_projection(projection, tmp_path)
+    neighbours = project_stage.read_neighbours(tmp_path)
+    assert neighbours.dtype == np.uint32 and neighbours.shape == (240, project_stage.MAP_NEIGHBOURS)
+    assert (tmp_path / "neighbours.bin").stat().st_size == 240 * 10 * 4
+    # The captions repeat (ties): compare distances, nearest first, with a full sort's.
+    reduced = project_stage._pca(vectors, ProjectConfig().pca_dims, 0)
+    unit = reduced / np.linalg.norm(reduced, axis=1, keepdims=True)
+    distance = 1 - unit @ unit.T
+    np.fill_diagonal(distance, np.inf)
+    found = np.take_along_axis(distance, neighbours.astype(np.int64), axis=1)
+    assert np.allclose(found, np.sort(distance, axis=1)[:, :10], atol=1e-5)
+    assert not np.any(neighbours == np.arange(240)[:, None])
+    meta = json.loads((tmp_path / "clusters.json").read_text())["neighbours"]
+    assert meta["k"] == 10 and meta["neighbours"] == "exact" and 0 < meta["neighbour_recall"] <= 1
+    # Neighbours in embedding space share their theme (the reader walks within an island).
+    theme = np.repeat(np.arange(4), 60)
+    assert np.mean(theme[neighbours.astype(np.int64)] == theme[:, None]) > 0.95
+
+
+def test_tiny_samples_pad_missing_neighbours(tmp_path):
+    captions = [f"caption {i} about red cats" for i in range(4)]
+    projection = project(tfidf_embed(captions), captions, ProjectConfig())
+    write_projection(projection, tmp_path)
+    neighbours = project_stage.read_neighbours(tmp_path)
+    assert neighbours.shape == (4, 10)
+    assert np.all(neighbours[:, 3:] == project_stage.NO_NEIGHBOUR)
+    assert [sorted(row[:3].tolist()) for row in neighbours] == [sorted(set(range(4)) - {i}) for i in range(4)]
+    empty = project(np.zeros((0, 8), np.float32), [], ProjectConfig())
+    write_projection(empty, tmp_path)
+    assert project_stage.read_neighbours(tmp_path).shape == (0, 10)
+
+
+CHILD = """
+import hashlib, sys
+import numpy as np
+from atlas.config import ProjectConfig
+from atlas.stages import project as stage
+from atlas.stages.embed import tfidf_embed
+stage.EXACT_KNN_MAX = int(sys.argv[1])  # 0: the approximate, multi-threaded neighbour graph
+rng = np.random.default_rng(0)
+words = "red blue green dress car kitchen guitar lamp chair cat dog tree house boat".split()
+captions = [" ".join(rng.choice(words, size=4)) + f" {i % 97}" for i in range(int(sys.argv[2]))]
+p = stage.project(tfidf_embed(captions, seed=0), captions, ProjectConfig(seed=7))
+print(hashlib.sha256(p.coords.tobytes() + p.neighbours.tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_same_seed_same_map_in_fresh_processes():
+    """Equal seeds give equal maps and neighbours across processes (numba's cache loaded or not)."""
+    exact_max, points = 20_000, 300
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    runs = [subprocess.run([sys.executable, "-c", CHILD, str(exact_max), str(points)], env=env, check=True,
+                           capture_output=True, text=True).stdout.strip() for _ in range(2)]
+    assert len(runs[0]) == 64 and runs[0] == runs[1]
+
+
+def test_numba_cache_folder_is_set_unless_the_user_chose_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    assert project_stage.use_numba_cache(tmp_path / "numba") == str(tmp_path / "numba")
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "numba")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/somewhere/else")
+    assert project_stage.use_numba_cache(tmp_path / "numba") == "/somewhere/else"
+
+
+@pytest.mark.parametrize("section", [{"epochs": -1}, {"epochs": "many"}, {"deterministic": "perhaps"},
+                                     {"fit_size": 10}, {"epoch": 100}])
+def test_bad_project_settings_are_refused(section):
+    from atlas.config import parse_config
+    from atlas.errors import AtlasError
+
+    with pytest.raises(AtlasError):
+        parse_config({"project": section})
+
+
+@pytest.mark.slow
+@needs_shared
+def test_map_of_the_real_sample_keeps_neighbourhoods():
+    """On the 10k real captions (offline TF-IDF embedder) the default map keeps neighbourhoods:
+    trustworthiness and neighbour recall well above a shuffled map's."""
+    from sklearn.manifold import trustworthiness
+
+    captions = pq.read_table(SAMPLE_10K, columns=["TEXT"]).column("TEXT").to_pylist()
+    captions = [c or "" for c in captions]
+    vectors = tfidf_embed(captions, seed=0)
+    projection = project(vectors, captions, ProjectConfig())
+    sub = np.sort(np.random.default_rng(0).choice(len(vectors), size=2000, replace=False))
+    trust = trustworthiness(vectors[sub], projection.coords[sub], n_neighbors=10, metric="cosine")
+    shuffled = projection.coords[np.random.default_rng(1).permutation(len(vectors))]
+    recall = project_stage.neighbour_recall(projection.coords, projection.neighbours)
+    assert projection.info["neighbour_recall"] == round(recall, 4)
+    assert trust > 0.85, trust
+    assert recall > 0.25, recall
+    assert project_stage.neighbour_recall(shuffled, projection.neighbours) < 0.01
+    assert trustworthiness(vectors[sub], shuffled[sub], n_neighbors=10, metric="cosine") < 0.6

@@ -28,6 +28,11 @@
 ``detail/NNNNN.json``
     Per point ``[url, host, domain, row_id, aesthetic, similarity, punsafe, pwatermark]``; ``url``
     is ``null`` unless it is a plain http(s) URL (:func:`atlas.data.safe_http_url`).
+``neighbours.bin``
+    Each point's k (``meta["neighbours"]["k"]``, 10) nearest points in embedding space, from the
+    project stage: little-endian uint32 [count, k], row p = point p, values are point indices in
+    the same (Morton) order as ``points.bin``, nearest first, 4294967295 = none. Loaded on demand
+    (a pinned point), never in the first load.
 
 Captions are data, never markup: they are written as JSON strings and the page inserts them
 with ``textContent`` only.
@@ -199,7 +204,8 @@ def write_mapdata(
     the project stage's :class:`~atlas.stages.project.Projection` (or just its float [N, 2]
     coordinates, without clusters), row i = sample row_id i; ``embed`` the embed stage's
     :class:`~atlas.stages.embed.EmbedInfo` (or a dict with ``method``, ``model``, ``notice``);
-    ``source_rows`` how many rows the sample was drawn from (for the summary line).
+    ``source_rows`` how many rows the sample was drawn from (for the summary line). The
+    projection's ``neighbours`` (when it has them) become ``neighbours.bin``.
     """
     out = Path(out_folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -290,6 +296,9 @@ def write_mapdata(
                 handle.write(b"\0" * pad)
                 offset += pad
     points_bytes = offset
+    neighbours = getattr(projection, "neighbours", None)
+    has_neighbours = neighbours is not None and len(neighbours) == n and (n == 0 or neighbours.shape[1] > 0)
+    neighbour_meta = _write_neighbours(out, neighbours if has_neighbours else None, order, n)
 
     # Text chunks.
     chunks = math.ceil(n / chunk_size) if n else 0
@@ -347,6 +356,7 @@ def write_mapdata(
         "clusters": cluster_meta,
         "colour_by": colour_by,
         "colour_labels": {key: COLOUR_LABELS[key] for key in colour_by},
+        "neighbours": neighbour_meta,
         "method": embed.get("method"),
         "model": embed.get("model"),
         "notice": embed.get("notice"),
@@ -356,6 +366,27 @@ def write_mapdata(
              points_bytes / n if n else 0, chunks)
     return {"points": int(n), "bytes": points_bytes, "chunks": int(chunks), "colour_by": colour_by,
             "unsafe_urls": unsafe_urls}
+
+
+def _write_neighbours(out: Path, neighbours: np.ndarray | None, order: np.ndarray, n: int) -> dict | None:
+    """Write ``neighbours.bin`` renumbered into map (Morton) order; its ``meta.json`` entry."""
+    from atlas.stages.project import NO_NEIGHBOUR
+
+    path = out / "neighbours.bin"
+    if neighbours is None:
+        path.unlink(missing_ok=True)
+        return None
+    neighbours = np.asarray(neighbours)
+    if neighbours.ndim != 2 or len(neighbours) != n:
+        raise ValueError(f"neighbours has shape {neighbours.shape}, expected ({n}, k) for the sample's rows")
+    position = np.empty(n, dtype=np.int64)  # row id -> point index on the map
+    position[order] = np.arange(n)
+    rows = neighbours[order].astype(np.int64)
+    missing = (rows < 0) | (rows >= n)
+    mapped = np.where(missing, NO_NEIGHBOUR, position[np.where(missing, 0, rows)]).astype("<u4")
+    path.write_bytes(np.ascontiguousarray(mapped).tobytes())
+    return {"file": path.name, "k": int(neighbours.shape[1]), "type": "uint32", "missing": NO_NEIGHBOUR,
+            "bytes": int(mapped.nbytes)}
 
 
 # ----------------------------------------------------------------------------- stage
@@ -375,7 +406,7 @@ def _run(ctx, folder: Path) -> dict:
 
 STAGE = Stage(
     "mapdata",
-    "2",  # 2: meta.json carries the binary format's numbers ("encoding")
+    "3",  # 2: meta.json carries the binary format's numbers ("encoding"); 3: neighbours.bin
     inputs=lambda ctx: {"chunk_size": CHUNK_SIZE, "top_domains": TOP_DOMAINS, "format": FORMAT},
     run=_run,
     after=("sample", "embed", "project"),
