@@ -24,17 +24,17 @@ def _pages(out: Path) -> list[Path]:
     return sorted(out.rglob("*.html"))
 
 
-def test_no_reader_page_contains_commands_or_config_keys(demo_site):
-    pages = _pages(demo_site["out"])
+def test_no_reader_page_contains_commands_or_config_keys(shared):
+    pages = _pages(shared["site"])
     assert len(pages) >= 9
     for page in pages:
         html = page.read_text(encoding="utf-8")
         found = BUILDER_TALK.findall(html)
-        assert not found, f"{page.relative_to(demo_site['out'])}: {found}"
-    meta = json.loads((demo_site["out"] / "map" / "data" / "meta.json").read_text())
+        assert not found, f"{page.relative_to(shared['out'])}: {found}"
+    meta = json.loads((shared["site"] / "map" / "data" / "meta.json").read_text())
     assert meta["notice"] and not BUILDER_TALK.search(meta["notice"])
     # The instructions are still there for the builder.
-    build = json.loads((demo_site["out"] / "data" / "build.json").read_text())
+    build = json.loads((shared["site"] / "data" / "build.json").read_text())
     assert any("atlas generate" in w for w in build["warnings"])
     assert any("[data] sources" in w for w in build["warnings"])
 
@@ -45,12 +45,12 @@ def _is_reserved(url: str) -> bool:
         host.endswith((".example.com", ".example.org", ".example.net"))
 
 
-def test_demo_rows_point_only_at_reserved_domains_and_are_never_linked(demo_site):
-    shards = sorted((demo_site["cache"] / "demo").rglob("*.parquet"))
+def test_demo_rows_point_only_at_reserved_domains_and_are_never_linked(shared):
+    shards = sorted((shared["cache"] / "demo").rglob("*.parquet"))
     assert shards
     urls = [u for s in shards for u in pq.read_table(s, columns=["URL"]).column("URL").to_pylist()]
     assert len(urls) >= 100_000 and all(_is_reserved(u) for u in urls)
-    out = demo_site["out"]
+    out = shared["site"]
     meta = json.loads((out / "map" / "data" / "meta.json").read_text())
     assert meta["demo"] is True
     for page in _pages(out):
@@ -75,19 +75,19 @@ def test_demo_captions_read_as_alt_text():
     assert captions == demo_table(3000, seed=0).column("TEXT").to_pylist()  # deterministic
 
 
-def test_bias_page_shows_caption_figures_for_every_occupation(demo_site):
-    html = (demo_site["out"] / "bias" / "index.html").read_text(encoding="utf-8")
+def test_bias_page_shows_caption_figures_for_every_occupation(shared):
+    html = (shared["site"] / "bias" / "index.html").read_text(encoding="utf-8")
     body = html.split('<section class="bias-captions"', 1)[1].split("</section>", 1)[0]
     rows = re.findall(r'<th scope="row">([^<]+)</th>', body)
     assert len(rows) == 12 and "a software engineer" in rows
     assert "Download the figures as CSV" in body
-    csv = (demo_site["out"] / "data" / "bias-captions.csv").read_text(encoding="utf-8").splitlines()
+    csv = (shared["site"] / "data" / "bias-captions.csv").read_text(encoding="utf-8").splitlines()
     assert len(csv) == 13 and csv[0].startswith("occupation,")
     assert "not published yet" in html and "0 of 72" not in html
 
 
-def test_stable_diffusion_page_shows_nearest_captions_for_all_prompts(demo_site):
-    html = (demo_site["out"] / "stable-diffusion" / "index.html").read_text(encoding="utf-8")
+def test_stable_diffusion_page_shows_nearest_captions_for_all_prompts(shared):
+    html = (shared["site"] / "stable-diffusion" / "index.html").read_text(encoding="utf-8")
     articles = html.split('<article class="prompt"')[1:]
     assert len(articles) == 8
     for article in articles:
@@ -96,8 +96,8 @@ def test_stable_diffusion_page_shows_nearest_captions_for_all_prompts(demo_site)
     assert html.count("not published yet") == 1  # said once, for the page
 
 
-def test_every_page_has_a_social_image_and_every_reading_a_source(demo_site):
-    out = demo_site["out"]
+def test_every_page_has_a_social_image_and_every_reading_a_source(shared):
+    out = shared["site"]
     assert (out / "og.png").is_file()
     for page in _pages(out):
         if page.name == "404.html":
@@ -129,10 +129,10 @@ PHONE_CHECK = """() => {
 
 @pytest.mark.browser
 @pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")
-def test_on_a_phone_chart_labels_stay_readable_and_tables_scroll_in_their_box(demo_site):
+def test_on_a_phone_chart_labels_stay_readable_and_tables_scroll_in_their_box(shared):
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p, serve(demo_site["out"]) as base:
+    with sync_playwright() as p, serve(shared["site"]) as base:
         browser = launch(p)
         page = browser.new_page(viewport={"width": 390, "height": 844})
         for path in ("clip-filtering/", "laion-5b/", "bias/", "alt-text/"):
