@@ -49,7 +49,7 @@ def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
 
 #: The phone layout's chart width: drawn at about its on-screen size on a 390 px screen, so tick
 #: labels keep their 11-12 px instead of shrinking with a 640-wide drawing.
-NARROW_WIDTH = 360
+NARROW_WIDTH = 320
 
 
 def histogram_svg(hist: dict, title: str, shares: list[dict] | None = None, chart_id: str = "h",

@@ -60,7 +60,7 @@ def test_histogram_widget_is_accessible_svg(tmp_path):
     out = _render(tmp_path, {"index.md": "# Home\n\n```atlas histogram column=similarity\n```\n"})
     html = (out / "index.html").read_text()
     assert '<svg class="chart histogram chart-wide"' in html and 'role="img"' in html
-    assert '<svg class="chart histogram chart-narrow" viewBox="0 0 360 ' in html  # phones: labels stay readable
+    assert '<svg class="chart histogram chart-narrow" viewBox="0 0 320 ' in html  # phones: labels stay readable
     assert "<title id=\"hist-similarity-t\">CLIP image-text similarity</title>" in html
     assert "66.7% at or over 0.28" in html  # the share, in the description for screen readers
     assert "English cut 0.28" in html

@@ -12,7 +12,7 @@ from conftest import EDIT_PAGE, SAMPLE_SIZE, content_copy, edit_config, quiet_bu
 from atlas.cli import main
 
 WIDE = {"COLUMNS": "240"}  # rich tables: one line per stage
-MAP_STAGES = {"sample", "embed", "project", "mapdata", "search", "render"}
+MAP_STAGES = {"sample", "embed", "project", "mapdata", "search", "prompt_captions", "render"}
 
 
 @pytest.fixture

@@ -110,7 +110,7 @@ def test_pages_workflow_caches_the_stage_cache_the_build_uses(pages):
 
 
 def test_pages_workflow_installs_the_caption_model_with_a_cpu_torch(pages):
-    (install,) = [args for s in _steps(pages) for args in _pip_installs(s.get("run", "")) if "." in args]
+    (install,) = [args for s in _steps(pages) for args in _pip_installs(s.get("run", "")) if ".[text]" in args]
     targets = [a for i, a in enumerate(install) if not a.startswith("-") and not install[i - 1].startswith("--")]
     assert targets == [".[text]"]  # the caption model: a fork's CI map is by meaning; no [ml] (CLIP, diffusers)
     assert "https://download.pytorch.org/whl/cpu" in install  # torch from the CPU wheel index, never CUDA
