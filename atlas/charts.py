@@ -47,7 +47,16 @@ def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
     return ticks
 
 
-def histogram_svg(hist: dict, title: str, shares: list[dict] | None = None, chart_id: str = "h") -> Markup:
+#: The phone layout's chart width: drawn at about its on-screen size on a 390 px screen, so tick
+#: labels keep their 11-12 px instead of shrinking with a 640-wide drawing.
+NARROW_WIDTH = 320
+
+
+def histogram_svg(hist: dict, title: str, shares: list[dict] | None = None, chart_id: str = "h",
+                  width: int = WIDTH) -> Markup:
+    """The histogram as inline SVG, ``width`` user units wide (:data:`NARROW_WIDTH` for phones)."""
+    WIDTH = width  # noqa: N806 -- the drawing below is written against the chart's width
+    narrow = width < 500
     edges, counts = hist["edges"], hist["counts"]
     lo, hi = edges[0], edges[-1]
     top = max(counts) if counts and max(counts) > 0 else 1
@@ -64,7 +73,7 @@ def histogram_svg(hist: dict, title: str, shares: list[dict] | None = None, char
 
     total = sum(counts) + hist.get("invalid", 0)
     parts = [
-        f'<svg class="chart histogram" viewBox="0 0 {WIDTH} {height}" role="img" '
+        f'<svg class="chart histogram {"chart-narrow" if narrow else "chart-wide"}" viewBox="0 0 {WIDTH} {height}" role="img" '
         f'aria-labelledby="{chart_id}-t {chart_id}-d" xmlns="http://www.w3.org/2000/svg">',
         f'<title id="{chart_id}-t">{escape(title)}</title>',
         f'<desc id="{chart_id}-d">Histogram of {escape(hist.get("label", title))} over {total:,} rows'
@@ -87,7 +96,7 @@ def histogram_svg(hist: dict, title: str, shares: list[dict] | None = None, char
             f'<rect class="bar" x="{x0 + 0.5:.1f}" y="{y(count):.1f}" width="{max(x1 - x0 - 1, 0.8):.1f}" '
             f'height="{plot_h + pad_t - y(count):.1f}"><title>{escape(label)}</title></rect>'
         )
-    ticks = nice_ticks(lo, hi)
+    ticks = nice_ticks(lo, hi, 4 if narrow else 5)
     for value in ticks:
         last = abs(value - hi) < 1e-9
         parts.append(
@@ -104,7 +113,7 @@ def histogram_svg(hist: dict, title: str, shares: list[dict] | None = None, char
         label_y = 14 + 14 * n
         parts.append(f'<line class="threshold" x1="{xx:.1f}" x2="{xx:.1f}" y1="{label_y + 3}" y2="{pad_t + plot_h}"/>')
         # Labels run right of their line unless they would leave the chart (~6.5 px a character).
-        anchor = "end" if xx + 4 + 6.5 * len(t["label"]) > WIDTH - PAD_R else "start"
+        anchor = "end" if xx + 4 + (7.2 if narrow else 6.5) * len(t["label"]) > WIDTH - PAD_R else "start"
         dx = -4 if anchor == "end" else 4
         parts.append(
             f'<text class="threshold-label" x="{xx + dx:.1f}" y="{label_y:.1f}" '
@@ -115,7 +124,8 @@ def histogram_svg(hist: dict, title: str, shares: list[dict] | None = None, char
 
 
 def data_table(headers: list[str], rows: list[list], caption: str | None = None, numeric_from: int = 1) -> Markup:
-    out = ['<table class="data">']
+    """An HTML table in its own horizontally scrolling box (a wide table never widens the page)."""
+    out = ['<div class="table-scroll"><table class="data">']
     if caption:
         out.append(f"<caption>{escape(caption)}</caption>")
     heads = []
@@ -129,5 +139,5 @@ def data_table(headers: list[str], rows: list[list], caption: str | None = None,
             cls = ' class="num"' if i >= numeric_from else ""
             cells.append(f"<td{cls}>{cell if isinstance(cell, Markup) else escape(cell)}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return Markup("".join(out))

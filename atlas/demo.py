@@ -10,8 +10,9 @@ score columns follow the published marginals of laion2B-en (see ``shared/LAION_F
 - sizes: both sides >= 256 px for ~57 %, >= 512 for ~21 %, >= 1024 for ~3 %;
 - captions: median ~48 characters, mean ~67, a few with raw HTML as in real alt text.
 
-URLs point at the real hosts' shapes but are made up, so their images do not load: the map shows
-its "image unavailable" state for them.
+Every URL is under the reserved ``.example`` top-level domain (RFC 2606 / RFC 6761), so no demo
+link can ever point anywhere real; the site knows a demo build and shows no images or image
+links for its rows.
 """
 
 from __future__ import annotations
@@ -21,48 +22,55 @@ from pathlib import Path
 
 import numpy as np
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 DEFAULT_ROWS = 120_000
 DEFAULT_SHARDS = 4
 
+#: Reserved names (RFC 2606 / RFC 6761): no demo link can ever be registered by anyone, so a
+#: published demo site points nowhere real. Hosts imitate the LAION mix by shape only.
+DEMO_TLD = ".example"
+
 # host, weight, topics it mostly serves
 HOSTS: list[tuple[str, float, tuple[str, ...]]] = [
-    ("i.pinimg.com", 9.0, ("fashion", "art", "home", "food", "wedding")),
-    ("cdn.shopify.com", 8.0, ("fashion", "jewelry", "home", "product")),
-    ("thumbs.dreamstime.com", 3.0, ("stock", "travel", "food")),
-    ("rlv.zcache.com", 2.2, ("product", "wedding")),
-    ("ecx.images-amazon.com", 1.8, ("product", "book")),
-    ("images.fineartamerica.com", 1.6, ("art", "travel")),
-    ("previews.123rf.com", 1.5, ("stock",)),
-    ("photos.smugmug.com", 1.2, ("travel", "sport")),
-    ("i.etsystatic.com", 1.4, ("jewelry", "art", "wedding")),
-    ("media.gettyimages.com", 1.0, ("stock", "sport")),
-    ("i.ebayimg.com", 1.3, ("product", "car")),
-    ("images-na.ssl-images-amazon.com", 1.2, ("book", "product")),
-    ("static.wixstatic.com", 0.9, ("home", "wedding")),
-    ("s3.amazonaws.com", 0.8, ("product", "stock")),
-    ("upload.wikimedia.org", 0.7, ("travel", "art", "car")),
-    ("i.ytimg.com", 0.6, ("sport", "car")),
-    ("farm4.staticflickr.com", 0.7, ("travel", "pet")),
-    ("cdn.cnn.com", 0.3, ("sport", "travel")),
-    ("images.squarespace-cdn.com", 0.8, ("wedding", "food", "home")),
-    ("live.staticflickr.com", 0.6, ("pet", "travel")),
+    ("i.pinboard.example", 9.0, ("fashion", "art", "home", "food", "wedding")),
+    ("cdn.shopfront.example", 8.0, ("fashion", "jewelry", "home", "product")),
+    ("thumbs.stockphotos.example", 3.0, ("stock", "travel", "food")),
+    ("rlv.printondemand.example", 2.2, ("product", "wedding")),
+    ("images.bigmarket.example", 1.8, ("product", "book")),
+    ("images.artprints.example", 1.6, ("art", "travel")),
+    ("previews.stockimages.example", 1.5, ("stock",)),
+    ("photos.photohost.example", 1.2, ("travel", "sport")),
+    ("i.craftmarket.example", 1.4, ("jewelry", "art", "wedding")),
+    ("media.newsphotos.example", 1.0, ("stock", "sport")),
+    ("i.auctions.example", 1.3, ("product", "car")),
+    ("images-na.bigmarket.example", 1.2, ("book", "product")),
+    ("static.sitebuilder.example", 0.9, ("home", "wedding")),
+    ("bucket.cloudfiles.example", 0.8, ("product", "stock")),
+    ("upload.wiki.example", 0.7, ("travel", "art", "car")),
+    ("i.videosite.example", 0.6, ("sport", "car")),
+    ("farm4.photoshare.example", 0.7, ("travel", "pet")),
+    ("cdn.newsnetwork.example", 0.3, ("sport", "travel")),
+    ("images.blogplatform.example", 0.8, ("wedding", "food", "home")),
+    ("live.photoshare.example", 0.6, ("pet", "travel")),
 ]
 TAIL_WEIGHT = 18.0  # share of rows on the long tail of small sites
 TAIL_SITES = 6000
 
-TOPICS: dict[str, dict[str, list[str]]] = {
+# Each topic has caption templates; a template's {fields} are drawn from the topic's lists, except
+# that one entry of "combos" (if any) is drawn first and fixes the fields that must agree with
+# each other (a make with its models, a dish with what goes in it, an animal with its young).
+TOPICS: dict[str, dict] = {
     "fashion": {
         "templates": [
             "{adj} {colour} {garment} for women",
             "{brand} {colour} {garment} - size {size}",
             "women's {adj} {garment} with {detail}",
             "{colour} {garment} outfit idea",
-            "summer {garment} {colour} {detail}",
+            "summer {garment} in {colour} with {detail}",
         ],
         "adj": ["elegant", "casual", "vintage", "boho", "floral", "oversized", "slim fit", "cute"],
         "garment": ["dress", "maxi dress", "blouse", "cardigan", "denim jacket", "skirt", "jumpsuit", "sweater"],
-        "detail": ["lace trim", "puff sleeves", "v-neck", "pockets", "ruffles", "belt"],
+        "detail": ["lace trim", "puff sleeves", "a v-neck", "pockets", "ruffles", "a belt"],
     },
     "jewelry": {
         "templates": [
@@ -71,7 +79,7 @@ TOPICS: dict[str, dict[str, list[str]]] = {
             "{adj} {stone} engagement ring in {metal}",
             "{piece} - {metal} - {stone} - gift for her",
         ],
-        "metal": ["sterling silver", "14k gold", "rose gold", "platinum", "brass"],
+        "metal": ["sterling silver", "14k gold", "rose gold", "platinum"],
         "stone": ["diamond", "sapphire", "opal", "emerald", "pearl", "moonstone"],
         "piece": ["necklace", "ring", "earrings", "bracelet", "pendant"],
         "adj": ["vintage", "minimalist", "art deco", "dainty"],
@@ -79,12 +87,17 @@ TOPICS: dict[str, dict[str, list[str]]] = {
     "home": {
         "templates": [
             "{adj} {room} with {item}",
-            "{room} decor ideas {year}",
+            "{adj} {room} decor ideas {year}",
             "{colour} {item} in a {adj} {room}",
-            "how to style a {item} in your {room}",
+            "how to style {item} in your {room}",
         ],
-        "room": ["living room", "kitchen", "bedroom", "bathroom", "patio", "home office"],
-        "item": ["sofa", "pendant light", "rug", "bookshelf", "plants", "wall art", "armchair"],
+        "combos": [
+            {"room": "living room", "item": "a velvet sofa"}, {"room": "living room", "item": "a wool rug"},
+            {"room": "kitchen", "item": "pendant lights"}, {"room": "kitchen", "item": "open shelves"},
+            {"room": "bedroom", "item": "a linen bedspread"}, {"room": "bedroom", "item": "wall art"},
+            {"room": "bathroom", "item": "a freestanding bathtub"}, {"room": "patio", "item": "potted plants"},
+            {"room": "home office", "item": "a bookshelf"}, {"room": "home office", "item": "an armchair"},
+        ],
         "adj": ["scandinavian", "modern farmhouse", "cozy", "minimalist", "industrial", "mid-century"],
     },
     "food": {
@@ -94,9 +107,15 @@ TOPICS: dict[str, dict[str, list[str]]] = {
             "homemade {dish} on a wooden table",
             "{dish} with {ingredient} and {ingredient2}",
         ],
-        "dish": ["chocolate cake", "pasta salad", "banana bread", "chicken curry", "pancakes", "sourdough bread", "tacos"],
-        "ingredient": ["fresh basil", "lemon", "garlic", "avocado", "strawberries", "cheddar"],
-        "ingredient2": ["honey", "spinach", "tomatoes", "walnuts", "feta"],
+        "combos": [
+            {"dish": "chocolate cake", "ingredient": "raspberries", "ingredient2": "whipped cream"},
+            {"dish": "pasta salad", "ingredient": "fresh basil", "ingredient2": "cherry tomatoes"},
+            {"dish": "banana bread", "ingredient": "walnuts", "ingredient2": "honey"},
+            {"dish": "chicken curry", "ingredient": "garlic", "ingredient2": "spinach"},
+            {"dish": "pancakes", "ingredient": "strawberries", "ingredient2": "maple syrup"},
+            {"dish": "sourdough bread", "ingredient": "rosemary", "ingredient2": "sea salt"},
+            {"dish": "tacos", "ingredient": "avocado", "ingredient2": "lime"},
+        ],
         "adj": ["healthy", "vegan", "the best", "quick", "gluten-free"],
     },
     "stock": {
@@ -106,23 +125,44 @@ TOPICS: dict[str, dict[str, list[str]]] = {
             "{person} {action} - royalty free image",
             "{concept} concept, {person} {action}",
         ],
-        "person": ["businessman", "young woman", "happy family", "doctor", "senior couple", "team of colleagues", "student"],
-        "action": ["working on laptop", "smiling", "shaking hands", "talking on phone", "holding a cup of coffee"],
-        "place": ["modern office", "park", "city street", "kitchen", "classroom"],
-        "concept": ["business", "teamwork", "success", "healthcare", "education"],
+        "combos": [
+            {"person": "businessman", "action": "working on a laptop", "place": "a modern office", "concept": "business"},
+            {"person": "team of colleagues", "action": "shaking hands", "place": "a meeting room", "concept": "teamwork"},
+            {"person": "young woman", "action": "holding a cup of coffee", "place": "a cafe", "concept": "lifestyle"},
+            {"person": "doctor", "action": "talking to a patient", "place": "a hospital", "concept": "healthcare"},
+            {"person": "senior couple", "action": "walking together", "place": "a park", "concept": "retirement"},
+            {"person": "student", "action": "reading a book", "place": "a library", "concept": "education"},
+            {"person": "happy family", "action": "smiling", "place": "the kitchen", "concept": "family"},
+            {"person": "female doctor", "action": "holding a clipboard", "place": "a clinic", "concept": "healthcare"},
+            {"person": "nurse", "action": "caring for her patient", "place": "a hospital ward", "concept": "healthcare"},
+            {"person": "male nurse", "action": "checking a chart", "place": "a hospital", "concept": "healthcare"},
+            {"person": "software engineer", "action": "coding on his laptop", "place": "a startup office", "concept": "technology"},
+            {"person": "teacher", "action": "writing on the blackboard", "place": "a classroom", "concept": "education"},
+            {"person": "pilot", "action": "standing by his plane", "place": "an airport", "concept": "travel"},
+            {"person": "CEO", "action": "giving a presentation", "place": "a boardroom", "concept": "leadership"},
+            {"person": "hairdresser", "action": "cutting a woman's hair", "place": "a salon", "concept": "beauty"},
+            {"person": "firefighter", "action": "holding a hose", "place": "a burning building", "concept": "emergency"},
+            {"person": "cashier", "action": "smiling at the counter", "place": "a supermarket", "concept": "retail"},
+        ],
     },
     "travel": {
         "templates": [
             "{place} at {time}",
             "view of {place}, {country}",
             "{adj} {landscape} in {country}",
-            "sunset over {landscape} near {place}",
+            "{time} over the {landscape} near {place}",
         ],
-        "place": ["the old town", "the harbour", "the cathedral", "the mountain village", "the lighthouse"],
-        "country": ["Italy", "Norway", "Japan", "Peru", "Iceland", "Morocco", "Scotland"],
-        "landscape": ["lake", "mountains", "beach", "waterfall", "desert", "forest"],
+        "combos": [
+            {"country": "Italy", "place": "the old town of Siena", "landscape": "hills"},
+            {"country": "Norway", "place": "the harbour in Bergen", "landscape": "fjord"},
+            {"country": "Japan", "place": "a temple in Kyoto", "landscape": "mountains"},
+            {"country": "Peru", "place": "the mountain village", "landscape": "valley"},
+            {"country": "Iceland", "place": "the lighthouse", "landscape": "waterfall"},
+            {"country": "Morocco", "place": "the medina of Fes", "landscape": "desert"},
+            {"country": "Scotland", "place": "the castle", "landscape": "lake"},
+        ],
         "time": ["sunrise", "sunset", "night", "dawn"],
-        "adj": ["beautiful", "misty", "snowy", "tropical"],
+        "adj": ["beautiful", "misty", "snowy", "sunny"],
     },
     "art": {
         "templates": [
@@ -132,7 +172,7 @@ TOPICS: dict[str, dict[str, list[str]]] = {
             "{medium} of {subject}",
             "{adj} {subject}, trending on artstation",
         ],
-        "subject": ["portrait of a woman", "still life with flowers", "landscape with river", "city at night", "abstract composition", "fantasy castle", "cat"],
+        "subject": ["portrait of a woman", "still life with flowers", "landscape with river", "city at night", "abstract composition", "fantasy castle", "sleeping cat"],
         "medium": ["oil painting", "watercolor", "digital art", "charcoal drawing", "poster", "canvas print"],
         "adj": ["surreal", "impressionist", "colorful", "dark", "minimalist", "detailed"],
         "artist": [
@@ -145,11 +185,16 @@ TOPICS: dict[str, dict[str, list[str]]] = {
         "templates": [
             "{item} {variant}",
             "personalized {item} - {variant}",
-            "{brand} {item} {variant} new",
+            "{brand} {item}, {variant}",
             "funny {item} gift",
         ],
-        "item": ["coffee mug", "t-shirt", "phone case", "tote bag", "throw pillow", "sticker", "water bottle"],
-        "variant": ["black", "white", "11 oz", "large", "iPhone 12", "pack of 3", "custom name"],
+        "combos": [
+            {"item": "coffee mug", "variant": "11 oz"}, {"item": "coffee mug", "variant": "custom name"},
+            {"item": "t-shirt", "variant": "black, large"}, {"item": "t-shirt", "variant": "white, unisex"},
+            {"item": "phone case", "variant": "for iPhone 12"}, {"item": "tote bag", "variant": "natural cotton"},
+            {"item": "throw pillow", "variant": "18 x 18 inch"}, {"item": "sticker", "variant": "pack of 3"},
+            {"item": "water bottle", "variant": "stainless steel"},
+        ],
     },
     "book": {
         "templates": [
@@ -165,18 +210,29 @@ TOPICS: dict[str, dict[str, list[str]]] = {
             "used {make} {model} for sale",
             "{colour} {make} {model} on the road",
         ],
-        "make": ["Ford", "Toyota", "BMW", "Volkswagen", "Porsche", "Honda"],
-        "model": ["Mustang", "Corolla", "3 Series", "Golf", "911", "Civic"],
+        "combos": [
+            {"make": "Ford", "model": "Mustang"}, {"make": "Ford", "model": "Focus"},
+            {"make": "Toyota", "model": "Corolla"}, {"make": "Toyota", "model": "RAV4"},
+            {"make": "BMW", "model": "3 Series"}, {"make": "Volkswagen", "model": "Golf"},
+            {"make": "Porsche", "model": "911"}, {"make": "Honda", "model": "Civic"},
+        ],
     },
     "pet": {
         "templates": [
             "{adj} {animal} {action}",
-            "{animal} puppy {action} in the grass",
+            "{young} {action} in the grass",
             "portrait of a {adj} {animal}",
         ],
-        "animal": ["golden retriever", "tabby cat", "border collie", "french bulldog", "siamese cat", "rabbit"],
+        "combos": [
+            {"animal": "golden retriever", "young": "golden retriever puppy"},
+            {"animal": "border collie", "young": "border collie puppy"},
+            {"animal": "french bulldog", "young": "french bulldog puppy"},
+            {"animal": "tabby cat", "young": "tabby kitten"},
+            {"animal": "siamese cat", "young": "siamese kitten"},
+            {"animal": "rabbit", "young": "baby rabbit"},
+        ],
         "adj": ["cute", "sleepy", "happy", "fluffy"],
-        "action": ["playing", "sleeping on a sofa", "running", "looking at the camera"],
+        "action": ["playing", "sleeping", "running", "looking at the camera"],
     },
     "sport": {
         "templates": [
@@ -184,10 +240,14 @@ TOPICS: dict[str, dict[str, list[str]]] = {
             "{sport} player in action at the {event}",
             "fans cheering at the {event}",
         ],
+        "combos": [
+            {"sport": "football", "player": "striker", "event": "cup final"},
+            {"sport": "football", "player": "goalkeeper", "event": "season opener"},
+            {"sport": "American football", "player": "quarterback", "event": "championship game"},
+            {"sport": "baseball", "player": "pitcher", "event": "season opener"},
+            {"sport": "tennis", "player": "top seed", "event": "open"},
+        ],
         "team": ["home team", "visiting team", "national team"],
-        "player": ["striker", "goalkeeper", "quarterback", "pitcher"],
-        "sport": ["football", "tennis", "basketball", "golf"],
-        "event": ["championship final", "season opener", "open", "cup match"],
     },
     "wedding": {
         "templates": [
@@ -201,6 +261,22 @@ TOPICS: dict[str, dict[str, list[str]]] = {
         "venue": ["beach", "barn", "garden", "chapel"],
     },
 }
+#: Keywords a site of each topic stuffs into long alt text.
+TAGS = {
+    "fashion": ["women's fashion", "outfit ideas", "summer style", "clothing", "new arrivals", "free shipping"],
+    "jewelry": ["jewelry", "handmade jewelry", "gift for her", "anniversary gift", "wedding jewelry"],
+    "home": ["home decor", "interior design", "decorating ideas", "house and home", "living"],
+    "food": ["recipe", "easy recipes", "dinner ideas", "baking", "healthy food", "food photography"],
+    "stock": ["stock photo", "royalty free", "people", "lifestyle", "adult", "indoors", "horizontal"],
+    "travel": ["travel", "landscape", "nature", "tourism", "holiday destination", "scenic"],
+    "art": ["wall art", "art print", "home decor", "painting", "fine art", "gift idea"],
+    "product": ["gift", "custom gift", "birthday gift", "personalized", "made to order"],
+    "book": ["book", "paperback", "new release", "bestseller", "reading"],
+    "car": ["car", "automobile", "vehicle", "for sale", "used cars", "dealer"],
+    "pet": ["pets", "animals", "cute animals", "pet photography", "animal lover"],
+    "sport": ["sports", "sport photography", "stadium", "match", "action"],
+    "wedding": ["wedding", "wedding ideas", "bride", "wedding inspiration", "bridal"],
+}
 SHARED = {
     "colour": ["black", "white", "red", "navy blue", "sage green", "pink", "beige", "mustard yellow"],
     "brand": ["Nordic", "Aurora", "Maple & Co", "Urban", "Lumen"],
@@ -208,9 +284,8 @@ SHARED = {
     "year": ["2015", "2018", "2019", "2020", "2021"],
 }
 TAILS = [
-    "", "", "", "", "", " - Stock Photo", " | Free Shipping", " – Buy Online", " (2 pack)",
-    ", high resolution", " #inspiration #ideas", " | Etsy", " on Sale Now", " - Image 3 of 12",
-    ". Perfect for gifts, birthdays and every day use, made to order in our studio",
+    "", "", "", "", "", " - Stock Photo", " | Free Shipping", " – Buy Online",
+    ", high resolution", " #inspiration #ideas", " on Sale Now", " - Image 3 of 12",
 ]
 HTML_NOISE = [
     "<b>{c}</b>", "{c}<br />", "{c} &amp; more", "<span class=\"title\">{c}</span>", "{c} <i>new</i>",
@@ -223,26 +298,29 @@ def _slug(text: str) -> str:
 
 
 def _tail_host(i: int) -> str:
+    """A small site of the long tail, always under the reserved ``.example`` top-level domain."""
     words = ["studio", "shop", "photo", "art", "home", "blog", "news", "design", "craft", "garden", "travel", "kitchen"]
-    tlds = [".com", ".com", ".com", ".net", ".org", ".co.uk", ".de", ".fr", ".com.au", ".blogspot.com"]
     a, b = words[i % len(words)], words[(i * 7 + 3) % len(words)]
     prefix = ["", "www.", "img.", "cdn.", "images."][(i * 3) % 5]
-    return f"{prefix}{a}{b}{i}{tlds[(i * 11) % len(tlds)]}"
+    return f"{prefix}{a}{b}{i}{DEMO_TLD}"
 
 
 def _caption(rng: np.random.Generator, topic: str) -> str:
     spec = TOPICS[topic]
     template = spec["templates"][rng.integers(len(spec["templates"]))]
-    values = {}
-    for key in {part.split("}")[0] for part in template.split("{")[1:]}:
-        options = spec.get(key) or SHARED[key]
-        values[key] = options[rng.integers(len(options))]
+    combos = spec.get("combos")
+    values = dict(combos[rng.integers(len(combos))]) if combos else {}
+    for key in sorted({part.split("}")[0] for part in template.split("{")[1:]}):
+        if key not in values:
+            options = spec.get(key) or SHARED[key]
+            values[key] = options[rng.integers(len(options))]
     text = template.format(**values)
     if rng.random() < 0.55:
         text = text[0].upper() + text[1:]
     text += TAILS[rng.integers(len(TAILS))]
-    if rng.random() < 0.13:  # long, SEO-style alt text: pushes the mean above the median
-        text += ". " + _caption(rng, topic) + ". " + _caption(rng, topic)
+    if rng.random() < 0.22:  # long, SEO-style alt text: the words again, then the site's keywords
+        tags = TAGS[topic]
+        text += " | " + ", ".join(dict.fromkeys(list(values.values()) + tags[: 3 + int(rng.integers(len(tags) - 2))]))
     if rng.random() < 0.012:
         text = HTML_NOISE[rng.integers(len(HTML_NOISE))].format(c=text)
     return text

@@ -14,24 +14,29 @@ from atlas.errors import ModelError
 from atlas.stages import embed as embed_stage
 
 TFIDF_REASON = (
-    "This build used the offline TF-IDF embedder, which embeds captions only and cannot place "
-    "images; build with CLIP weights ([embed] pretrained in atlas.toml) to see which LAION "
-    "captions lie closest to each generated image."
+    "This site's map was made from the captions alone (by their shared words, without CLIP), so it "
+    "cannot place a generated image among them."
+)
+TEXT_REASON = (
+    "This site's map was made from the captions alone (by a sentence model, without CLIP), so it "
+    "cannot place a generated image among them."
 )
 
 
 def unavailable_reason(info: embed_stage.EmbedInfo | None) -> str | None:
-    """Why images cannot be placed among the captions (None when they can)."""
+    """Why images cannot be placed among the captions (None when they can), in a reader's words."""
     if info is None:
-        return "This build has no caption embeddings (the embed stage did not run), so generated images cannot be compared with LAION captions."
+        return "This site has no map of the captions, so generated images cannot be compared with them."
     method = info.method
     if method == "clip":
         return None
     if method == "tfidf":
         return TFIDF_REASON
+    if method == "text":
+        return TEXT_REASON
     return (
-        f"This build's embeddings came from {method!r} ({info.model or 'unknown model'}), "
-        "and atlas cannot embed images with that model; only a CLIP build places generated images."
+        f"This site's map was made from precomputed embeddings ({info.model or 'unknown model'}), "
+        "which cannot place a generated image among the captions."
     )
 
 

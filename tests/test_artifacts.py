@@ -25,7 +25,7 @@ def exported(shared, tmp_path):
 
 def _no_gpu_cache(shared, target):
     """A cache like a CI machine's: the CPU stages' entries, none of the GPU stages'."""
-    for stage in ("demo", "stats", "sample"):
+    for stage in ("demo", "stats", "bias", "sample"):
         shutil.copytree(shared["cache"] / stage, target / stage)
     return target
 
@@ -50,7 +50,7 @@ def test_a_machine_without_the_gpu_stages_builds_from_the_artifacts(shared, expo
     cache = _no_gpu_cache(shared, tmp_path / "ci-cache")
     report = quiet_build(exported, tmp_path / "ci-site", cache, frozen=True)
     assert statuses(report)["embed"] == "artifact" and statuses(report)["project"] == "artifact"
-    assert ran(report) == {"mapdata", "search", "render"}
+    assert ran(report) == {"mapdata", "search", "prompt_captions", "render"}
     committed = (exported / "artifacts" / "embed" / "embeddings.npy").read_bytes()
     used = next(r.path for r in report.results if r.name == "embed") / "embeddings.npy"
     assert used.read_bytes() == committed

@@ -59,7 +59,8 @@ def _render(tmp_path, pages, **kwargs):
 def test_histogram_widget_is_accessible_svg(tmp_path):
     out = _render(tmp_path, {"index.md": "# Home\n\n```atlas histogram column=similarity\n```\n"})
     html = (out / "index.html").read_text()
-    assert '<svg class="chart histogram"' in html and 'role="img"' in html
+    assert '<svg class="chart histogram chart-wide"' in html and 'role="img"' in html
+    assert '<svg class="chart histogram chart-narrow" viewBox="0 0 320 ' in html  # phones: labels stay readable
     assert "<title id=\"hist-similarity-t\">CLIP image-text similarity</title>" in html
     assert "66.7% at or over 0.28" in html  # the share, in the description for screen readers
     assert "English cut 0.28" in html
@@ -163,3 +164,25 @@ def test_repo_pages_have_front_matter_and_render_offline(shared):
         # Offline: no script or stylesheet from another site.
         assert not re.search(r"<script[^>]+src=\"(https?:)?//", page), source.name
         assert not re.search(r"<link[^>]+rel=\"stylesheet\"[^>]+href=\"(https?:)?//", page), source.name
+
+
+def test_between_widget_states_a_figure_only_when_the_data_has_it(tmp_path):
+    import copy
+
+    page = ('# CLIP\n\n```atlas between column=similarity low=0.26 high=0.28 '
+            'text="{count} pairs ({share}) score between 0.26 and 0.28."\n```\n')
+    stats = copy.deepcopy(STATS)
+    stats["shares"]["similarity"] = [{"threshold": 0.26, "count": 2, "share": 1.0},
+                                     {"threshold": 0.28, "count": 2, "share": 1.0}]
+    html = (_render(tmp_path / "none", {"index.md": page}, stats=stats) / "index.html").read_text()
+    assert "score between" not in html  # no such rows: the sentence is not shown
+    stats["shares"]["similarity"][0]["count"] = 3
+    html = (_render(tmp_path / "some", {"index.md": page}, stats=stats) / "index.html").read_text()
+    assert "1 pairs (33.3%) score between 0.26 and 0.28." in html
+    without = copy.deepcopy(STATS)
+    without["histograms"], without["shares"] = {}, {}
+    html = (_render(tmp_path / "nocol", {"index.md": page}, stats=without) / "index.html").read_text()
+    assert "score between" not in html
+    bad = page.replace("low=0.26", "low=0.27")
+    with pytest.raises(ContentError, match="low=0.27"):
+        _render(tmp_path / "bad", {"index.md": bad}, stats=stats)

@@ -176,18 +176,20 @@ def test_method_clip_without_weights_is_a_model_error(tmp_path):
     assert "nope.pt" in str(error.value) and error.value.where == "[embed] pretrained"
 
 
-def test_auto_without_weights_falls_back_to_tfidf_with_a_notice(tmp_path):
+def test_auto_without_weights_or_caption_model_falls_back_to_tfidf_with_a_notice(tmp_path):
     reporter = Reporter(quiet=True)
     captions = ["red dress", "blue dress", "old car", "fast car", "green tree", "tall tree"]
-    vectors, info = embed_sample(_sample_table(captions), EmbedConfig(), reporter=reporter)
-    assert info["method"] == "tfidf" and "TF-IDF" in info["notice"]
+    no_model = str(tmp_path / "no-caption-model")
+    vectors, info = embed_sample(_sample_table(captions), EmbedConfig(text_model=no_model), reporter=reporter)
+    assert info["method"] == "tfidf" and "words they share" in info["notice"]
+    assert "[embed]" not in info["notice"] and "atlas.toml" not in info["notice"]  # the notice is for readers
     assert vectors.shape[0] == 6 and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert any("TF-IDF" in w for w in reporter.warnings)
+    assert any("TF-IDF" in w and "no-caption-model" in w for w in reporter.warnings)
     # A checkpoint that does not exist: still a fallback under auto, and the warning says why.
     reporter = Reporter(quiet=True)
-    _, info = embed_sample(_sample_table(captions), EmbedConfig(pretrained=str(tmp_path / "missing.pt")),
+    _, info = embed_sample(_sample_table(captions), EmbedConfig(pretrained=str(tmp_path / "missing.pt"), text_model=""),
                            reporter=reporter)
-    assert info["method"] == "tfidf" and "missing.pt" in info["notice"]
+    assert info["method"] == "tfidf" and any("missing.pt" in w for w in reporter.warnings)
 
 
 @pytest.mark.slow

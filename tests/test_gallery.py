@@ -149,16 +149,15 @@ def test_missing_images_render_not_generated_cards_never_broken_images(tmp_path)
     content = _content(tmp_path)
     ctx = _ctx(content)
     html = _gallery(ctx)
-    # One card per prompt that has no image at all, naming the planned seeds.
-    assert html.count("Not generated yet") == 2
-    assert "2 images planned (seeds 1, 2)" in html and "1 image planned (seed 7)" in html
-    assert "atlas generate" in html and "GPU" in html
+    # Nothing published: the page says so once, in reader words, with no empty cards per prompt.
+    assert html.count("not published yet") == 1 and "Not published yet" not in html
+    assert "atlas generate" not in html and "prompts.toml" not in html
     assert "<img" not in html and ctx.assets == {}
     grid = str(render_widget("atlas bias-grid", ctx, "bias.md"))
-    # Nothing generated: one line per occupation with its planned seeds, not 6 empty cells.
-    assert "<img" not in grid and grid.count("not generated yet") == 2
-    assert "Photo portrait of a software engineer</td><td>0, 1, 2</td>" in grid
-    assert "0 of 6 images generated" in grid and "atlas generate" in grid
+    # Nothing generated: one sentence naming the occupations, not 6 empty cells.
+    assert "<img" not in grid and grid.count("not published yet") == 1
+    assert "a software engineer, a housekeeper" in grid and "Photo portrait of a software engineer" in grid
+    assert "atlas generate" not in grid and "0 of 6" not in grid
 
 
 def test_gallery_shows_images_recipes_licence_and_copies_them_into_the_site(tmp_path):
@@ -172,7 +171,7 @@ def test_gallery_shows_images_recipes_licence_and_copies_them_into_the_site(tmp_
         "generated/astronaut/1.webp": content / "generated" / "astronaut" / "1.webp",
         "generated/everest/7.webp": content / "generated" / "everest" / "7.webp",
     }
-    assert html.count("Not generated yet") == 1, "astronaut seed 2 is still missing"
+    assert html.count("Not published yet") == 1, "astronaut seed 2 is still missing"
     assert html.count("<details class=\"recipe\">") == 2
     assert "DDIMScheduler" in html and "tiny-sd" in html and "licence: mit" in html
     assert gen.recipe_hash(json.loads((content / "generated/astronaut/1.json").read_text())["recipe"])[:16] in html
@@ -202,7 +201,7 @@ def test_changed_prompt_text_marks_old_images_out_of_date(tmp_path):
     (content / "prompts.toml").write_text(PROMPTS.replace("made of cake", "made of cheese"), encoding="utf-8")
     ctx = _ctx(content)
     html = _gallery(ctx, "atlas gallery prompt=everest")
-    assert "Out of date" in html and "<img" not in html and ctx.assets == {}
+    assert "earlier wording of the prompt" in html and "<img" not in html and ctx.assets == {}
 
 
 def test_image_withheld_by_the_safety_checker_is_not_published(tmp_path):
@@ -223,7 +222,7 @@ def test_bias_grid_rows_are_occupations_and_columns_seeds(tmp_path):
     assert grid.count("<tr id=\"prompt-") == 2
     assert [f"seed {s}</th>" in grid for s in range(3)] == [True] * 3
     assert grid.count('src="../generated/bias-software-engineer/') == 3
-    assert grid.count("not generated yet") == 3 and "3 of 6 images generated" in grid
+    assert grid.count("not published yet") == 4 and "3 of 6 portraits are published" in grid
     assert "a housekeeper" in grid and "Photo portrait of a software engineer" in grid
     assert "licence: mit" in grid and "DDIMScheduler" in grid
     assert len(ctx.assets) == 3
@@ -240,11 +239,11 @@ def test_unknown_prompt_in_a_directive_is_a_content_error(tmp_path):
         _gallery(_ctx(content), "atlas gallery page=home")
 
 
-def test_gallery_without_prompts_file_says_so(tmp_path):
+def test_gallery_without_prompts_says_so_in_reader_words(tmp_path):
     content = tmp_path / "empty"
     content.mkdir()
     html = _gallery(_ctx(content))
-    assert "No <code>prompts.toml</code>" in html
+    assert "no prompts on this page yet" in html and "prompts.toml" not in html  # readers, not builders
 
 
 # ------------------------------------------------------------------ what in LAION looks like this
@@ -311,12 +310,12 @@ def test_without_clip_the_section_says_why(tmp_path):
     tfidf = _embed_folder(tmp_path, "tfidf", vectors)
     sample = _sample(tmp_path, [f"c{i}" for i in range(10)])
     found = nearest.nearest_captions([tmp_path / "a"], tfidf, sample, AtlasConfig(), embedder=lambda p: pytest.fail("no CLIP, no embedding"))
-    assert found.reason and "TF-IDF" in found.reason and found.neighbours == []
+    assert found.reason and "shared words" in found.reason and found.neighbours == []
 
     content = _content(tmp_path)
     _shoot(content, "everest", 7)
     html = _gallery(_ctx(content, {"embed": tfidf}))
-    assert "offline TF-IDF embedder" in html and "cannot place images" in html
+    assert "without CLIP" in html and "cannot place a generated image" in html and "[embed]" not in html
     assert "What in LAION looks like this" in html
 
 
@@ -397,7 +396,7 @@ def test_manifest_cannot_point_outside_its_folder(tmp_path):
     path.write_text(json.dumps(manifest))
     ctx = _ctx(content)
     html = _gallery(ctx, "atlas gallery prompt=everest")
-    assert "<img" not in html and "Not generated yet" in html and ctx.assets == {}
+    assert "<img" not in html and "not published yet" in html and ctx.assets == {}
 
 
 def test_switching_format_leaves_no_stale_image_behind(tmp_path):

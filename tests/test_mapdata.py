@@ -165,7 +165,7 @@ def test_colour_options_leave_out_scores_the_data_lacks(tmp_path):
 
 def test_stage_reads_the_upstream_outputs(inputs, tmp_path):
     folder = inputs["project"]
-    ctx = SimpleNamespace(output=lambda name: folder, summary=lambda name: {"population": 9_999})
+    ctx = SimpleNamespace(output=lambda name: folder, summary=lambda name: {"population": 9_999}, demo=False)
     summary = STAGE.run(ctx, tmp_path)
     assert summary["points"] == 3000 + len(HOSTILE_ROWS)
     assert STAGE.after == ("sample", "embed", "project")
@@ -245,3 +245,10 @@ def test_neighbours_follow_the_points_into_map_order(inputs, tmp_path):
     write_mapdata(inputs["sample"], projection.coords, None, out, chunk_size=700)
     assert json.loads((out / "meta.json").read_text())["neighbours"] is None
     assert not (out / "neighbours.bin").exists()
+
+
+def test_demo_rows_are_marked_so_the_page_shows_no_image_or_link(inputs, tmp_path):
+    folder = inputs["project"]
+    ctx = SimpleNamespace(output=lambda name: folder, summary=lambda name: {"population": 9_999}, demo=True)
+    STAGE.run(ctx, tmp_path)
+    assert mapdata.read(tmp_path).meta["demo"] is True

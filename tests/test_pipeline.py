@@ -12,7 +12,7 @@ from conftest import EDIT_PAGE, SAMPLE_SIZE, content_copy, edit_config, quiet_bu
 from atlas.cli import main
 
 WIDE = {"COLUMNS": "240"}  # rich tables: one line per stage
-MAP_STAGES = {"sample", "embed", "project", "mapdata", "search", "render"}
+MAP_STAGES = {"sample", "embed", "project", "mapdata", "search", "prompt_captions", "render"}
 
 
 @pytest.fixture
@@ -28,9 +28,12 @@ def test_cold_build_runs_every_stage_and_publishes_the_site(shared):
     published = [p for p in site.rglob("*") if p.is_file() and p.name not in ("build.json", ".atlas-site")]
     assert info["site_bytes"] == sum(p.stat().st_size for p in published)
     assert any("demo data" in w for w in info["warnings"])
-    assert any("TF-IDF" in w for w in info["warnings"])
     footer = (site / "index.html").read_text()
-    assert re.search(r"from generated demo shards \([\d,]+ rows\), on \d{4}-\d\d-\d\d, with offline TF-IDF", footer)
+    # No CLIP weights: the caption model when it is installed, else TF-IDF (and a warning).
+    assert re.search(r"from generated demo shards \([\d,]+ rows\), on \d{4}-\d\d-\d\d, with "
+                     r"(caption embeddings from the sentence model all-MiniLM-L6-v2|offline TF-IDF)", footer)
+    if "offline TF-IDF" in footer:
+        assert any("TF-IDF" in w for w in info["warnings"])
 
 
 def test_no_change_rebuild_does_no_stage_work(shared, content, tmp_path):

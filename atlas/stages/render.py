@@ -300,6 +300,6 @@ STAGE = Stage(
     "2",
     _inputs,
     _run,
-    after=("stats", "sample", "embed", "project", "mapdata", "search", "gallery"),
+    after=("stats", "bias", "sample", "embed", "project", "mapdata", "search", "prompt_captions", "gallery"),
     description="Markdown + theme -> static HTML",
 )

@@ -10,7 +10,7 @@ the widget's first positional argument. Widgets return HTML (``markupsafe.Markup
 from escaped data, reading the stages' outputs through their readers (``atlas.stages.<stage>.read``).
 
 One module per family registers its widgets with :func:`widget`: histogram, tables, captions,
-stat, map, gallery, bias_grid. A new widget goes into one of them (or a new module listed in
+stat, map, gallery, bias_grid, bias_captions. A new widget goes into one of them (or a new module listed in
 :func:`_load_builtin_widgets`).
 """
 
@@ -112,7 +112,7 @@ def render_widget(info: str, ctx: WidgetContext, where: str) -> Markup:
 def _load_builtin_widgets() -> None:
     """Import the modules that register the built-in widgets (on first use, so importing this
     package stays light)."""
-    from atlas.widgets import bias_grid, captions, gallery, histogram, map, stat, tables  # noqa: F401
+    from atlas.widgets import bias_captions, bias_grid, captions, gallery, histogram, map, stat, tables  # noqa: F401
 
 
 def needs_stats(ctx: WidgetContext, what: str) -> None:

@@ -10,7 +10,11 @@ from atlas.widgets import WidgetContext, arg_int, widget
 
 @widget("captions")
 def captions_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
-    """```atlas captions n=12 kind=html``` – real captions from the data, shown as plain text."""
+    """```atlas captions n=12 kind=html``` – real captions from the data, shown as plain text.
+
+    Image links only for real data: a demo row's URL leads nowhere (a reserved domain).
+    """
+    demo = bool((ctx.extra.get("build") or {}).get("demo"))
     examples = ctx.extra.get("examples") or {}
     kind = args.get("kind", "random")
     if kind not in ("random", "html"):
@@ -23,7 +27,7 @@ def captions_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
     out = ['<ul class="widget captions">']
     for item in items:
         host = Markup('<span class="host">{}</span>').format(item.get("host") or "no host")
-        url = item.get("url")
+        url = None if demo else item.get("url")
         link = Markup(' <a href="{}" rel="noopener noreferrer nofollow" target="_blank">image link</a>').format(url) if url else ""
         out.append(Markup('<li><q class="caption">{}</q> {}{}</li>').format(item["caption"], host, link))
     out.append("</ul>")

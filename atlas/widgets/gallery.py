@@ -71,7 +71,7 @@ def _neighbours(ctx: WidgetContext) -> gallery.Neighbours:
         return found
     reason = unavailable_reason(embed.read(ctx.outputs.get("embed")))
     if reason is None:
-        reason = "The gallery stage did not run in this build, so generated images were not compared with LAION captions."
+        reason = "The generated images were not compared with the captions in this build."
     return gallery.Neighbours(reason, "")
 
 
@@ -156,14 +156,23 @@ def gallery_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
 
     ```atlas gallery``` (page=stable-diffusion by default; ``prompt=id1,id2`` to pick some).
     """
+    from atlas.stages import prompt_captions
+
     prompts = page_prompts(args, ctx, "stable-diffusion")
     neighbours = _neighbours(ctx)
-    items = [{"prompt": p, "shots": collect_shots(p, ctx, neighbours.images)} for p in prompts]
+    nearest = prompt_captions.read(ctx.outputs.get("prompt_captions"))
+    items = []
+    for p in prompts:
+        found = nearest.prompts.get(p.id, []) if nearest else []
+        items.append({"prompt": p, "shots": collect_shots(p, ctx, neighbours.images), "nearest": found,
+                      "map_href": _map_href(ctx.root, found[0]) if found else ""})
     all_shots = [s for item in items for s in item["shots"]]
+    published = sum(s.state == "ready" for s in all_shots)
     return ctx.render(
         "widgets/gallery.html",
         items=items,
         models=models(all_shots),
-        laion_reason=neighbours.reason,
-        has_prompts_file=(ctx.content_dir / "prompts.toml").exists(),
+        laion_reason=neighbours.reason if published else None,
+        published=published,
+        nearest_by=nearest.describe() if nearest else "",
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from atlas.charts import data_table, fmt, histogram_svg
+from atlas.charts import NARROW_WIDTH, data_table, fmt, histogram_svg
 from atlas.errors import ContentError
 from atlas.widgets import WidgetContext, needs_stats, widget
 
@@ -25,7 +25,8 @@ def histogram_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
         ).format(column, present)
     title = args.get("title") or hist["label"]
     shares = ctx.stats.get("shares", {}).get(column, [])
-    svg = histogram_svg(hist, title, shares, chart_id=f"hist-{column}")
+    svg = histogram_svg(hist, title, shares, chart_id=f"hist-{column}") + histogram_svg(
+        hist, title, shares, chart_id=f"hist-{column}-narrow", width=NARROW_WIDTH)
     rows = [[f"≥ {fmt(s['threshold'])}", f"{s['count']:,}", "–" if s["share"] is None else f"{s['share'] * 100:.2f}%"] for s in shares]
     invalid = hist.get("invalid", 0)
     table = data_table(["threshold", "rows", "share of valid rows"], rows) if rows else Markup("")

@@ -42,3 +42,34 @@ def stat_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
     return Markup('<div class="widget stat"><span class="figure">{}</span> <span class="label">{}</span></div>').format(
         text, args.get("label", path)
     )
+
+
+@widget("between")
+def between_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
+    """```atlas between column=similarity low=0.26 high=0.28 text="…{share}…{count}…"```
+
+    A sentence about the rows whose ``column`` lies in [low, high), shown only when there are such
+    rows: ``{count}`` and ``{share}`` (of the column's valid rows) are filled in from the
+    statistics. ``low`` and ``high`` must be thresholds the statistics count for that column.
+    """
+    needs_stats(ctx, "between")
+    column, text = args.get("column", ""), args.get("text", "")
+    if not column or not text:
+        raise ContentError('the between widget needs column=NAME, low=, high= and text="…"')
+    try:
+        low, high = float(args.get("low", "")), float(args.get("high", ""))
+    except ValueError:
+        raise ContentError("the between widget's low= and high= must be numbers") from None
+    shares = {round(float(s["threshold"]), 9): s for s in ctx.stats.get("shares", {}).get(column, [])}
+    if column not in ctx.stats.get("histograms", {}):
+        return Markup("")  # the data has no such column: nothing to say
+    if round(low, 9) not in shares or round(high, 9) not in shares:
+        raise ContentError(f"the statistics count {column} at {', '.join(f'{t:g}' for t in shares) or 'no'} "
+                           f"thresholds; low={low:g} and high={high:g} must be among them")
+    count = shares[round(low, 9)]["count"] - shares[round(high, 9)]["count"]
+    hist = ctx.stats["histograms"][column]
+    valid = sum(hist["counts"])
+    if count <= 0 or not valid:
+        return Markup("")
+    share = f"{100 * count / valid:.1f}%"
+    return Markup('<p class="widget between">{}</p>').format(text.replace("{count}", f"{count:,}").replace("{share}", share))

@@ -107,8 +107,8 @@ export function buildFilters(container, meta, state, onChange) {
 
 // ----------------------------------------------------------------------------- point info
 
-/** An image from the row's URL with loading and "image unavailable" states. */
-function thumbnail(url, large) {
+/** An image from the row's URL with loading and "image unavailable" states (none for demo rows). */
+function thumbnail(url, large, demo) {
   const figure = h('figure', { class: `map-thumb${large ? ' is-large' : ''} is-loading` });
   const note = h('span', { class: 'map-thumb-note', text: 'loading image…' });
   figure.append(note);
@@ -118,6 +118,10 @@ function thumbnail(url, large) {
     figure.classList.add('is-unavailable');
     note.textContent = why;
   };
+  if (demo) {
+    unavailable('demo row: no image');
+    return figure;
+  }
   if (!safe) {
     unavailable('image unavailable (no http(s) link)');
     return figure;
@@ -148,7 +152,7 @@ function scoreList(info, meta) {
 }
 
 export function pointInfo(info, meta, { large = false } = {}) {
-  const parts = [thumbnail(info.url, large)];
+  const parts = [thumbnail(info.url, large, meta.demo)];
   const caption = h('p', { class: 'map-caption' });
   caption.textContent = info.caption || '(no caption)';
   parts.push(caption);
@@ -199,8 +203,10 @@ export class Card {
     const body = info ? pointInfo(info, meta, { large: true }) : [h('p', { class: 'map-caption', text: 'Loading…' })];
     const extra = [];
     if (info) {
-      const url = safeUrl(info.url);
-      if (url) {
+      const url = meta.demo ? '' : safeUrl(info.url);
+      if (meta.demo) {
+        extra.push(h('p', { class: 'map-nolink', text: 'A generated demo row: it has no image to open.' }));
+      } else if (url) {
         const link = h('a', { class: 'map-link', href: url, target: '_blank', rel: 'noopener noreferrer nofollow' });
         link.textContent = `Open image on ${info.host || 'its site'}`;
         extra.push(link);

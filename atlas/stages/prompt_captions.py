@@ -1,0 +1,173 @@
+"""The ``prompt_captions`` stage: for each prompt of ``prompts.toml``, the sample captions nearest to it.
+
+What the model saw when it learned a prompt's words: the prompt is embedded the way the map's
+captions were, and compared with them by cosine similarity --
+
+- CLIP's text tower when the embed stage used CLIP (the map's space, images or captions);
+- the caption model when it used the caption model (``method = "text"``);
+- otherwise TF-IDF over the sample's captions (shared words, no model).
+
+Output: ``prompt_captions.json`` (read with :func:`read`): ``{"method", "model", "prompts":
+{id: [{"row_id", "caption", "domain", "score", "x", "y"}]}}``, best first. The sample holds safe
+rows only, so no unsafe caption can appear.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from atlas.errors import ModelError
+from atlas.pipeline import Stage
+
+RESULT = "prompt_captions.json"
+K = 5
+
+
+def top_k(queries: np.ndarray, matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and scores of the ``k`` rows of ``matrix`` with the highest dot product, per query."""
+    product = queries @ matrix.T
+    scores = np.asarray(product.todense() if hasattr(product, "todense") else product)
+    k = max(1, min(k, scores.shape[1]))
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return top, np.take_along_axis(scores, top, axis=1)
+
+
+def tfidf_nearest(texts: list[str], captions: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest captions by TF-IDF cosine (fitted on the captions): shared words, no model."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    captions = [c if isinstance(c, str) else "" for c in captions]
+    vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True, token_pattern=r"(?u)\b[^\W\d_]{2,}\b")
+    try:
+        matrix = vectorizer.fit_transform(captions)
+    except ValueError:  # no usable words at all
+        return np.zeros((len(texts), 0), dtype=int), np.zeros((len(texts), 0))
+    queries = vectorizer.transform(texts)
+    top, scores = top_k(queries, matrix, k)
+    return top, scores
+
+
+def embed_queries(texts: list[str], info, config, base: Path | None, models_dir: Path | None):
+    """The prompts embedded like the map's captions (``info``: the embed stage's EmbedInfo), or None."""
+    method = info.method if info is not None else None
+    if method == "clip":
+        from atlas.stages.embed import embed_texts
+
+        return embed_texts(texts, config.embed, base)
+    if method == "text":
+        from atlas.stages.embed import load_text_model, text_embed
+
+        model = load_text_model(config.embed, base, models_dir)
+        return text_embed(model, texts, model.batch_size(config.embed))
+    return None
+
+
+def nearest_to_prompts(prompts: list, sample_path: Path, embed_folder: Path | None, config,
+                       coords: np.ndarray | None = None, k: int = K, *, base: Path | None = None,
+                       models_dir: Path | None = None, reporter=None) -> dict:
+    """The ``k`` sample captions nearest to each prompt (see the module docstring)."""
+    import pyarrow.parquet as pq
+
+    from atlas.nearest import _sample_rows
+    from atlas.stages import embed
+
+    info = embed.read(embed_folder)
+    texts = [p.prompt for p in prompts]
+    method, model = "tfidf", "TF-IDF over the sample's captions"
+    top = scores = None
+    if texts and info is not None and info.method in ("clip", "text"):
+        try:
+            queries = embed_queries(texts, info, config, base, models_dir)
+        except ModelError as error:
+            if reporter is not None:
+                reporter.warn("embedder", f"the prompts' nearest captions use TF-IDF: the map's model did not load ({error})")
+        else:
+            matrix = info.embeddings()
+            if queries.shape[1] == matrix.shape[1]:
+                top, scores = top_k(np.asarray(queries, dtype=np.float32), np.asarray(matrix, dtype=np.float32), k)
+                method, model = info.method, str(info.model or "")
+    if texts and top is None:
+        captions = pq.read_table(sample_path, columns=["caption"]).column("caption").to_pylist()
+        top, scores = tfidf_nearest(texts, captions, k)
+    found: dict[str, list[dict]] = {}
+    if texts:
+        rows = _sample_rows(sample_path, sorted({int(i) for i in np.ravel(top)}))
+        for index, prompt in enumerate(prompts):
+            items = []
+            for row_id, score in zip(top[index], scores[index]):
+                row = rows.get(int(row_id))
+                if row is None or not (row["caption"] or "").strip() or score <= 0:
+                    continue
+                item = {"row_id": int(row_id), "caption": str(row["caption"]), "domain": str(row["domain"] or ""),
+                        "score": round(float(score), 4)}
+                if coords is not None and int(row_id) < len(coords):
+                    item["x"], item["y"] = round(float(coords[row_id][0]), 4), round(float(coords[row_id][1]), 4)
+                items.append(item)
+            found[prompt.id] = items
+    return {"method": method, "model": model, "prompts": found}
+
+
+@dataclass
+class PromptCaptions:
+    """What the stage wrote: how the captions were found, and per prompt id the nearest ones."""
+
+    method: str
+    model: str
+    prompts: dict[str, list[dict]] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """How the nearest captions were found, in a reader's words."""
+        if self.method == "clip":
+            return "by CLIP, the model whose text half guides Stable Diffusion"
+        if self.method == "text":
+            return f"by their meaning, as read by a small sentence model ({self.model})"
+        return "by the words they share with the prompt"
+
+
+def read(folder: Path | None) -> PromptCaptions | None:
+    """The stage's output in ``folder``, or None when it did not run."""
+    if folder is None:
+        return None
+    try:
+        data = json.loads((Path(folder) / RESULT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return PromptCaptions(str(data.get("method") or "tfidf"), str(data.get("model") or ""), data.get("prompts") or {})
+
+
+def _prompts(ctx) -> list:
+    from atlas.prompts import load_prompts
+
+    return load_prompts(ctx.content_dir, missing_ok=True)
+
+
+def _inputs(ctx) -> dict:
+    return {"prompts": [[p.id, p.prompt] for p in _prompts(ctx)], "k": K, "embed": ctx.config.embed}
+
+
+def _run(ctx, folder: Path) -> dict:
+    from atlas.stages import project, sample
+    from atlas.stages.embed import models_dir
+
+    projection = project.read(ctx.outputs.get("project"))
+    coords = projection.coords if projection is not None else None
+    data = nearest_to_prompts(_prompts(ctx), sample.read(ctx.output("sample")).path, ctx.outputs.get("embed"),
+                              ctx.config, coords, base=ctx.content_dir, models_dir=models_dir(ctx),
+                              reporter=ctx.reporter)
+    (folder / RESULT).write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    return {"prompts": len(data["prompts"]), "method": data["method"]}
+
+
+STAGE = Stage(
+    "prompt_captions",
+    "1",
+    _inputs,
+    _run,
+    after=("sample", "embed", "project"),
+    enabled=lambda ctx: bool(_prompts(ctx)),
+    description="the sample captions nearest to each prompt of prompts.toml",
+)
