@@ -30,7 +30,9 @@ MANIFEST = "_manifest.json"
 #: The small JSON summary a stage returned (see atlas.pipeline).
 SUMMARY = "_summary.json"
 #: Files the cache keeps beside a stage's outputs: never published.
-BOOKKEEPING = (MANIFEST, SUMMARY)
+#: The warnings a stage raised while it ran, replayed when its output is reused.
+WARNINGS = "_warnings.json"
+BOOKKEEPING = (MANIFEST, SUMMARY, WARNINGS)
 
 
 def canonical(value: Any) -> Any:

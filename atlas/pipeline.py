@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from atlas.cache import SUMMARY, Cache, canonical, fingerprint
+from atlas.cache import SUMMARY, WARNINGS, Cache, canonical, fingerprint
 from atlas.config import AtlasConfig
 from atlas.report import Reporter
 from atlas.settings import Settings
@@ -203,6 +203,7 @@ def run_stages(stages: list[Stage], ctx: BuildContext, explain_only: bool = Fals
         summary_path = cached / SUMMARY if cached else None
         if cached is not None:
             summary = _read_summary(summary_path)
+            _replay_warnings(ctx, cached)
             reason = "inputs unchanged" + (f" (from {check.where})" if check is not None and check.matches else "")
             result = StageResult(stage.name, "cached", reason, 0.0, key, cached, summary)
         elif explain_only:
@@ -217,6 +218,7 @@ def run_stages(stages: list[Stage], ctx: BuildContext, explain_only: bool = Fals
             path, _ = ctx.cache.put(stage.name, key, check.copy_into)
             ctx.cache.remember_inputs(stage.name, key, inputs)
             summary = _read_summary(path / SUMMARY)
+            _replay_warnings(ctx, path)
             result = StageResult(stage.name, "artifact", f"{check.where} matches", time.perf_counter() - started,
                                  key, path, summary)
         else:
@@ -228,9 +230,13 @@ def run_stages(stages: list[Stage], ctx: BuildContext, explain_only: bool = Fals
             started = time.perf_counter()
 
             def build(folder: Path, stage=stage):
+                before = set(ctx.reporter.warnings.items())
                 summary = stage.run(ctx, folder)
                 if summary is not None:
                     _write_summary(folder / SUMMARY, summary)
+                raised = [item for item in ctx.reporter.warnings.items() if item not in before]
+                if raised:  # kept with the output, so a cached build reports them too
+                    _write_summary(folder / WARNINGS, raised)
                 return summary
 
             path, summary = ctx.cache.put(stage.name, key, build)
@@ -242,6 +248,12 @@ def run_stages(stages: list[Stage], ctx: BuildContext, explain_only: bool = Fals
             ctx.outputs[stage.name] = result.path
         results.append(result)
     return results
+
+
+def _replay_warnings(ctx: BuildContext, folder: Path) -> None:
+    """Raise again the warnings a reused stage output recorded when it was made."""
+    for kind, message in _read_summary(folder / WARNINGS) or []:
+        ctx.reporter.warn(kind, message)
 
 
 def _write_summary(path: Path, summary: Any) -> None:

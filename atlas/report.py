@@ -57,6 +57,10 @@ class Warnings:
     def has(self, kind: str) -> bool:
         return any(k == kind for k, _ in self._items)
 
+    def items(self) -> list[tuple[str, str]]:
+        """(kind, message) pairs in the order they came."""
+        return list(self._items)
+
     def messages(self) -> list[str]:
         return [message for _, message in self._items]
 

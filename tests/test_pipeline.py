@@ -114,3 +114,30 @@ def test_a_site_near_the_pages_limit_is_a_warning(tmp_path):
     assert build_warnings(ctx, Warnings(), 500_000_000) == []
     (warning,) = build_warnings(ctx, Warnings(), 950_000_000)
     assert "950 MB" in warning and "1 GB" in warning
+
+
+def test_a_cached_stage_reports_the_warnings_it_raised_when_it_ran(tmp_path):
+    """A warning raised by a stage's work (say, an empty sample) is part of its output: the next
+    build, which reuses the output, reports it again in its summary and build.json."""
+    from atlas.cache import Cache
+    from atlas.config import AtlasConfig
+    from atlas.pipeline import BuildContext, Stage, run_stages
+    from atlas.report import Reporter
+
+    runs = []
+
+    def work(ctx, folder):
+        runs.append(1)
+        (folder / "out.txt").write_text("x")
+        ctx.reporter.warn("data", "the sample is empty")
+
+    stage = Stage("toy", "1", lambda ctx: {}, work)
+
+    def build_once():
+        reporter = Reporter(quiet=True)
+        ctx = BuildContext(AtlasConfig(), tmp_path, Cache(tmp_path / "cache"), reporter)
+        return run_stages([stage], ctx)[0].status, reporter.warnings.items()
+
+    assert build_once() == ("ran", [("data", "the sample is empty")])
+    assert build_once() == ("cached", [("data", "the sample is empty")])
+    assert len(runs) == 1
