@@ -94,6 +94,10 @@ class DataConfig(_Section):
     unsafe_threshold: float = Field(0.5, ge=0.0, le=1.0)
     #: Seed of the example captions shown on the pages.
     seed: int = 0
+    #: Where the shards' partial statistics are computed: ``local`` (one DuckDB pass in this
+    #: process) or ``ray`` (one Ray task per shard, on the cluster named by ``RAY_ADDRESS`` or a
+    #: local Ray started for the build; needs ``pip install ".[ray]"``). Both give the same statistics.
+    engine: Literal["local", "ray"] = "local"
 
     @field_validator("columns")
     @classmethod

@@ -325,14 +325,47 @@ def open_rows(sources: list[Source], config: DataConfig, threads: int | None = N
         select = ", ".join(f"NULL::{TYPES[c]} AS {c}" for c in CANONICAL_COLUMNS)
         con.execute(f"CREATE VIEW rows AS SELECT {select}, NULL::VARCHAR AS shard, NULL::VARCHAR AS host WHERE false")
         return Rows(con, mapping, usable, notes, settings)
-    inner = f"read_parquet({parquet_list_sql(usable)}, union_by_name = true, filename = {quote_literal(SHARD_COLUMN)})"
-    # Canonical names first (cast), then host computed from the cast url; ``shard`` is the file
-    # each row comes from (a filter on it makes DuckDB skip the other files).
+    _create_rows_view(con, usable, mapping)
+    return Rows(con, mapping, usable, notes, settings)
+
+
+def _create_rows_view(con: duckdb.DuckDBPyConnection, sources: list[Source], mapping: dict[str, str]) -> None:
+    """The view ``rows`` over ``sources``: canonical names first (cast), then host computed from
+    the cast url; ``shard`` is the file each row comes from (a filter on it makes DuckDB skip the
+    other files)."""
+    inner = f"read_parquet({parquet_list_sql(sources)}, union_by_name = true, filename = {quote_literal(SHARD_COLUMN)})"
     con.execute(
         f"CREATE VIEW rows AS SELECT *, {host_sql(mapping)} AS host "
         f"FROM (SELECT {canonical_select_sql(mapping)}, {quote_ident(SHARD_COLUMN)} AS shard FROM {inner})"
     )
-    return Rows(con, mapping, usable, notes, settings)
+
+
+def open_shard(source: Source, mapping: dict[str, str], settings: Settings | None = None,
+               threads: int | None = None) -> Rows:
+    """The view ``rows`` over one shard, read with the column ``mapping`` that :func:`open_rows`
+    found over all the shards (``Rows.columns``): a mapped column this shard lacks is NULL, as it
+    is in the union of all shards, so a query gives this shard's rows the same values here as
+    there. For work on one shard in another process or on another machine (a Ray task); the
+    shard was checked when all of them were opened.
+    """
+    settings = settings or Settings()
+    con = connect(threads, settings.duckdb_memory)
+    try:
+        _load_httpfs(con, [source], settings)
+        present = {row[0] for row in con.execute(
+            f"DESCRIBE SELECT * FROM read_parquet({parquet_list_sql([source])}, union_by_name = true)"
+        ).fetchall()}
+    except duckdb.Error as error:
+        con.close()
+        if source.remote:
+            raise _remote_error(error, settings.http_retries) from None
+        raise DataError(
+            f"cannot read shard {source.location} on this machine: {str(error).splitlines()[0]}",
+            hint="On a Ray cluster every node reads the shards itself: use remote shards (s3://, https://, "
+            "hf://) or a folder mounted at the same path on every node.",
+        ) from None
+    _create_rows_view(con, [source], {c: column for c, column in mapping.items() if column in present})
+    return Rows(con, dict(mapping), [source], [], settings)
 
 
 def indexed_rows_view(rows: Rows) -> str | None:

@@ -34,6 +34,8 @@ class Settings:
     github_actions: bool = False
     #: ``GITHUB_SHA``: the commit being built (named in build.json).
     commit: str | None = None
+    #: ``RAY_ADDRESS``: the Ray cluster of ``engine = "ray"`` stages; None starts a local Ray per build.
+    ray_address: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -52,4 +54,5 @@ class Settings:
             ci=bool(env.get("CI")),
             github_actions=env.get("GITHUB_ACTIONS") == "true",
             commit=env.get("GITHUB_SHA") or None,
+            ray_address=env.get("RAY_ADDRESS", "").strip() or None,
         )

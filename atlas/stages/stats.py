@@ -22,6 +22,7 @@ from atlas.data import (
     Source,
     is_glob,
     open_rows,
+    open_shard,
     query_error,
     quote_literal,
     registrable_domain,
@@ -29,7 +30,7 @@ from atlas.data import (
     safe_condition,
     safe_http_url,
 )
-from atlas.errors import ContentError
+from atlas.errors import AtlasError, ContentError
 from atlas.pipeline import BuildContext, Stage
 from atlas.settings import Settings
 
@@ -442,6 +443,45 @@ def compute_partials(rows: Rows, config: DataConfig, artists: list[str], shards:
     return partials
 
 
+def shard_partials(source: Source, columns: dict[str, str], config: DataConfig, artists: list[str],
+                   settings: Settings) -> dict[str, dict]:
+    """:func:`compute_partials` of one shard (of each file of a remote glob) in a DuckDB of its own
+    (:func:`atlas.data.open_shard`, one thread): the same SQL, so the same partial as the local
+    pass. ``columns`` is the mapping found over all the shards (``Rows.columns``). Plain,
+    picklable values in and out: this is the body of a Ray task."""
+    rows = open_shard(source, columns, settings, threads=1)
+    try:
+        return compute_partials(rows, config, artists)
+    finally:
+        rows.con.close()
+
+
+def ray_partials(rows: Rows, config: DataConfig, artists: list[str], shards: list[str] | None = None) -> dict[str, dict]:
+    """:func:`compute_partials` fanned out on Ray: one task (one CPU) per shard running
+    :func:`shard_partials`, on the cluster named by ``RAY_ADDRESS`` or a local Ray started for
+    this call (:func:`atlas.raycluster.ray_session`). A task's AtlasError (an unreadable shard)
+    is raised here as it is."""
+    from atlas.raycluster import ray_session
+
+    wanted = None if shards is None else set(shards)
+    sources = [s for s in rows.sources if wanted is None or s.location in wanted]
+    if not sources:
+        return {}
+    with ray_session(rows.settings, "[data] engine") as ray:
+        task = ray.remote(num_cpus=1)(shard_partials)
+        refs = [task.remote(source, rows.columns, config, artists, rows.settings) for source in sources]
+        try:
+            results = ray.get(refs)
+        except ray.exceptions.RayTaskError as error:
+            if isinstance(error.cause, AtlasError):
+                raise error.cause from None
+            raise
+    partials: dict[str, dict] = {}
+    for result in results:
+        partials.update(result)
+    return partials
+
+
 #: Cache folder (see :class:`atlas.cache.Cache`) of the per-shard partials; bump the version
 #: when a partial's meaning changes.
 PARTIALS = "stats-shard"
@@ -476,10 +516,12 @@ def cached_partials(rows: Rows, config: DataConfig, artists: list[str], cache) -
     only the other shards are scanned (one pass over them), and their partials stored.
 
     Returns ({shard: partial} in shard order, the shards scanned). Without a cache, or with a
-    remote glob (its files are known only once DuckDB lists them), every shard is scanned.
+    remote glob (its files are known only once DuckDB lists them), every shard is scanned. With
+    ``[data] engine = "ray"`` the scans are Ray tasks (:func:`ray_partials`).
     """
+    scan = ray_partials if config.engine == "ray" else compute_partials
     if cache is None or any(s.remote and is_glob(s.location) for s in rows.sources):
-        partials = compute_partials(rows, config, artists)
+        partials = scan(rows, config, artists)
         return partials, list(partials)
     keys = {}
     for source in rows.sources:
@@ -492,7 +534,7 @@ def cached_partials(rows: Rows, config: DataConfig, artists: list[str], cache) -
             partials[location] = json.loads((folder / "partial.json").read_text(encoding="utf-8"))
     missing = [location for location in keys if location not in partials]
     if missing:
-        fresh = compute_partials(rows, config, artists, shards=missing)
+        fresh = scan(rows, config, artists, shards=missing)
         for location in missing:
             partials[location] = fresh[location]
             if keys[location]:
@@ -662,6 +704,10 @@ def run_stats(sources: list, config: DataConfig, content_dir: Path, reporter,
     rows, shards scanned); ``rows`` tells which shards and columns were read (its connection is
     closed). ``atlas build`` (with its cache) and ``atlas stats`` (without) both call this.
     """
+    if config.engine == "ray":
+        from atlas.raycluster import import_ray
+
+        import_ray("[data] engine")  # before any work: a clear error when the extra is missing
     path = artists_path(config, content_dir)
     names = read_artists(path) if path is not None else []
     rows = open_rows(sources, config, settings=settings)
