@@ -444,12 +444,12 @@ def compute_partials(rows: Rows, config: DataConfig, artists: list[str], shards:
 
 
 def shard_partials(source: Source, columns: dict[str, str], config: DataConfig, artists: list[str],
-                   settings: Settings) -> dict[str, dict]:
+                   settings: Settings, threads: int = 1) -> dict[str, dict]:
     """:func:`compute_partials` of one shard (of each file of a remote glob) in a DuckDB of its own
-    (:func:`atlas.data.open_shard`, one thread): the same SQL, so the same partial as the local
-    pass. ``columns`` is the mapping found over all the shards (``Rows.columns``). Plain,
+    (:func:`atlas.data.open_shard`, ``threads`` threads): the same SQL, so the same partial as the
+    local pass. ``columns`` is the mapping found over all the shards (``Rows.columns``). Plain,
     picklable values in and out: this is the body of a Ray task."""
-    rows = open_shard(source, columns, settings, threads=1)
+    rows = open_shard(source, columns, settings, threads=threads)
     try:
         return compute_partials(rows, config, artists)
     finally:
@@ -457,10 +457,11 @@ def shard_partials(source: Source, columns: dict[str, str], config: DataConfig, 
 
 
 def ray_partials(rows: Rows, config: DataConfig, artists: list[str], shards: list[str] | None = None) -> dict[str, dict]:
-    """:func:`compute_partials` fanned out on Ray: one task (one CPU) per shard running
+    """:func:`compute_partials` fanned out on Ray: one task per shard running
     :func:`shard_partials`, on the cluster named by ``RAY_ADDRESS`` or a local Ray started for
-    this call (:func:`atlas.raycluster.ray_session`). A task's AtlasError (an unreadable shard)
-    is raised here as it is."""
+    this call (:func:`atlas.raycluster.ray_session`). A task takes one CPU, or the cluster's CPUs
+    shared out when there are fewer shards than CPUs (at most one node's), and runs as many
+    DuckDB threads. A task's AtlasError (an unreadable shard) is raised here as it is."""
     from atlas.raycluster import ray_session
 
     wanted = None if shards is None else set(shards)
@@ -468,8 +469,9 @@ def ray_partials(rows: Rows, config: DataConfig, artists: list[str], shards: lis
     if not sources:
         return {}
     with ray_session(rows.settings, "[data] engine") as ray:
-        task = ray.remote(num_cpus=1)(shard_partials)
-        refs = [task.remote(source, rows.columns, config, artists, rows.settings) for source in sources]
+        cpus = _cpus_per_task(ray, len(sources))
+        task = ray.remote(num_cpus=cpus)(shard_partials)
+        refs = [task.remote(source, rows.columns, config, artists, rows.settings, cpus) for source in sources]
         try:
             results = ray.get(refs)
         except ray.exceptions.RayTaskError as error:
@@ -480,6 +482,12 @@ def ray_partials(rows: Rows, config: DataConfig, artists: list[str], shards: lis
     for result in results:
         partials.update(result)
     return partials
+
+
+def _cpus_per_task(ray, tasks: int) -> int:
+    """The cluster's CPUs shared out over ``tasks``, at least 1, at most the largest node's."""
+    largest = max((int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")), default=1)
+    return max(1, min(largest, int(ray.cluster_resources().get("CPU", 1)) // max(1, tasks)))
 
 
 #: Cache folder (see :class:`atlas.cache.Cache`) of the per-shard partials; bump the version
