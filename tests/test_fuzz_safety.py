@@ -34,7 +34,7 @@ from atlas.report import Reporter
 from conftest import tree_snapshot, write_content
 
 #: Full builds tried (each a whole site); the first BROWSER_EXAMPLES are also driven in Chromium.
-MAX_EXAMPLES = int(os.environ.get("ATLAS_FUZZ_EXAMPLES", "24"))
+MAX_EXAMPLES = int(os.environ.get("ATLAS_FUZZ_EXAMPLES", "40"))
 BROWSER_EXAMPLES = 4
 THRESHOLD = 0.5
 COUNTS = {"examples": 0, "rows": 0, "hidden_rows": 0, "browser": 0, "refused": 0}
