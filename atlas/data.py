@@ -19,6 +19,7 @@ import duckdb
 
 from atlas.config import CANONICAL_COLUMNS, DataConfig, content_path
 from atlas.errors import ConfigError, ContentError, DataError
+from atlas.paths import inside_content
 from atlas.settings import HTTP_RETRIES, Settings
 
 log = logging.getLogger(__name__)
@@ -606,18 +607,6 @@ def blocklist_file(config: DataConfig, content_dir: Path | None) -> Path | None:
     from atlas.scaffold import default_content_dir
 
     return default_content_dir() / "blocklist.txt"
-
-
-def inside_content(content_dir: Path, value: str, key: str) -> Path:
-    """``value`` (from atlas.toml ``key``) as a path inside the content folder, or a ConfigError."""
-    root = Path(content_dir).resolve()
-    path = (root / value).resolve()
-    if Path(value).is_absolute() or not path.is_relative_to(root):
-        raise ConfigError(
-            f"{key} = {value!r} points outside the content folder {content_dir}",
-            hint="Files that shape what is published must be inside the content folder; use a path relative to it.",
-        )
-    return path
 
 
 def _read_lines(path: Path, key: str) -> tuple[list[tuple[int, str]], str]:
