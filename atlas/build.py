@@ -149,6 +149,8 @@ def build(
         "source": "generated demo shards" if ctx.demo else [_public_location(s, ctx.content_dir) for s in ctx.sources],
         "rows": (ctx.summary("stats") or {}).get("rows"),
         "sample_rows": (ctx.summary("sample") or {}).get("rows"),
+        "shown_rows": (ctx.summary("stats") or {}).get("shown_rows"),
+        "excluded": (ctx.summary("stats") or {}).get("excluded") or {},
         "embedder": embed,
         "built_on": "GitHub Actions" if settings.github_actions else platform.system(),
         "commit": settings.commit,
@@ -230,6 +232,15 @@ def build_warnings(ctx: BuildContext, warnings: Warnings, site_bytes: int) -> li
     (added to ``warnings``, the build's collector)."""
     if ctx.demo:
         warnings.add("demo", "demo data: no shards configured, the site shows generated demo rows ([data] sources)")
+    stats = ctx.summary("stats") or {}
+    if stats.get("scored") is False and ctx.config.data.unscored == "hide":
+        warnings.add(
+            "unscored",
+            "unscored data: the shards have no punsafe and no NSFW column, so the site publishes statistics "
+            "only and shows no caption, link or image (map, captions, examples). To show rows anyway, filtered by "
+            "the caption blocklist, set [data] unscored = \"keyword-filter\" in atlas.toml (the list is "
+            "[data] blocklist; a word list misses much, so read what it lets through)",
+        )
     info = embed_info(ctx)
     if info is not None and info.method == "tfidf" and not warnings.has("embedder"):
         warnings.add(

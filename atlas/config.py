@@ -90,8 +90,18 @@ class DataConfig(_Section):
     columns: dict[str, str] = Field(default_factory=dict)
     #: One artist name a line; relative to the content folder. Empty disables artist counts.
     artists: str = ""
-    #: Rows with ``punsafe`` at or over this are counted but never shown.
+    #: Rows may be shown only with ``punsafe`` in [0, this); others are counted but never shown.
     unsafe_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    #: Data with neither ``punsafe`` nor ``NSFW``: ``hide`` publishes statistics only, no row;
+    #: ``keyword-filter`` shows the rows whose caption and URL have no word of ``blocklist``.
+    unscored: Literal["hide", "keyword-filter"] = "hide"
+    #: Caption blocklist (one word or phrase a line), inside the content folder. Applied to every
+    #: row that may be shown, scored or not. When the content folder has no file of that name
+    #: and the key is not set, the list shipped with atlas is used; "" disables it.
+    blocklist: str = "blocklist.txt"
+    #: Opt-out and removal lists inside the content folder: one entry a line, a full image URL,
+    #: a host or registrable domain (with its subdomains), or ``hash:VALUE``.
+    exclude: list[str] = Field(default_factory=list)
     #: Seed of the example captions shown on the pages.
     seed: int = 0
     #: Where the shards' partial statistics are computed: ``local`` (one DuckDB pass in this

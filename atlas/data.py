@@ -18,7 +18,8 @@ from pathlib import Path
 import duckdb
 
 from atlas.config import CANONICAL_COLUMNS, DataConfig, content_path
-from atlas.errors import DataError
+from atlas.errors import ConfigError, ContentError, DataError
+from atlas.paths import inside_content
 from atlas.settings import HTTP_RETRIES, Settings
 
 log = logging.getLogger(__name__)
@@ -152,22 +153,26 @@ def resolve_sources(patterns: list[str], base: Path) -> list[Source]:
     return unique
 
 
-def shard_columns(source: Source) -> list[str]:
-    """The column names of a local shard, read from its footer; a damaged file is a DataError."""
+def shard_schema(source: Source) -> dict[str, str]:
+    """Column name -> type name of a local shard, read from its footer; a damaged file is a DataError."""
     import pyarrow.parquet as pq
 
     try:
-        return list(pq.read_schema(source.location).names)
+        schema = pq.read_schema(source.location)
     except Exception as error:  # pyarrow raises several types for damaged files
         raise DataError(
             f"cannot read parquet shard {source.location}: {error}",
             hint="The file is truncated or not parquet. Re-download it or remove it from [data] sources.",
         ) from None
+    return {field.name: str(field.type) for field in schema}
 
 
-def check_sources(sources: list[Source]) -> tuple[list[Source], list[str], list[str]]:
-    """Drop empty (0-byte) files, check every footer, and return (usable, columns, notes)."""
-    usable, columns, notes = [], [], []
+def check_sources(sources: list[Source]) -> tuple[list[Source], list[str], list[str], list[tuple[str, dict]]]:
+    """Drop empty (0-byte) files, check every footer, and return (usable, columns, notes, schemas).
+
+    ``schemas`` has one ``(file, {column: type})`` per local shard, for :func:`check_types`.
+    """
+    usable, columns, notes, schemas = [], [], [], []
     for source in sources:
         if source.remote:
             usable.append(source)
@@ -175,11 +180,80 @@ def check_sources(sources: list[Source]) -> tuple[list[Source], list[str], list[
         if source.size == 0:
             notes.append(f"skipped empty file {source.location}")
             continue
-        for name in shard_columns(source):
+        schema = shard_schema(source)
+        schemas.append((source.location, schema))
+        for name in schema:
             if name not in columns:
                 columns.append(name)
         usable.append(source)
-    return usable, columns, notes
+    return usable, columns, notes, schemas
+
+
+#: Canonical columns read as numbers, and as text (``hash`` may be either: LAION's is an int64).
+NUMERIC = ("width", "height", "similarity", "punsafe", "pwatermark", "aesthetic")
+TEXTUAL = ("url", "caption", "license", "nsfw", "language")
+
+
+def _type_kind(type_name: str) -> str:
+    """"number", "integer", "text" or "other", from a pyarrow or DuckDB type name."""
+    name = type_name.lower().strip()
+    if name.startswith("dictionary<values="):  # pyarrow dictionary: judge its values
+        name = name[len("dictionary<values="):].split(",")[0]
+    if name in ("null", '"null"'):
+        return "null"
+    if name.endswith("]"):  # DuckDB lists and arrays: VARCHAR[], DOUBLE[3]
+        return "other"
+    if name in ("string", "large_string", "string_view", "utf8", "large_utf8", "varchar") or name.startswith("varchar"):
+        return "text"
+    if name.startswith(("int", "uint", "bigint", "smallint", "tinyint", "hugeint", "ubigint", "usmallint", "utinyint",
+                        "uhugeint")) and "[" not in name:
+        return "integer"
+    if name.startswith(("float", "double", "halffloat", "decimal", "real")) and "[" not in name:
+        return "number"
+    return "other"
+
+
+def check_types(schemas: list[tuple[str, dict]], mapping: dict[str, str]) -> list[str]:
+    """Check each canonical column's type in each shard; returns notes for safe casts.
+
+    A type that cannot be read as the canonical one (``punsafe`` as text, a list, a struct or a
+    boolean; ``TEXT`` as a list...) is a :class:`DataError` naming the file, the column, its type
+    and the expected one. Integer scores are read as numbers, with a note. A shard with none of
+    the known columns is an error listing what it has.
+    """
+    notes = []
+    known = set(mapping.values())
+    for location, schema in schemas:
+        if schema and not known & set(schema):
+            expected = ", ".join(ALIASES[c][0] for c in CANONICAL_COLUMNS)
+            raise DataError(
+                f"parquet shard {location} has none of the columns atlas knows: it has "
+                f"{', '.join(schema)}; expected some of {expected} (or their usual aliases)",
+                hint="Map yours in atlas.toml, e.g. [data.columns] url = \"image\", caption = \"alt\".",
+            )
+        for canonical, column in mapping.items():
+            if column not in schema:
+                continue
+            actual = str(schema[column])
+            kind = _type_kind(actual)
+            if kind == "null":
+                continue
+            if canonical in NUMERIC:
+                ok, expected = kind in ("number", "integer"), "a number (float or double)"
+                if kind == "integer" and canonical not in ("width", "height"):
+                    notes.append(f"{location}: column {column!r} ({canonical}) is {actual}; read as a number")
+            elif canonical == "hash":
+                ok, expected = kind in ("text", "integer"), "text or an integer"
+            else:
+                ok, expected = kind == "text", "text (string)"
+            if not ok:
+                raise DataError(
+                    f"parquet shard {location}: column {column!r} (read as {canonical}) has type {actual}, "
+                    f"expected {expected}",
+                    hint=(f"Fix the shard's column type, or map {canonical} to another column with "
+                          f"[data.columns] {canonical} = \"NAME\"."),
+                )
+    return list(dict.fromkeys(notes))
 
 
 def map_columns(available: list[str], overrides: dict[str, str]) -> dict[str, str]:
@@ -290,7 +364,12 @@ def parquet_list_sql(sources: list[Source]) -> str:
 
 @dataclass
 class Rows:
-    """An open DuckDB connection with the view ``rows`` over the shards."""
+    """An open DuckDB connection with the view ``rows`` over the shards.
+
+    ``rows`` has the canonical columns, ``host``, ``blocked`` (the caption or URL has a word of
+    the blocklist) and ``shown`` (the row may be published: :func:`shown_sql`); rows of the
+    opt-out lists are not in it at all. ``rows_all`` is the same before the opt-outs.
+    """
 
     con: duckdb.DuckDBPyConnection
     columns: dict[str, str]  # canonical -> shard column, for the columns the shards have
@@ -298,57 +377,89 @@ class Rows:
     notes: list[str]
     #: The environment's settings the connection was opened with (retries, token, memory).
     settings: Settings = field(default_factory=Settings)
+    #: What may be shown and which rows are opted out.
+    policy: "Policy" = field(default_factory=lambda: Policy())
 
     def has(self, canonical: str) -> bool:
         return canonical in self.columns
 
+    @property
+    def scored(self) -> bool:
+        """True when the data has a safety score (``punsafe``) or tag (``NSFW``)."""
+        return self.has("punsafe") or self.has("nsfw")
+
+    def define_view(self, name: str, rows_from: str, extra: str = "", present: dict[str, str] | None = None) -> None:
+        """Register ``name`` (and ``name_all``) like ``rows`` over another FROM clause.
+
+        ``extra`` adds columns of that clause (e.g. ``, o.row_offset AS source_row``). Every
+        relation rows are published from is made here, so opt-outs and :func:`shown_sql` hold.
+        ``present``: the part of ``columns`` that clause has (one shard of several); the others
+        read as NULL, while the predicate still follows all of ``columns``.
+        """
+        present = self.columns if present is None else present
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {name}_all AS SELECT *, {host_sql(present)} AS host "
+            f"FROM (SELECT {canonical_select_sql(present)}{extra} FROM {rows_from})"
+        )
+        where = f" WHERE NOT {excluded_sql(self.policy)}" if self.policy.exclusions else ""
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT *, {shown_sql(self)} AS shown "
+            f"FROM (SELECT *, {blocked_sql(self.policy)} AS blocked FROM {name}_all){where}"
+        )
+
 
 def open_rows(sources: list[Source], config: DataConfig, threads: int | None = None,
-              settings: Settings | None = None) -> Rows:
-    """Check the shards and register the view ``rows`` (canonical columns, ``shard``, ``host``)."""
+              settings: Settings | None = None, policy: "Policy | None" = None) -> Rows:
+    """Check the shards and register the view ``rows`` (see :class:`Rows`).
+
+    ``policy`` says what may be shown and which rows are opted out; by default it is read from
+    ``config`` with the blocklist shipped with atlas and no opt-out lists (see :func:`load_policy`).
+    """
     settings = settings or Settings()
-    usable, available, notes = check_sources(sources)
+    policy = policy if policy is not None else load_policy(config, None)
+    usable, available, notes, schemas = check_sources(sources)
     con = connect(threads, settings.duckdb_memory)
     _load_httpfs(con, usable, settings)
-    if any(s.remote for s in usable):
+    remote = [s for s in usable if s.remote]
+    if remote:
         try:
             described = con.execute(
-                f"DESCRIBE SELECT * FROM read_parquet({parquet_list_sql(usable)}, union_by_name = true)"
+                f"DESCRIBE SELECT * FROM read_parquet({parquet_list_sql(remote)}, union_by_name = true)"
             ).fetchall()
         except duckdb.Error as error:
             raise _remote_error(error, settings.http_retries) from None
+        schemas.append((", ".join(s.location for s in remote), {row[0]: str(row[1]) for row in described}))
         for row in described:
             if row[0] not in available:
                 available.append(row[0])
     mapping = map_columns(available, config.columns)
+    notes += check_types(schemas, mapping)
+    rows = Rows(con, mapping, usable, notes, settings, policy)
+    _register_exclusions(con, policy)
     if not usable:
-        select = ", ".join(f"NULL::{TYPES[c]} AS {c}" for c in CANONICAL_COLUMNS)
-        con.execute(f"CREATE VIEW rows AS SELECT {select}, NULL::VARCHAR AS shard, NULL::VARCHAR AS host WHERE false")
-        return Rows(con, mapping, usable, notes, settings)
-    _create_rows_view(con, usable, mapping)
-    return Rows(con, mapping, usable, notes, settings)
+        rows.define_view("rows", "(SELECT 1) WHERE false", extra=", NULL::VARCHAR AS shard")
+        return rows
+    _define_rows_view(rows, usable)
+    return rows
 
 
-def _create_rows_view(con: duckdb.DuckDBPyConnection, sources: list[Source], mapping: dict[str, str]) -> None:
-    """The view ``rows`` over ``sources``: canonical names first (cast), then host computed from
-    the cast url; ``shard`` is the file each row comes from (a filter on it makes DuckDB skip the
-    other files)."""
+def _define_rows_view(rows: Rows, sources: list[Source], present: dict[str, str] | None = None) -> None:
+    """The view ``rows`` over ``sources``; ``shard`` is the file each row comes from (a filter on
+    it makes DuckDB skip the other files). ``present``: the mapped columns these shards have."""
     inner = f"read_parquet({parquet_list_sql(sources)}, union_by_name = true, filename = {quote_literal(SHARD_COLUMN)})"
-    con.execute(
-        f"CREATE VIEW rows AS SELECT *, {host_sql(mapping)} AS host "
-        f"FROM (SELECT {canonical_select_sql(mapping)}, {quote_ident(SHARD_COLUMN)} AS shard FROM {inner})"
-    )
+    rows.define_view("rows", inner, extra=f", {quote_ident(SHARD_COLUMN)} AS shard", present=present)
 
 
 def open_shard(source: Source, mapping: dict[str, str], settings: Settings | None = None,
-               threads: int | None = None) -> Rows:
+               threads: int | None = None, policy: "Policy | None" = None) -> Rows:
     """The view ``rows`` over one shard, read with the column ``mapping`` that :func:`open_rows`
-    found over all the shards (``Rows.columns``): a mapped column this shard lacks is NULL, as it
-    is in the union of all shards, so a query gives this shard's rows the same values here as
-    there. For work on one shard in another process or on another machine (a Ray task); the
-    shard was checked when all of them were opened.
+    found over all the shards (``Rows.columns``) and the same ``policy``: a mapped column this
+    shard lacks is NULL, as it is in the union of all shards, so a query gives this shard's rows
+    the same values (``shown`` included) here as there. For work on one shard in another process
+    or on another machine (a Ray task); the shard was checked when all of them were opened.
     """
     settings = settings or Settings()
+    policy = policy if policy is not None else Policy()
     con = connect(threads, settings.duckdb_memory)
     try:
         _load_httpfs(con, [source], settings)
@@ -364,8 +475,10 @@ def open_shard(source: Source, mapping: dict[str, str], settings: Settings | Non
             hint="On a Ray cluster every node reads the shards itself: use remote shards (s3://, https://, "
             "hf://) or a folder mounted at the same path on every node.",
         ) from None
-    _create_rows_view(con, [source], {c: column for c, column in mapping.items() if column in present})
-    return Rows(con, dict(mapping), [source], [], settings)
+    rows = Rows(con, dict(mapping), [source], [], settings, policy)
+    _register_exclusions(con, policy)
+    _define_rows_view(rows, [source], {c: column for c, column in mapping.items() if column in present})
+    return rows
 
 
 def indexed_rows_view(rows: Rows) -> str | None:
@@ -389,11 +502,9 @@ def indexed_rows_view(rows: Rows) -> str | None:
         f"read_parquet({parquet_list_sql(rows.sources)}, union_by_name = true, "
         "filename = '_atlas_filename', file_row_number = true)"
     )
-    rows.con.execute(
-        f"CREATE OR REPLACE TEMP VIEW _atlas_rows_indexed AS SELECT *, {host_sql(rows.columns)} AS host "
-        f"FROM (SELECT {canonical_select_sql(rows.columns)}, o.row_offset + file_row_number AS source_row "
-        f"FROM {inner} AS r JOIN _atlas_shard_offsets AS o ON r._atlas_filename = o.filename)"
-    )
+    rows.define_view("_atlas_rows_indexed",
+                     f"{inner} AS r JOIN _atlas_shard_offsets AS o ON r._atlas_filename = o.filename",
+                     extra=", o.row_offset + file_row_number AS source_row")
     return "_atlas_rows_indexed"
 
 
@@ -475,15 +586,248 @@ def query_error(error: Exception, rows: Rows) -> DataError:
     return DataError(f"reading the shards failed: {str(error).splitlines()[0]}")
 
 
-def safe_condition(rows: Rows, threshold: float) -> str:
-    """SQL that is true for rows that may be shown on the site (never unsafe ones)."""
+# ----------------------------------------------------------------------------- what may be shown
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """One opt-out or removal list: full image URLs, hosts/domains (with subdomains), hashes."""
+
+    name: str
+    urls: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    hashes: tuple[str, ...] = ()
+    digest: str = ""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What may be published: the one rule every stage that publishes a row goes through.
+
+    A row may be shown when its ``punsafe`` is a number in [0, ``threshold``) and its ``NSFW``
+    tag is ``UNLIKELY`` (for each of the two columns the data has), or, for data with neither,
+    only when ``unscored`` is ``keyword-filter``; and in every case when neither its caption
+    nor its URL has a word of the blocklist. Rows of the ``exclusions`` are dropped before
+    anything, statistics included.
+    """
+
+    threshold: float = 0.5
+    unscored: str = "hide"
+    #: Normalised blocklist entries (lower case, no accents, words separated by one space).
+    blocklist: tuple[str, ...] = ()
+    #: Where the blocklist came from (a path inside the content folder, or "built-in"), for the summary.
+    blocklist_source: str = ""
+    blocklist_digest: str = ""
+    exclusions: tuple[Exclusion, ...] = ()
+
+    def fingerprint(self) -> dict:
+        """What a stage reading rows depends on (list contents by digest)."""
+        return {
+            "threshold": self.threshold,
+            "unscored": self.unscored,
+            "blocklist": self.blocklist_digest,
+            "exclude": [[e.name, e.digest] for e in self.exclusions],
+        }
+
+
+#: Lower case, accents removed, every run of characters that are not letters or digits becomes
+#: one space: the words the blocklist is matched against (whole words, case/accent-insensitive).
+WORDS_SQL = "trim(regexp_replace(strip_accents(lower({x})), '[^\\p{{L}}\\p{{N}}]+', ' ', 'g'))"
+
+
+def blocklist_file(config: DataConfig, content_dir: Path | None) -> Path | None:
+    """The blocklist in force: ``[data] blocklist`` inside the content folder, else the shipped one."""
+    if not config.blocklist:
+        return None
+    if content_dir is not None:
+        path = inside_content(content_dir, config.blocklist, "[data] blocklist")
+        if path.exists() or "blocklist" in config.model_fields_set:
+            return path
+    from atlas.scaffold import default_content_dir
+
+    return default_content_dir() / "blocklist.txt"
+
+
+def _read_lines(path: Path, key: str) -> tuple[list[tuple[int, str]], str]:
+    """Numbered non-blank, non-comment lines of a UTF-8 list file, and the file's digest."""
+    from atlas.cache import file_digest
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ContentError(f"{path} does not exist", where=key,
+                           hint="Create the file, or remove it from atlas.toml.") from None
+    except (UnicodeDecodeError, IsADirectoryError, PermissionError) as error:
+        raise ContentError(f"cannot read {path} as UTF-8 text ({type(error).__name__})", where=key,
+                           hint="Point it at a UTF-8 text file, one entry a line.") from None
+    lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1)]
+    return [(n, line) for n, line in lines if line and not line.startswith("#")], file_digest(path)
+
+
+def normalise_words(texts: list[str]) -> list[str]:
+    """Texts as :data:`WORDS_SQL` normalises them (computed by DuckDB, so both sides agree)."""
+    if not texts:
+        return []
+    con = duckdb.connect()
+    try:
+        return [r[0] for r in con.execute(
+            f"SELECT {WORDS_SQL.format(x='t')} FROM (SELECT unnest(?::VARCHAR[]) AS t)", [texts]).fetchall()]
+    finally:
+        con.close()
+
+
+_HOST_ENTRY = re.compile(r"^(?:[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$|^\[[0-9a-f:.]+\]$")
+
+
+def read_exclusion(path: Path, name: str) -> Exclusion:
+    """Parse an opt-out list: ``https://...`` URLs, ``hash:VALUE``, or a host/registrable domain."""
+    key = f"[data] exclude ({name})"
+    lines, digest = _read_lines(path, key)
+    urls, hosts, hashes = [], [], []
+    for number, entry in lines:
+        if entry.lower().startswith("hash:"):
+            value = entry[5:].strip()
+            if not value:
+                raise ContentError(f"line {number} of {path} is 'hash:' with no value", where=key)
+            hashes.append(value)
+        elif "://" in entry:
+            urls.append(entry)
+        else:
+            host = entry.lower().rstrip(".")
+            host = host[4:] if host.startswith("www.") else host  # hosts are compared without www.
+            if not _HOST_ENTRY.match(host):
+                raise ContentError(
+                    f"line {number} of {path} is neither a URL (with ://), a host or domain, nor hash:VALUE: {entry!r}",
+                    where=key, hint="Write one entry a line: https://host/image.jpg, example.com or hash:123.",
+                )
+            hosts.append(host)
+    return Exclusion(name, tuple(dict.fromkeys(urls)), tuple(dict.fromkeys(hosts)), tuple(dict.fromkeys(hashes)), digest)
+
+
+def load_policy(config: DataConfig, content_dir: Path | None) -> Policy:
+    """The :class:`Policy` of ``[data]``, reading the blocklist and opt-out lists (inside ``content_dir``)."""
+    path = blocklist_file(config, content_dir)
+    words, digest, source = (), "", ""
+    if path is not None:
+        lines, digest = _read_lines(path, "[data] blocklist")
+        normalised = normalise_words([line for _, line in lines])
+        for (number, line), word in zip(lines, normalised):
+            if not re.search(r"[^\d ]", word):
+                raise ContentError(
+                    f"line {number} of {path}, {line!r}, has no letters: it would hide every caption with "
+                    f"{word!r}" if word else f"line {number} of {path}, {line!r}, has no letters or digits",
+                    where="[data] blocklist", hint="Blocklist entries are words; remove or rewrite that line.")
+        words = tuple(sorted(set(normalised)))
+        source = path.name if content_dir is not None and path.is_relative_to(Path(content_dir).resolve()) else "built-in"
+    if config.unscored == "keyword-filter" and not words:
+        raise ConfigError(
+            "[data] unscored = \"keyword-filter\" needs a blocklist with at least one word",
+            hint="Set [data] blocklist to a word list inside the content folder (atlas ships blocklist.txt).",
+        )
+    exclusions = []
+    if config.exclude and content_dir is None:
+        raise ConfigError("[data] exclude lists need a content folder to be read from")
+    for value in config.exclude:
+        exclusions.append(read_exclusion(inside_content(content_dir, value, "[data] exclude"), value))
+    return Policy(config.unsafe_threshold, config.unscored, words, source, digest, tuple(exclusions))
+
+
+def score_sql(rows: Rows) -> str:
+    """SQL true when the safety scores allow showing a row (see :class:`Policy`).
+
+    Any ``punsafe`` outside [0, threshold) counts as unknown: negative, -inf, NaN (DuckDB sorts
+    NaN above every number), +inf, NULL and values a shard stores as text that fail the cast.
+    """
     conditions = []
     if rows.has("punsafe"):
-        # Unknown safety (NULL/NaN) is not shown either where the data has the column.
-        conditions.append(f"(punsafe IS NOT NULL AND NOT isnan(punsafe) AND punsafe < {float(threshold)!r})")
+        conditions.append(f"coalesce(punsafe >= 0 AND punsafe < {float(rows.policy.threshold)!r}, false)")
     if rows.has("nsfw"):
         conditions.append("coalesce(upper(nsfw) = 'UNLIKELY', false)")
-    return " AND ".join(conditions) if conditions else "true"
+    if not conditions:
+        return "true" if rows.policy.unscored == "keyword-filter" else "false"
+    return "(" + " AND ".join(conditions) + ")"
+
+
+def blocked_sql(policy: Policy) -> str:
+    """SQL true when the caption or URL has a blocklist word or phrase (whole words)."""
+    if not policy.blocklist:
+        return "false"
+    words = [w for w in policy.blocklist if " " not in w]
+    phrases = [w for w in policy.blocklist if " " in w]
+    tests = []
+    for column in ("caption", "url"):
+        norm = WORDS_SQL.format(x=column)
+        if words:
+            tests.append(f"list_has_any(string_split({norm}, ' '), [{', '.join(map(quote_literal, words))}]::VARCHAR[])")
+        for phrase in phrases:
+            tests.append(f"contains(' ' || {norm} || ' ', {quote_literal(' ' + phrase + ' ')})")
+    return "coalesce(" + " OR ".join(tests) + ", false)" if tests else "false"
+
+
+def shown_sql(rows: Rows) -> str:
+    """The one predicate for "may be shown", over the columns of the ``rows`` view."""
+    return f"({score_sql(rows)} AND NOT blocked)"
+
+
+def _register_exclusions(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
+    """The opt-out entries as a temp table ``_atlas_exclude(list, kind, value)``."""
+    if not policy.exclusions:
+        return
+    import pyarrow as pa
+
+    lists, kinds, values = [], [], []
+    for index, exclusion in enumerate(policy.exclusions):
+        for kind, entries in (("url", exclusion.urls), ("host", exclusion.hosts), ("hash", exclusion.hashes)):
+            lists += [index] * len(entries)
+            kinds += [kind] * len(entries)
+            values += list(entries)
+    con.register("_atlas_exclude_in", pa.table({"list": pa.array(lists, pa.int32()), "kind": kinds, "value": values}))
+    con.execute("CREATE OR REPLACE TEMP TABLE _atlas_exclude AS SELECT * FROM _atlas_exclude_in")
+    con.unregister("_atlas_exclude_in")
+
+
+#: Every dot-suffix of ``host`` (``a.b.c`` -> a.b.c, b.c, c): a domain entry matches its subdomains.
+_SUFFIXES = ("list_transform(generate_series(1, len(string_split(host, '.'))), "
+             "lambda i: array_to_string(list_slice(string_split(host, '.'), i, -1), '.'))")
+
+
+def excluded_sql(policy: Policy, index: int | None = None) -> str:
+    """SQL true for rows of the opt-out lists (of list ``index`` only, when given)."""
+    if not policy.exclusions:
+        return "false"
+    only = f" AND list = {int(index)}" if index is not None else ""
+    entries = f"(SELECT value FROM _atlas_exclude WHERE kind = '{{kind}}'{only})"
+    return (
+        f"(coalesce(url IN {entries.format(kind='url')}, false)"
+        f" OR coalesce(hash IN {entries.format(kind='hash')}, false)"
+        f" OR coalesce(list_has_any({_SUFFIXES}, (SELECT list(value) FROM _atlas_exclude "
+        f"WHERE kind = 'host'{only})), false))"
+    )
+
+
+def exclusion_counts(rows: Rows) -> dict[str, int]:
+    """Rows each opt-out list removes (a row on two lists counts for both)."""
+    exclusions = rows.policy.exclusions
+    if not exclusions:
+        return {}
+    counts = ", ".join(f"count_if({excluded_sql(rows.policy, i)})" for i in range(len(exclusions)))
+    found = rows.con.execute(f"SELECT {counts} FROM rows_all").fetchone()
+    return {e.name: int(n) for e, n in zip(exclusions, found)}
+
+
+def safety_notice(safety: dict) -> str:
+    """One sentence for readers: what this site shows of the data, and how rows were filtered."""
+    words = safety.get("blocklist_words") or 0
+    blocklist = (f" Captions and links with any of the {words:,} words of a blocklist are not shown either."
+                 if words else "")
+    if safety.get("scored", True):
+        return ("Rows scored unsafe by the data's safety classifier, or with no valid score, are never shown."
+                + blocklist)
+    if safety.get("unscored") == "keyword-filter":
+        return (f"This data has no safety scores. Rows are shown only when their caption and link have none of the "
+                f"{words:,} words of a blocklist; such a filter misses much, and nobody checked the rows by hand.")
+    return ("This data has no safety scores, so no caption, link or image from it is shown: "
+            "the pages give statistics only.")
 
 
 _PSL = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -110,11 +111,19 @@ class BuildContext:
         """What identifies the data (paths, sizes, mtimes); the demo is keyed by its stage."""
         return [source.fingerprint() for source in self.sources]
 
+    @cached_property
+    def policy(self):
+        """What may be shown and which rows are opted out (:class:`atlas.data.Policy`), read once."""
+        from atlas.data import load_policy
+
+        return load_policy(self.config.data, self.content_dir)
+
     def open_rows(self, threads: int | None = None):
         """A DuckDB connection with the view ``rows`` over the shards (see atlas.data)."""
         from atlas.data import open_rows
 
-        return open_rows(self.shard_sources(), self.config.data, threads=threads, settings=self.settings)
+        return open_rows(self.shard_sources(), self.config.data, threads=threads, settings=self.settings,
+                         policy=self.policy)
 
     def summary(self, stage: str) -> Any:
         result = self.results.get(stage)

@@ -150,7 +150,7 @@ def main() -> None:
                                      "punsafe": np.zeros(len(captions), dtype=np.float32)}), shard)
         with Step("sample", results, args.tracemalloc):
             rows = open_rows(resolve_sources([str(shard)], tmp), DataConfig())
-            table = draw_sample(rows, args.rows, seed=42, threshold=0.5)
+            table = draw_sample(rows, args.rows, seed=42)
             rows.con.close()
             pq.write_table(table.replace_schema_metadata(None), tmp / "sample.parquet")
         with Step("embed", results, args.tracemalloc):

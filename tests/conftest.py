@@ -28,6 +28,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 SAMPLE_10K = SHARED / "data" / "laion400m-sample-10k.parquet"
+#: The real sample has no safety scores: tests that need its rows on the map opt in, as a user must.
+UNSCORED_SHOWN = {"unscored": "keyword-filter"}
 IMAGES = SHARED / "data" / "images"
 
 #: Set for every test (model hubs are never reached; tiny models are built in the tests) ...

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import IMAGES, SAMPLE_10K, make_context, needs_shared, save_tiny_clip, write_shard
+from conftest import IMAGES, SAMPLE_10K, UNSCORED_SHOWN, make_context, needs_shared, save_tiny_clip, write_shard
 
 from atlas.config import EmbedConfig
 from atlas.errors import DataError, ModelError
@@ -251,7 +251,7 @@ def test_precomputed_embeddings_follow_the_sample_rows(tmp_path):
 @pytest.mark.slow
 @needs_shared
 def test_embed_stage_writes_contract_files_and_reruns_when_weights_change(tiny_clip, tmp_path):
-    ctx = make_context(tmp_path, [str(SAMPLE_10K)], sample={"size": 40, "seed": 1},
+    ctx = make_context(tmp_path, [str(SAMPLE_10K)], data=UNSCORED_SHOWN, sample={"size": 40, "seed": 1},
                        embed={"model": str(tiny_clip["config"]), "pretrained": str(tiny_clip["checkpoint"])})
     results = run_stages([sample_stage.STAGE, embed_stage.STAGE], ctx)
     vectors = np.load(ctx.output("embed") / "embeddings.npy")
@@ -262,7 +262,7 @@ def test_embed_stage_writes_contract_files_and_reruns_when_weights_change(tiny_c
     assert results[1].summary["method"] == "clip"
     # New weights at the same path: the embed stage runs again, the sample is reused.
     os.utime(tiny_clip["checkpoint"], ns=(1, 1))
-    ctx = make_context(tmp_path, [str(SAMPLE_10K)], sample={"size": 40, "seed": 1},
+    ctx = make_context(tmp_path, [str(SAMPLE_10K)], data=UNSCORED_SHOWN, sample={"size": 40, "seed": 1},
                        embed={"model": str(tiny_clip["config"]), "pretrained": str(tiny_clip["checkpoint"])})
     assert [r.status for r in run_stages([sample_stage.STAGE, embed_stage.STAGE], ctx)] == ["cached", "ran"]
 

@@ -110,7 +110,7 @@ def test_a_site_near_the_pages_limit_is_a_warning(tmp_path):
     from atlas.build import build_warnings
     from atlas.report import Warnings
 
-    ctx = SimpleNamespace(demo=False, outputs={}, content_dir=tmp_path)
+    ctx = SimpleNamespace(demo=False, outputs={}, content_dir=tmp_path, summary=lambda stage: None)
     assert build_warnings(ctx, Warnings(), 500_000_000) == []
     (warning,) = build_warnings(ctx, Warnings(), 950_000_000)
     assert "950 MB" in warning and "1 GB" in warning

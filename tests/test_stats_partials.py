@@ -111,8 +111,7 @@ def test_merged_examples_are_the_single_pass_choice(tmp_path):
     expected = rows.con.execute(
         f"""
         SELECT caption FROM rows
-        WHERE caption IS NOT NULL AND trim(caption) <> '' AND NOT isnan(punsafe) AND punsafe < 0.5
-          AND upper(nsfw) = 'UNLIKELY'
+        WHERE caption IS NOT NULL AND trim(caption) <> '' AND shown
         ORDER BY hash(caption, url, 0), url, caption LIMIT {EXAMPLES}
         """
     ).fetchall()

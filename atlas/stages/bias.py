@@ -5,7 +5,7 @@ pass: how many captions mention it (whole words, any case, plural forms included
 those how many also use a female-coded word, a male-coded word, both, or neither ("unmarked"),
 with the word lists of ``gender-words.toml`` in the content folder. Shares come with Wilson 95 %
 intervals, since most occupations are rare in captions. A few example captions per occupation
-are drawn (deterministically) from rows that may be shown (:func:`atlas.data.safe_condition`).
+are drawn (deterministically) from rows that may be shown (the ``shown`` column of the view ``rows``: :func:`atlas.data.shown_sql`).
 
 Outputs: ``bias.json`` and ``bias-captions.csv`` (read with :func:`read`).
 """
@@ -20,7 +20,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from atlas.data import quote_literal, safe_condition
+from atlas.data import quote_literal
 from atlas.errors import ContentError
 from atlas.pipeline import Stage
 
@@ -150,7 +150,7 @@ def load_word_lists(content_dir: Path) -> tuple[WordList, WordList]:
 
 
 def bias_captions(rows, occupations: list[str], female: WordList, male: WordList,
-                  threshold: float = 0.5, seed: int = 0, examples: int = EXAMPLES) -> BiasCaptions:
+                  seed: int = 0, examples: int = EXAMPLES) -> BiasCaptions:
     """The caption figures over every row of ``rows`` (an :class:`atlas.data.Rows`), one DuckDB pass.
 
     The shards are scanned once: rows whose caption mentions any occupation are kept (a small
@@ -166,7 +166,7 @@ def bias_captions(rows, occupations: list[str], female: WordList, male: WordList
                             [Occupation(o, t, 0, 0, 0, 0, 0) for o, t in terms.items()])
     every = quote_literal(words_regex([t for ts in terms.values() for t in ts]))
     fem, mal = quote_literal(words_regex(female.words)), quote_literal(words_regex(male.words))
-    safe = safe_condition(rows, threshold)
+    safe = "shown"
     key = f"hash(caption || {quote_literal(str(seed))})"
     columns = []
     for index, occupation in enumerate(terms):
@@ -273,7 +273,7 @@ def _inputs(ctx) -> dict:
     return {
         "shards": ctx.sources_fingerprint(),
         "columns": ctx.config.data.columns,
-        "threshold": ctx.config.data.unsafe_threshold,
+        "policy": ctx.policy.fingerprint(),
         "seed": ctx.config.data.seed,
         "occupations": bias_occupations(ctx.content_dir),
         "words": file_digest(words) if words.is_file() else None,
@@ -286,7 +286,7 @@ def _run(ctx, folder: Path) -> dict:
     try:
         with ctx.reporter.progress("caption words of the bias occupations", total=None, unit=""):
             result = bias_captions(rows, bias_occupations(ctx.content_dir), female, male,
-                                   ctx.config.data.unsafe_threshold, ctx.config.data.seed)
+                                   ctx.config.data.seed)
     finally:
         rows.con.close()
     write_bias(result, folder)

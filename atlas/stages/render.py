@@ -15,6 +15,7 @@ from atlas import __version__
 from atlas.cache import BOOKKEEPING, tree_digests
 from atlas.config import AtlasConfig
 from atlas.content import Page, load_pages, render_markdown
+from atlas.data import safety_notice
 from atlas.errors import ContentError
 from atlas.paths import check_links_inside
 from atlas.pipeline import BuildContext, Stage
@@ -281,6 +282,7 @@ def _run(ctx: BuildContext, folder: Path) -> dict:
         # The day this site was rendered (a cached render keeps its day: nothing on it changed).
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "embedder": embed.describe(embed.read(ctx.outputs.get("embed"))),
+        "safety": safety_notice(published.stats.get("safety") or {}),
     }
     return render_site(ctx.config, ctx.content_dir, folder, published, dict(ctx.outputs), build_info)
 
@@ -297,7 +299,7 @@ def _describe_sources(sources: list) -> str:
 
 STAGE = Stage(
     "render",
-    "2",
+    "3",
     _inputs,
     _run,
     after=("stats", "bias", "sample", "embed", "project", "mapdata", "search", "prompt_captions", "gallery"),

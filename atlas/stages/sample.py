@@ -24,7 +24,6 @@ from atlas.data import (
     indexed_rows_view,
     query_error,
     registrable_domain,
-    safe_condition,
 )
 from atlas.pipeline import Stage
 
@@ -113,9 +112,10 @@ def _keep_thresholds(counts: np.ndarray, quota: np.ndarray) -> list[int]:
     return [top if k >= 1.0 else min(int(k * 2.0**64), top) for k in keep.tolist()]
 
 
-def draw_sample(rows: Rows, size: int, seed: int, threshold: float,
-                max_domain_share: float = MAX_DOMAIN_SHARE) -> pa.Table:
-    """Draw up to ``size`` safe, captioned rows, stratified by registrable domain.
+def draw_sample(rows: Rows, size: int, seed: int, max_domain_share: float = MAX_DOMAIN_SHARE) -> pa.Table:
+    """Draw up to ``size`` captioned rows that may be shown, stratified by registrable domain.
+
+    Only rows of the ``shown`` column of ``rows`` (:func:`atlas.data.shown_sql`) are drawn.
 
     Two streaming passes over the shards, so memory stays small whatever their size: per-host
     counts (to allocate each domain's quota), then the rows under each domain's key cut-off,
@@ -132,7 +132,7 @@ def draw_sample(rows: Rows, size: int, seed: int, threshold: float,
         log.info("cannot index shard rows (%s); sample.source_row will be NULL", error)
     source_row = "source_row" if relation else "NULL::BIGINT AS source_row"
     relation = relation or "rows"
-    where = f"caption IS NOT NULL AND trim(caption) <> '' AND {safe_condition(rows, threshold)}"
+    where = "caption IS NOT NULL AND trim(caption) <> '' AND shown"
     key = f"md5_number_upper(concat_ws(chr(31), {int(seed)}::VARCHAR, coalesce(url, ''), caption))"
     try:
         host_counts = con.execute(
@@ -248,7 +248,7 @@ def _inputs(ctx) -> dict:
         "shards": ctx.sources_fingerprint(),
         "sample": ctx.config.sample,
         "columns": ctx.config.data.columns,
-        "threshold": ctx.config.data.unsafe_threshold,
+        "policy": ctx.policy.fingerprint(),
         "max_domain_share": MAX_DOMAIN_SHARE,
     }
 
@@ -258,21 +258,20 @@ def _run(ctx, folder: Path) -> dict:
 
     rows = ctx.open_rows()
     try:
-        table = draw_sample(rows, ctx.config.sample.size, ctx.config.sample.seed,
-                            ctx.config.data.unsafe_threshold)
+        table = draw_sample(rows, ctx.config.sample.size, ctx.config.sample.seed)
     finally:
         rows.con.close()
     population = int(table.schema.metadata[b"atlas.population"])
     pq.write_table(table.replace_schema_metadata(None), folder / "sample.parquet")
-    if table.num_rows == 0:
-        ctx.reporter.warn("data", "the sample is empty: no safe rows with a caption in the shards")
+    if table.num_rows == 0 and rows.scored:
+        ctx.reporter.warn("data", "the sample is empty: no rows with a caption may be shown (safety scores, blocklist)")
     domains = len(set(table.column("domain").to_pylist()))
     return {"rows": table.num_rows, "population": population, "domains": domains}
 
 
 STAGE = Stage(
     "sample",
-    "1",
+    "2",
     inputs=_inputs,
     run=_run,
     after=("demo",),

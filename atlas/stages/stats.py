@@ -18,7 +18,10 @@ import duckdb
 from atlas.config import DataConfig
 from atlas.data import (
     HOST_SQL,
+    Policy,
     Rows,
+    exclusion_counts,
+    load_policy,
     Source,
     is_glob,
     open_rows,
@@ -27,7 +30,6 @@ from atlas.data import (
     quote_literal,
     registrable_domain,
     remote_fingerprint,
-    safe_condition,
     safe_http_url,
 )
 from atlas.errors import AtlasError, ContentError
@@ -181,7 +183,7 @@ def scan_partials(rows: Rows, config: DataConfig, shards: list[str] | None = Non
     if rows.has("caption"):
         url = "url" if rows.has("url") else "NULL::VARCHAR"
         inner += [f"{url} AS url", "caption", f"{_example_key(rows, config.seed)} AS k"]
-        inner.append(f"caption IS NOT NULL AND {_NOT_BLANK} AND {safe_condition(rows, threshold)} AS shown")
+        inner.append(f"caption IS NOT NULL AND {_NOT_BLANK} AND rows.shown AS shown")
         for n, where in ((EXAMPLES, "shown"), (HTML_EXAMPLES, f"shown AND {_HTML}")):
             # Three aggregates of plain values cost less than one of a struct. (min_by skips NULL
             # values, which would shift the lists against each other: a missing URL is ''.)
@@ -444,12 +446,12 @@ def compute_partials(rows: Rows, config: DataConfig, artists: list[str], shards:
 
 
 def shard_partials(source: Source, columns: dict[str, str], config: DataConfig, artists: list[str],
-                   settings: Settings, threads: int = 1) -> dict[str, dict]:
+                   settings: Settings, threads: int = 1, policy: Policy | None = None) -> dict[str, dict]:
     """:func:`compute_partials` of one shard (of each file of a remote glob) in a DuckDB of its own
     (:func:`atlas.data.open_shard`, ``threads`` threads): the same SQL, so the same partial as the
     local pass. ``columns`` is the mapping found over all the shards (``Rows.columns``). Plain,
     picklable values in and out: this is the body of a Ray task."""
-    rows = open_shard(source, columns, settings, threads=threads)
+    rows = open_shard(source, columns, settings, threads=threads, policy=policy)
     try:
         return compute_partials(rows, config, artists)
     finally:
@@ -471,7 +473,8 @@ def ray_partials(rows: Rows, config: DataConfig, artists: list[str], shards: lis
     with ray_session(rows.settings, "[data] engine") as ray:
         cpus = _cpus_per_task(ray, len(sources))
         task = ray.remote(num_cpus=cpus)(shard_partials)
-        refs = [task.remote(source, rows.columns, config, artists, rows.settings, cpus) for source in sources]
+        refs = [task.remote(source, rows.columns, config, artists, rows.settings, cpus, rows.policy)
+                for source in sources]
         try:
             results = ray.get(refs)
         except ray.exceptions.RayTaskError as error:
@@ -493,7 +496,7 @@ def _cpus_per_task(ray, tasks: int) -> int:
 #: Cache folder (see :class:`atlas.cache.Cache`) of the per-shard partials; bump the version
 #: when a partial's meaning changes.
 PARTIALS = "stats-shard"
-PARTIAL_VERSION = "1"
+PARTIAL_VERSION = "2"
 
 
 def shard_fingerprint(source: Source) -> dict | None:
@@ -513,7 +516,7 @@ def partial_key(fingerprint_of_shard: dict, rows: Rows, config: DataConfig, arti
         "duckdb": duckdb.__version__,  # the example key is DuckDB's hash()
         "shard": fingerprint_of_shard,
         "columns": rows.columns,
-        "threshold": config.unsafe_threshold,
+        "policy": rows.policy.fingerprint(),
         "seed": config.seed,
         "artists": artists,
     })
@@ -555,6 +558,15 @@ def compute_stats(rows: Rows, config: DataConfig, artists: list[str] | None = No
     """(stats, examples) for the rows; ``stats`` is what ``data/stats.json`` publishes."""
     partials = compute_partials(rows, config, artists or [])
     return finish_stats(rows, config, merge_partials(list(partials.values())), artists or [])
+
+
+def _shown_counts(rows: Rows) -> dict[str, int]:
+    """Captioned rows that may be shown, and rows the blocklist hides (one pass over ``rows``)."""
+    if not rows.has("caption"):
+        return {"blocklist_rows": 0, "shown_rows": 0}
+    shown, blocked = rows.con.execute(
+        f"SELECT count_if(shown AND caption IS NOT NULL AND {_NOT_BLANK}), count_if(blocked) FROM rows").fetchone()
+    return {"blocklist_rows": int(blocked or 0), "shown_rows": int(shown or 0)}
 
 
 def finish_stats(rows: Rows, config: DataConfig, merged: dict, artists: list[str]) -> tuple[dict, dict]:
@@ -603,7 +615,11 @@ def finish_stats(rows: Rows, config: DataConfig, merged: dict, artists: list[str
         "safety": {
             "threshold": config.unsafe_threshold,
             "unsafe_rows": merged["unsafe"],
-            "scored": rows.has("punsafe") or rows.has("nsfw"),
+            "scored": rows.scored,
+            "unscored": config.unscored,
+            "blocklist_words": len(rows.policy.blocklist),
+            **_shown_counts(rows),
+            "excluded_rows": exclusion_counts(rows),
         },
     }
     _check_finite(stats)
@@ -704,13 +720,15 @@ def artists_path(config: DataConfig, content_dir: Path) -> Path | None:
 
 
 def run_stats(sources: list, config: DataConfig, content_dir: Path, reporter,
-              settings: Settings | None = None, cache=None) -> tuple[dict, dict, Rows, list[str]]:
+              settings: Settings | None = None, cache=None,
+              policy: Policy | None = None) -> tuple[dict, dict, Rows, list[str]]:
     """The whole stage as a plain function: read the artist list, scan the shards, merge.
 
     With a ``cache`` (:class:`atlas.cache.Cache`), each shard's partial statistics are kept under
     the shard's fingerprint and only new or changed shards are scanned. Returns (stats, examples,
     rows, shards scanned); ``rows`` tells which shards and columns were read (its connection is
     closed). ``atlas build`` (with its cache) and ``atlas stats`` (without) both call this.
+    ``policy`` defaults to the one ``config`` and the content folder give (:func:`atlas.data.load_policy`).
     """
     if config.engine == "ray":
         from atlas.raycluster import import_ray
@@ -718,7 +736,8 @@ def run_stats(sources: list, config: DataConfig, content_dir: Path, reporter,
         import_ray("[data] engine")  # before any work: a clear error when the extra is missing
     path = artists_path(config, content_dir)
     names = read_artists(path) if path is not None else []
-    rows = open_rows(sources, config, settings=settings)
+    policy = policy if policy is not None else load_policy(config, content_dir)
+    rows = open_rows(sources, config, settings=settings, policy=policy)
     try:
         for note in rows.notes:
             reporter.warn("data", note)
@@ -743,7 +762,7 @@ def _inputs(ctx: BuildContext) -> dict:
     return {
         "shards": shards,
         "columns": ctx.config.data.columns,
-        "threshold": ctx.config.data.unsafe_threshold,
+        "policy": ctx.policy.fingerprint(),
         "seed": ctx.config.data.seed,
         "artists": artists,
     }
@@ -751,10 +770,13 @@ def _inputs(ctx: BuildContext) -> dict:
 
 def _run(ctx: BuildContext, folder: Path) -> dict:
     stats, examples, rows, scanned = run_stats(
-        ctx.shard_sources(), ctx.config.data, ctx.content_dir, ctx.reporter, ctx.settings, cache=ctx.cache
+        ctx.shard_sources(), ctx.config.data, ctx.content_dir, ctx.reporter, ctx.settings, cache=ctx.cache,
+        policy=ctx.policy,
     )
     write_stats(stats, examples, folder)
-    return {"rows": stats["rows"], "shards": len(rows.sources), "scanned": len(scanned), "columns": sorted(rows.columns)}
+    safety = stats["safety"]
+    return {"rows": stats["rows"], "shards": len(rows.sources), "scanned": len(scanned), "columns": sorted(rows.columns),
+            "scored": safety["scored"], "shown_rows": safety["shown_rows"], "excluded": safety["excluded_rows"]}
 
 
-STAGE = Stage("stats", "2", _inputs, _run, after=("demo",), description="DuckDB statistics over the shards")
+STAGE = Stage("stats", "3", _inputs, _run, after=("demo",), description="DuckDB statistics over the shards")

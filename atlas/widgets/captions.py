@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
+from atlas.data import safety_notice
 from atlas.errors import ContentError
 from atlas.widgets import WidgetContext, arg_int, widget
 
@@ -23,6 +24,10 @@ def captions_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
     offset = arg_int(args, "offset", 0, 0, 10_000)
     items = (examples.get("captions" if kind == "random" else "html") or [])[offset : offset + n]
     if not items:
+        safety = (ctx.stats or {}).get("safety") or {}
+        if safety and not safety.get("shown_rows"):
+            return Markup('<p class="widget-missing" role="note">No caption of this data may be shown here. {}</p>').format(
+                safety_notice(safety))
         return Markup('<p class="widget-missing">This data has no captions to show here.</p>')
     out = ['<ul class="widget captions">']
     for item in items:
