@@ -97,7 +97,8 @@ export class SelectionPanel {
       trail = null;
       draw([]);
       if (screen.length < 3) return;
-      const world = screen.map(([x, y]) => this.camera.toWorld(x, y));
+      // Rounded as the address keeps it, so a shared link selects exactly these points.
+      const world = screen.map(([x, y]) => this.camera.toWorld(x, y).map((v) => Number(v.toFixed(4))));
       this.store.set({ selection: { kind: 'region', polygon: world } });
     };
     o.addEventListener('pointerup', end);
