@@ -7,6 +7,7 @@ import {
 import { failMasks, passingOthers } from '../../themes/default/static/js/map/crossfilter.js';
 import { neighbourRow } from '../../themes/default/static/js/map/neighbours.js';
 import { imageUrl } from '../../themes/default/static/js/map/data.js';
+import { hierarchy, nearestInCluster } from '../../themes/default/static/js/map/toc.js';
 import { ENCODING } from './fixtures.js';
 
 const MAX = ENCODING.xy_max;
@@ -136,4 +137,25 @@ test('imageUrl: http(s) only, never a demo row or a reserved example host', () =
     assert.equal(imageUrl(bad), null, String(bad));
   }
   assert.equal(imageUrl('https://notexample.com/x.jpg'), 'https://notexample.com/x.jpg');
+});
+
+test('nearestInCluster finds the cluster members nearest its centre, nearest first', () => {
+  const pts = [[0.5, 0.5], [0.52, 0.5], [0.49, 0.5], [0.9, 0.9], [0.5, 0.51], [0.1, 0.1]];
+  const xy = Uint16Array.from(pts.flatMap(([x, y]) => [q(x), q(y)]));
+  const assign = Uint16Array.from([0, 0, 1, 0, 0, 0]);
+  assert.deepEqual(nearestInCluster(xy, MAX, assign, 0, 0.5, 0.5, 3), [0, 4, 1]);
+  assert.deepEqual(nearestInCluster(xy, MAX, assign, 1, 0.5, 0.5, 3), [2]);
+  assert.deepEqual(nearestInCluster(xy, MAX, assign, 7, 0.5, 0.5, 3), []);
+});
+
+test('hierarchy nests each fine cluster under its parent, biggest first, and leaves out empty ones', () => {
+  const meta = { clusters: [
+    { name: 'coarse', labels: ['A', 'B'], size: [10, 30] },
+    { name: 'fine', labels: ['a1', 'a2', 'b1', 'gone'], size: [4, 6, 30, 0] },
+  ] };
+  const tree = hierarchy(meta, { fine: [0, 0, 1, 1] });
+  assert.deepEqual(tree.map((n) => n.index), [1, 0]);
+  assert.deepEqual(tree[0].children.map((n) => n.index), [2]);
+  assert.deepEqual(tree[1].children.map((n) => n.index), [1, 0]);
+  assert.deepEqual(hierarchy({ clusters: [] }, {}), []);
 });

@@ -3,7 +3,8 @@
 import { ChunkStore, loadMeta, loadPoints } from './data.js';
 import { Store } from './state.js';
 import { GridIndex } from './picking.js';
-import { computeColours, legendFor } from './colours.js';
+import { clusterPalette, computeColours, legendFor, quantileLut } from './colours.js';
+import { histogram } from './selection.js';
 import { createRenderer } from './renderer.js';
 import { Camera } from './camera.js';
 import { Labels } from './labels.js';
@@ -13,6 +14,7 @@ import { SearchPanel } from './search-panel.js';
 import { SelectionPanel } from './selection-panel.js';
 import { Crossfilter } from './crossfilter.js';
 import { Neighbours } from './neighbours.js';
+import { Toc } from './toc.js';
 import { worldOf } from './data.js';
 import { stateFromHash, syncUrl } from './url.js';
 import { Card, Tooltip, buildFilters, formatNumber, renderLegend } from './ui.js';
@@ -64,8 +66,9 @@ async function start() {
     wheelNeedsActivation: embedded,
     hint: $('#map-wheel-hint'),
   });
+  const labels = new Labels($('.map-labels'), meta);
   const loop = new DrawLoop({
-    renderer, camera, store, labels: new Labels($('.map-labels'), meta), coverage: index.coverage, count: n, stage,
+    renderer, camera, store, labels, coverage: index.coverage, count: n, stage,
     onFirstFrame: () => { window.__atlasFirstFrame = performance.now(); app.dataset.ready = '1'; },
   });
   /** Fly to a point and pin it (a result, a neighbour, a table row). */
@@ -100,14 +103,37 @@ async function start() {
     selection.set(selection.resolve(store.get('selection'), search.matches()));
   }
 
+  // Colours that agree with the labels: clusters are coloured at the level whose labels are shown
+  // (finer levels in their parent's hue); scores on a ramp fitted to their distribution.
+  const palette = clusterPalette(meta, points);
+  const fitted = {};
+  const colourOptions = () => {
+    const colour = store.get('colour');
+    const score = meta.scores.find((s) => s.name === colour && s.present > 0);
+    if (score && !fitted[colour]) {
+      const top = meta.encoding.score_max;
+      fitted[colour] = quantileLut(histogram(points.scores, 4, score.index, top, top + 1), meta.encoding);
+    }
+    return { level: labels.levelAt(store.get('view').z)?.name, palette, fitted };
+  };
+  let colouredLevel = null;
   function recolour() {
-    loop.visible = computeColours(points, meta, store.get(), rgba, visible);
+    const options = colourOptions();
+    colouredLevel = store.get('colour') === 'cluster' ? options.level : null;
+    labels.palette = colouredLevel ? palette : null;
+    loop.visible = computeColours(points, meta, store.get(), rgba, visible, options);
     renderer.setColours(rgba);
-    renderLegend($('#map-legend'), legendFor(meta, store.get('colour')));
+    renderLegend($('#map-legend'), legendFor(meta, store.get('colour'), options));
     $('#map-visible').textContent = loop.visible === n ? '' : `${formatNumber(loop.visible)} of ${formatNumber(n)} points pass the filters`;
     search.update();
     applySelection();
   }
+
+  new Toc($('#map-toc'), {
+    meta, points, palette, chunks, onChoose: flyTo,
+    // Zoom where that level's labels show (levels change every 2 zoom steps from 1.5).
+    onFly: (x, y, depth) => camera.go({ x, y, z: depth === 0 ? 1 : 2 * depth + 0.5 }, true),
+  });
 
   // ------------------------------------------------------------------------- controls
   const colourSelect = $('#map-colour');
@@ -143,6 +169,7 @@ async function start() {
     if (changed.includes('pinned')) interaction.showPinned(state.pinned);
     if (changed.includes('view')) {
       loop.moving();
+      if (colouredLevel && labels.levelAt(state.view.z)?.name !== colouredLevel) recolour();
       if (state.hover >= 0 && camera.pointers.size) store.set({ hover: -1 });
       else interaction.repick();  // the tooltip closes when its point leaves the cursor
     }

@@ -43,16 +43,17 @@ export function renderLegend(el, legend, { limit = 14 } = {}) {
     }
     el.append(list);
     if (legend.items.length > shown.length) {
-      el.append(h('p', { class: 'map-legend-more', text: `+ ${legend.items.length - shown.length} more (colours repeat)` }));
+      el.append(h('p', { class: 'map-legend-more', text: `+ ${legend.items.length - shown.length} more` }));
     }
   } else {
     const bar = h('div', { class: 'map-ramp', 'aria-hidden': 'true' });
     bar.style.background = legend.gradient;
     const missing = h('span', { class: 'map-swatch', 'aria-hidden': 'true' });
     missing.style.background = legend.missing;
-    el.append(bar, h('div', { class: 'map-ramp-scale' },
-      h('span', { text: formatScore(legend.min) }), h('span', { text: formatScore(legend.max) })),
-    h('p', { class: 'map-legend-missing' }, missing, h('span', { text: 'no value' })));
+    const ticks = legend.ticks || [legend.min, legend.max];
+    el.append(bar, h('div', { class: 'map-ramp-scale' }, ...ticks.map((v) => h('span', { text: formatScore(v, legend.name) }))));
+    if (legend.fitted) el.append(h('p', { class: 'map-legend-more', text: 'Fitted to the data: each quarter of the ramp holds a quarter of the points.' }));
+    el.append(h('p', { class: 'map-legend-missing' }, missing, h('span', { text: 'no value' })));
   }
 }
 
