@@ -8,6 +8,7 @@ import { failMasks, passingOthers } from '../../themes/default/static/js/map/cro
 import { neighbourRow } from '../../themes/default/static/js/map/neighbours.js';
 import { imageUrl } from '../../themes/default/static/js/map/data.js';
 import { hierarchy, nearestInCluster } from '../../themes/default/static/js/map/toc.js';
+import { densityGrid, densityOpacity, densityPixels } from '../../themes/default/static/js/map/density.js';
 import { ENCODING } from './fixtures.js';
 
 const MAX = ENCODING.xy_max;
@@ -158,4 +159,22 @@ test('hierarchy nests each fine cluster under its parent, biggest first, and lea
   assert.deepEqual(tree[0].children.map((n) => n.index), [2]);
   assert.deepEqual(tree[1].children.map((n) => n.index), [1, 0]);
   assert.deepEqual(hierarchy({ clusters: [] }, {}), []);
+});
+
+test('densityGrid counts points per cell and the blur keeps the total; the field fades out by zoom 2.5', () => {
+  const xy = Uint16Array.from([q(0.1), q(0.1), q(0.1), q(0.1), q(0.9), q(0.5)]);
+  const size = 16;
+  const grid = densityGrid(xy, 3, MAX, size, 1);
+  const total = grid.reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(total - 3) < 0.5, String(total));  // clamped edges lose or gain a little
+  const at = (x, y) => grid[Math.floor(y * size) * size + Math.floor(x * size)];
+  assert.ok(at(0.1, 0.1) > at(0.9, 0.5) && at(0.9, 0.5) > at(0.5, 0.9));
+  const pixels = densityPixels(grid, size);
+  // World y up, image rows down: the dense corner (0.1, 0.1) is near the bottom-left.
+  const alpha = (x, y) => pixels[((size - 1 - Math.floor(y * size)) * size + Math.floor(x * size)) * 4 + 3];
+  assert.ok(alpha(0.1, 0.1) > alpha(0.9, 0.5) && alpha(0.5, 0.9) === 0);
+  assert.equal(densityOpacity(0), 1);
+  assert.equal(densityOpacity(2.5), 0);
+  assert.ok(densityOpacity(1.5) > 0 && densityOpacity(1.5) < 1);
+  assert.equal(densityPixels(new Float32Array(4), 2).every((v, i) => i % 4 !== 3 || v === 0), true);
 });

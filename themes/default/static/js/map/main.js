@@ -15,6 +15,7 @@ import { SelectionPanel } from './selection-panel.js';
 import { Crossfilter } from './crossfilter.js';
 import { Neighbours } from './neighbours.js';
 import { Toc } from './toc.js';
+import { DensityLayer } from './density.js';
 import { worldOf } from './data.js';
 import { stateFromHash, syncUrl } from './url.js';
 import { Card, Tooltip, buildFilters, formatNumber, renderLegend } from './ui.js';
@@ -183,8 +184,10 @@ async function start() {
   recolour();
   loop.resize();
   setStatus('');
-  // The histograms count every point: after the first frame is on screen.
+  // The histograms and the density field count every point: after the first frame is on screen.
   setTimeout(() => {
+    loop.density = new DensityLayer($('#map-density'), points);
+    loop.redraw();
     crossfilter = new Crossfilter($('#map-crossfilter'), {
       meta, points, onBrush: (name, range) => {
         const next = { ...store.get('filters') };
