@@ -408,3 +408,22 @@ def test_keyboard_reaches_the_selection_table_and_the_focus_outline_shows(open_m
     assert row in (10, 20, 30)
     page.keyboard.press("Enter")
     page.wait_for_function(f"window.__atlasMap.state().pinned === {row}")
+
+
+def test_the_legend_and_the_labels_describe_the_same_cluster_level(open_map):
+    page = open_map()
+    assert page.text_content("#map-legend .map-legend-title") == "Cluster (coarse)"
+    page.fill("#map-search", "wedding")
+    page.press("#map-search", "Enter")
+    page.wait_for_selector("#map-result-0")
+    page.click("#map-zoom-in")
+    page.click("#map-zoom-in")
+    page.wait_for_function("window.__atlasMap.view().z > 1.6")
+    page.wait_for_function("document.querySelector('#map-legend .map-legend-title').textContent === 'Cluster (fine)'")
+    levels = page.eval_on_selector_all(".map-label:not([hidden])", "els => els.map(e => e.dataset.level)")
+    assert levels and set(levels) == {"fine"}
+    assert not page.is_hidden("#map-result-0")  # zooming does not reset the result list
+    # A fine label wears the colour of its legend entry.
+    swatches = set(page.eval_on_selector_all("#map-legend .map-swatch", "els => els.map(e => getComputedStyle(e).backgroundColor)"))
+    worn = page.eval_on_selector_all(".map-label:not([hidden])", "els => els.map(e => getComputedStyle(e).borderLeftColor)")
+    assert worn and set(worn) & swatches

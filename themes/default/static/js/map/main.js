@@ -118,13 +118,15 @@ async function start() {
     return { level: labels.levelAt(store.get('view').z)?.name, palette, fitted };
   };
   let colouredLevel = null;
-  function recolour() {
+  /** Colour the points and redo the legend; `levelOnly`: only the cluster level changed (nothing else to recount). */
+  function recolour(levelOnly = false) {
     const options = colourOptions();
     colouredLevel = store.get('colour') === 'cluster' ? options.level : null;
     labels.palette = colouredLevel ? palette : null;
     loop.visible = computeColours(points, meta, store.get(), rgba, visible, options);
     renderer.setColours(rgba);
     renderLegend($('#map-legend'), legendFor(meta, store.get('colour'), options));
+    if (levelOnly) return;
     $('#map-visible').textContent = loop.visible === n ? '' : `${formatNumber(loop.visible)} of ${formatNumber(n)} points pass the filters`;
     search.update();
     applySelection();
@@ -170,7 +172,7 @@ async function start() {
     if (changed.includes('pinned')) interaction.showPinned(state.pinned);
     if (changed.includes('view')) {
       loop.moving();
-      if (colouredLevel && labels.levelAt(state.view.z)?.name !== colouredLevel) recolour();
+      if (colouredLevel && labels.levelAt(state.view.z)?.name !== colouredLevel) recolour(true);
       if (state.hover >= 0 && camera.pointers.size) store.set({ hover: -1 });
       else interaction.repick();  // the tooltip closes when its point leaves the cursor
     }
