@@ -75,14 +75,17 @@ export function binRange(b0, b1, top, bins) {
 
 /**
  * The ids sorted by a score byte (`bytes[i * stride + offset]`), highest first when `descending`;
- * missing values (above `top`) always last; ties keep their order.
+ * missing values (above `top`) always last; ties keep their order. A counting sort: linear time.
  */
 export function sortByScore(ids, bytes, stride, offset, top, descending = true) {
-  const key = (i) => {
-    const v = bytes[i * stride + offset];
-    return v > top ? Infinity : descending ? -v : v;
-  };
-  return Array.from(ids).map((id, k) => [key(id), k, id]).sort((p, q) => p[0] - q[0] || p[1] - q[1]).map((p) => p[2]);
+  const slots = top + 2;  // one per byte value, then "missing"
+  const key = (i) => { const v = bytes[i * stride + offset]; return v > top ? top + 1 : descending ? top - v : v; };
+  const starts = new Uint32Array(slots + 1);
+  for (const id of ids) starts[key(id) + 1]++;
+  for (let k = 0; k < slots; k++) starts[k + 1] += starts[k];
+  const out = new Array(ids.length);
+  for (const id of ids) out[starts[key(id)]++] = id;
+  return out;
 }
 
 /** Page `page` (0-based, clamped) of `size` rows: { rows, page, pages }. */
