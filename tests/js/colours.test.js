@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   CATEGORICAL, MISSING, OTHER, computeColours, filterBytes, hexToRgb, legendFor, rampLut,
 } from '../../themes/default/static/js/map/colours.js';
+import { childColours, hexToHsl, hslToHex, parentsOf, quantileLut } from '../../themes/default/static/js/map/colours.js';
 import { checkMeta } from '../../themes/default/static/js/map/data.js';
 import { pointStyle } from '../../themes/default/static/js/map/draw.js';
 import { ENCODING, makeMeta, makePoints } from './fixtures.js';
@@ -77,4 +78,48 @@ test('pointStyle: fewer points on screen are drawn bigger and more opaque', () =
   for (const s of [dense, sparse, pointStyle(0, 0, 0)]) {
     assert.ok(s.size >= 1.5 && s.size <= 12 && s.opacity >= 0.1 && s.opacity <= 0.92);
   }
+});
+
+test('hexToHsl and hslToHex round-trip', () => {
+  for (const hex of ['#4e9cf5', '#f28e2b', '#000000', '#ffffff', '#808080', '#e15759']) {
+    assert.equal(hslToHex(hexToHsl(hex)), hex);
+  }
+});
+
+test('parentsOf: each fine cluster belongs to the coarse cluster holding most of its points', () => {
+  const none = 65535;
+  const fine = Uint16Array.from([0, 0, 0, 1, 1, 2, none, 3]);
+  const coarse = Uint16Array.from([1, 1, 0, 0, 0, 1, 0, none]);
+  assert.deepEqual(parentsOf(fine, coarse, 5, 2, none), [1, 0, 1, -1, -1]);
+});
+
+test('childColours keep the parent hue family, differ between siblings, and the biggest sibling keeps the parent colour', () => {
+  const parentColours = ['#4e9cf5', '#f28e2b'];
+  const parents = [0, 0, 1, 0, 1, -1];
+  const sizes = [5, 50, 9, 7, 3, 1];
+  const colours = childColours(parentColours, parents, sizes);
+  assert.equal(colours.length, 6);
+  assert.equal(colours[1], '#4e9cf5');  // the biggest child of parent 0
+  assert.equal(colours[2], '#f28e2b');
+  const hueGap = (a, b) => { const d = Math.abs(hexToHsl(a)[0] - hexToHsl(b)[0]); return Math.min(d, 360 - d); };
+  for (const [i, p] of parents.entries()) if (p >= 0) assert.ok(hueGap(colours[i], parentColours[p]) <= 20, `${i}: ${colours[i]}`);
+  assert.equal(new Set(colours.slice(0, 5)).size, 5);
+  assert.ok(hueGap(colours[0], parentColours[1]) > 60);  // a child of blue is not orange
+  assert.match(colours[5], /^#[0-9a-f]{6}$/);  // an orphan is grey-ish, still a colour
+});
+
+test('quantileLut spreads a skewed score over the whole ramp and reports its quartiles', () => {
+  const enc = { score_max: 254, score_missing: 255 };
+  const counts = new Uint32Array(255);
+  counts[0] = 100; counts[1] = 100; counts[2] = 100; counts[3] = 100; counts[254] = 1;  // punsafe-like: crowded at 0
+  const { lut, ticks } = quantileLut(counts, enc);
+  const plain = rampLut(enc);
+  const rgb = (table, v) => Array.from(table.slice(v * 3, v * 3 + 3));
+  // The plain ramp paints bytes 0..3 almost alike; the fitted one spreads them apart.
+  const spread = (table) => rgb(table, 3).reduce((acc, c, k) => acc + Math.abs(c - rgb(table, 0)[k]), 0);
+  assert.ok(spread(lut) > 4 * spread(plain), `${spread(lut)} vs ${spread(plain)}`);
+  assert.deepEqual(ticks, [0, 1, 2, 3, 254]);  // the byte where 0, 25, 50, 75, 100% of points are reached
+  assert.deepEqual(rgb(lut, 255), rgb(plain, 255));  // missing keeps its colour
+  const empty = quantileLut(new Uint32Array(255), enc);
+  assert.equal(empty.ticks.length, 5);
 });

@@ -40,7 +40,7 @@ test('parseHash ignores malformed, unknown and non-finite parts', () => {
 test('formatHash writes what parseHash reads back, and leaves defaults out', () => {
   const meta = makeMeta();
   const state = { view: { x: 0.123456, y: 0.5, z: 1.25 }, colour: 'aesthetic', query: 'cat & dog',
-    filters: { aesthetic: [3, 7.5] }, pinned: 3 };
+    filters: { aesthetic: [3, 7.5] }, pinned: 3, selection: null };
   const hash = formatHash(state, meta);
   assert.equal(hash, '#x=0.12346&y=0.5&z=1.25&c=aesthetic&q=cat+%26+dog&f=aesthetic%3A3%3A7.5&p=3');
   const back = stateFromHash(hash, meta);
@@ -52,5 +52,26 @@ test('formatHash writes what parseHash reads back, and leaves defaults out', () 
 test('stateFromHash fills every key, so a followed link resets what it does not mention', () => {
   const meta = makeMeta();
   assert.deepEqual(stateFromHash('#q=cat', meta),
-    { view: DEFAULT_VIEW, colour: 'cluster', query: 'cat', filters: {}, pinned: -1 });
+    { view: DEFAULT_VIEW, colour: 'cluster', query: 'cat', filters: {}, pinned: -1, selection: null });
+});
+
+test('a drawn region and "the search" as a selection travel in the hash', () => {
+  const meta = makeMeta();
+  const base = { view: DEFAULT_VIEW, colour: 'cluster', filters: {}, pinned: -1 };
+  const polygon = [[0.1, 0.2], [0.51234567, 0.2], [0.5, 0.9]];
+  const hash = formatHash({ ...base, query: '', selection: { kind: 'region', polygon } }, meta);
+  assert.deepEqual(stateFromHash(hash, meta).selection, { kind: 'region', polygon: [[0.1, 0.2], [0.5123, 0.2], [0.5, 0.9]] });
+  const search = formatHash({ ...base, query: 'red dress', selection: { kind: 'search' } }, meta);
+  assert.match(search, /&s=q$/);
+  assert.deepEqual(stateFromHash(search, meta).selection, { kind: 'search' });
+  // "The search" without a query, ids given to the hook, or a broken region: nothing in the address.
+  assert.equal(formatHash({ ...base, query: '', selection: { kind: 'search' } }, meta), '#x=0.5&y=0.5&z=0');
+  assert.equal(formatHash({ ...base, query: '', selection: { kind: 'ids', ids: [1, 2] } }, meta), '#x=0.5&y=0.5&z=0');
+  assert.equal(stateFromHash('#s=q', meta).selection, null);
+  for (const bad of ['0.1,0.2;0.3,0.4', '0.1,0.2;0.3,x;0.5,0.6', '0.1,0.2;NaN,0.4;0.5,0.6', '', ';;;']) {
+    assert.equal(stateFromHash(`#r=${encodeURIComponent(bad)}`, meta).selection, null, bad);
+  }
+  // Far-out vertices are clamped to the map's neighbourhood.
+  assert.deepEqual(stateFromHash('#r=-1e9,0;5,0;0,Infinity', meta).selection, null);
+  assert.deepEqual(stateFromHash('#r=-1e9,0;5,0;0,1', meta).selection.polygon, [[-1, 0], [2, 0], [0, 1]]);
 });

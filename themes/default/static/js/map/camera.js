@@ -4,8 +4,16 @@
 import { DEFAULT_VIEW, clampZoom } from './state.js';
 
 export class Camera {
-  constructor(canvas, store, { onHover, onClick, onLeave } = {}) {
+  /**
+   * `wheelNeedsActivation`: an embedded map leaves the wheel to the page until it is clicked
+   * (or Ctrl/⌘ is held), showing `hint` meanwhile.
+   */
+  constructor(canvas, store, { onHover, onClick, onLeave, wheelNeedsActivation = false, hint = null } = {}) {
     this.canvas = canvas;
+    this.wheelNeedsActivation = wheelNeedsActivation;
+    this.active = !wheelNeedsActivation;
+    this.hint = hint;
+    this.hintTimer = 0;
     this.store = store;
     this.onHover = onHover || (() => {});
     this.onClick = onClick || (() => {});
@@ -93,6 +101,10 @@ export class Camera {
   _bind() {
     const c = this.canvas;
     c.addEventListener('wheel', (event) => {
+      if (!this.active && !event.ctrlKey && !event.metaKey) {
+        this._showHint();  // the page scrolls on
+        return;
+      }
       event.preventDefault();
       const [px, py] = this._local(event);
       let dy = event.deltaY;
@@ -103,7 +115,14 @@ export class Camera {
       this.zoomAbout(px, py, Math.max(-1, Math.min(1, dz)), !event.ctrlKey && Math.abs(dy) >= 50);
     }, { passive: false });
 
+    if (this.wheelNeedsActivation) {
+      c.addEventListener('focus', () => { this.active = true; if (this.hint) this.hint.hidden = true; });
+      c.addEventListener('blur', () => { this.active = false; });
+      c.addEventListener('pointerleave', () => { if (document.activeElement !== c) this.active = false; });
+    }
     c.addEventListener('pointerdown', (event) => {
+      this.active = true;
+      if (this.hint) this.hint.hidden = true;
       if (event.button !== 0 && event.pointerType === 'mouse') return;
       c.setPointerCapture?.(event.pointerId);
       const [px, py] = this._local(event);
@@ -143,6 +162,13 @@ export class Camera {
       this.zoomAbout(px, py, event.shiftKey ? -1 : 1, true);
     });
     c.addEventListener('keydown', (event) => this._key(event));
+  }
+
+  _showHint() {
+    if (!this.hint) return;
+    this.hint.hidden = false;
+    clearTimeout(this.hintTimer);
+    this.hintTimer = setTimeout(() => { this.hint.hidden = true; }, 1600);
   }
 
   _startGesture() {

@@ -131,3 +131,15 @@ export class ChunkStore {
 export function safeUrl(value) {
   return typeof value === 'string' && /^https?:\/\/[^\s"'<>\\`]+$/i.test(value) ? value : null;
 }
+
+/**
+ * The URL to show as an image: http(s) only, and never a demo row's made-up address (hosts
+ * under the reserved `.example` name or example.com/.org), which would only ever fail.
+ */
+export function imageUrl(value, demo = false) {
+  const safe = demo ? null : safeUrl(value);
+  if (!safe) return null;
+  let host;
+  try { host = new URL(safe).hostname.toLowerCase().replace(/\.$/, ''); } catch { return null; }
+  return /(^|\.)(example|example\.com|example\.org|example\.net)$/.test(host) ? null : safe;
+}

@@ -26,6 +26,8 @@ export class DrawLoop {
     this.movingUntil = 0;
     this.settleTimer = 0;
     this.firstFrame = true;
+    /** The density field under the points (a DensityLayer), once it is computed. */
+    this.density = null;
   }
 
   /** Size and opacity of points at zoom z. */
@@ -55,6 +57,7 @@ export class DrawLoop {
       dim: this.dim,
       hover: state.hover, pinned: state.pinned,
     });
+    this.density?.draw(this.camera, state.view, this.dpr, this.dim);
     this.labels.update(this.camera, state.view.z, false);
     this.drawMs = this.drawMs * 0.7 + (performance.now() - t0) * 0.3;
     if (this.firstFrame) {

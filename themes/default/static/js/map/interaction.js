@@ -3,8 +3,8 @@
 import { worldOf } from './data.js';
 
 export class Interaction {
-  constructor({ store, camera, index, points, visible, chunks, tooltip, card, loop, meta }) {
-    Object.assign(this, { store, camera, index, points, visible, chunks, tooltip, card, loop, meta });
+  constructor({ store, camera, index, points, visible, chunks, tooltip, card, loop, meta, neighbours, onWalk }) {
+    Object.assign(this, { store, camera, index, points, visible, chunks, tooltip, card, loop, meta, neighbours, onWalk });
     this.hoverQueued = 0;
     this.hoverXY = null;
   }
@@ -56,5 +56,17 @@ export class Interaction {
     } catch (error) {
       console.warn('atlas map: detail chunk failed', error);
     }
+    if (!this.neighbours?.available || this.store.get('pinned') !== i) return;
+    try {
+      const ids = await this.neighbours.of(i);
+      this.card.neighbours(i, ids, (id) => this.chunks.point(id), this.onWalk);
+    } catch (error) {
+      console.warn('atlas map: neighbours failed', error);
+    }
+  }
+
+  /** Pick again where the pointer is (the view moved under it): the tooltip follows its point. */
+  repick() {
+    if (this.hoverXY && this.store.get('hover') >= 0) this.hoverAt(...this.hoverXY);
   }
 }

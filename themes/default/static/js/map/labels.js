@@ -8,6 +8,8 @@ export class Labels {
     this.layer = layer;
     this.meta = meta;
     this.pool = [];
+    /** clusterPalette()'s result when the points are coloured by cluster: each label wears its cluster's colour. */
+    this.palette = null;
     this.levels = meta.clusters.map((level) => {
       const order = level.labels.map((_, i) => i).sort((a, b) => level.size[b] - level.size[a]);
       return { ...level, order };
@@ -41,6 +43,7 @@ export class Labels {
         const el = this._label(used++);
         if (el.textContent !== text) el.textContent = text;
         el.dataset.level = level.name;
+        el.style.setProperty('--swatch', this.palette?.colours[level.name]?.[i] || 'transparent');
         el.style.transform = `translate(${Math.round(x)}px, ${Math.round(y)}px) translate(-50%, -50%)`;
         el.hidden = false;
       }

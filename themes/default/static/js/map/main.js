@@ -3,13 +3,20 @@
 import { ChunkStore, loadMeta, loadPoints } from './data.js';
 import { Store } from './state.js';
 import { GridIndex } from './picking.js';
-import { computeColours, legendFor } from './colours.js';
+import { clusterPalette, computeColours, legendFor, quantileLut } from './colours.js';
+import { histogram } from './selection.js';
 import { createRenderer } from './renderer.js';
 import { Camera } from './camera.js';
 import { Labels } from './labels.js';
 import { DrawLoop } from './draw.js';
 import { Interaction } from './interaction.js';
 import { SearchPanel } from './search-panel.js';
+import { SelectionPanel } from './selection-panel.js';
+import { Crossfilter } from './crossfilter.js';
+import { Neighbours } from './neighbours.js';
+import { Toc } from './toc.js';
+import { DensityLayer } from './density.js';
+import { worldOf } from './data.js';
 import { stateFromHash, syncUrl } from './url.js';
 import { Card, Tooltip, buildFilters, formatNumber, renderLegend } from './ui.js';
 
@@ -52,31 +59,84 @@ async function start() {
   const visible = new Uint8Array(n);
 
   let interaction = null;
+  const embedded = document.documentElement.classList.contains('map-embedded');
   const camera = new Camera(canvas, store, {
     onHover: (px, py) => interaction.hoverAt(px, py),
     onLeave: () => store.set({ hover: -1 }),
     onClick: (px, py) => { interaction.clickAt(px, py); canvas.focus({ preventScroll: true }); },
+    wheelNeedsActivation: embedded,
+    hint: $('#map-wheel-hint'),
   });
+  const labels = new Labels($('.map-labels'), meta);
   const loop = new DrawLoop({
-    renderer, camera, store, labels: new Labels($('.map-labels'), meta), coverage: index.coverage, count: n, stage,
+    renderer, camera, store, labels, coverage: index.coverage, count: n, stage,
     onFirstFrame: () => { window.__atlasFirstFrame = performance.now(); app.dataset.ready = '1'; },
   });
+  /** Fly to a point and pin it (a result, a neighbour, a table row). */
+  const flyTo = (id) => {
+    const [x, y] = worldOf(points, id);
+    camera.go({ x, y, z: Math.max(store.get('view').z, 3) }, true);
+    store.set({ pinned: id });
+  };
+  const neighbours = new Neighbours(base, meta.neighbours, n);
   interaction = new Interaction({
-    store, camera, index, points, visible, chunks, loop, meta,
+    store, camera, index, points, visible, chunks, loop, meta, neighbours, onWalk: flyTo,
     tooltip: new Tooltip($('#map-tooltip'), stage),
     card: new Card($('#map-card'), () => store.set({ pinned: -1 })),
   });
 
   // ------------------------------------------------------------------------- colours, search
-  const search = new SearchPanel({ $, base, meta, points, chunks, store, camera, renderer, loop, visible });
+  let selection = null, crossfilter = null;
+  const search = new SearchPanel({
+    $, base, meta, points, chunks, store, camera, renderer, loop, visible, onChoose: flyTo,
+    onUpdate: () => { if (selection && store.get('selection')?.kind === 'search') applySelection(); },
+  });
+  selection = new SelectionPanel({
+    $, meta, points, chunks, store, camera, visible, onChoose: flyTo,
+    onChange: (ids) => {
+      search.highlight = store.get('selection') ? ids : null;
+      search.paint();
+      crossfilter?.update(store.get('filters'), store.get('selection') ? ids : null);
+    },
+  });
+  /** Work out the selection's points again (it changed, or the filters or the matches did). */
+  function applySelection() {
+    selection.set(selection.resolve(store.get('selection'), search.matches()));
+  }
 
-  function recolour() {
-    loop.visible = computeColours(points, meta, store.get(), rgba, visible);
+  // Colours that agree with the labels: clusters are coloured at the level whose labels are shown
+  // (finer levels in their parent's hue); scores on a ramp fitted to their distribution.
+  const palette = clusterPalette(meta, points);
+  const fitted = {};
+  const colourOptions = () => {
+    const colour = store.get('colour');
+    const score = meta.scores.find((s) => s.name === colour && s.present > 0);
+    if (score && !fitted[colour]) {
+      const top = meta.encoding.score_max;
+      fitted[colour] = quantileLut(histogram(points.scores, 4, score.index, top, top + 1), meta.encoding);
+    }
+    return { level: labels.levelAt(store.get('view').z)?.name, palette, fitted };
+  };
+  let colouredLevel = null;
+  /** Colour the points and redo the legend; `levelOnly`: only the cluster level changed (nothing else to recount). */
+  function recolour(levelOnly = false) {
+    const options = colourOptions();
+    colouredLevel = store.get('colour') === 'cluster' ? options.level : null;
+    labels.palette = colouredLevel ? palette : null;
+    loop.visible = computeColours(points, meta, store.get(), rgba, visible, options);
     renderer.setColours(rgba);
-    renderLegend($('#map-legend'), legendFor(meta, store.get('colour')));
+    renderLegend($('#map-legend'), legendFor(meta, store.get('colour'), options));
+    if (levelOnly) return;
     $('#map-visible').textContent = loop.visible === n ? '' : `${formatNumber(loop.visible)} of ${formatNumber(n)} points pass the filters`;
     search.update();
+    applySelection();
   }
+
+  new Toc($('#map-toc'), {
+    meta, points, palette, chunks, onChoose: flyTo,
+    // Zoom where that level's labels show (levels change every 2 zoom steps from 1.5).
+    onFly: (x, y, depth) => camera.go({ x, y, z: depth === 0 ? 1 : 2 * depth + 0.5 }, true),
+  });
 
   // ------------------------------------------------------------------------- controls
   const colourSelect = $('#map-colour');
@@ -91,6 +151,8 @@ async function start() {
   $('#map-zoom-out').addEventListener('click', () => camera.zoomAbout(camera.width / 2, camera.height / 2, -1));
   $('#map-zoom-reset').addEventListener('click', () => camera.reset());
   canvas.addEventListener('keydown', (event) => { if (event.key === 'Escape') store.set({ pinned: -1 }); });
+  const sheet = $('#map-sheet-toggle');
+  sheet.addEventListener('click', () => sheet.setAttribute('aria-expanded', String(app.classList.toggle('is-sheet-open'))));
   const full = $('#map-open-full');
   if (full) full.href = `./${location.hash}`;
 
@@ -103,12 +165,16 @@ async function start() {
   // ------------------------------------------------------------------------- state -> everything
   store.on((state, changed, source) => {
     if (changed.includes('colour') || changed.includes('filters')) recolour();
+    if (changed.includes('filters') && !store.get('selection')) crossfilter?.update(state.filters, null);
     if (changed.includes('query')) search.queryChanged(state.query);
+    if (changed.includes('selection')) applySelection();
     if (changed.includes('hover')) interaction.showHover(state.hover);
     if (changed.includes('pinned')) interaction.showPinned(state.pinned);
     if (changed.includes('view')) {
       loop.moving();
+      if (colouredLevel && labels.levelAt(state.view.z)?.name !== colouredLevel) recolour(true);
       if (state.hover >= 0 && camera.pointers.size) store.set({ hover: -1 });
+      else interaction.repick();  // the tooltip closes when its point leaves the cursor
     }
     if (source === 'hash') syncControls(state, true);
     loop.redraw();
@@ -120,6 +186,19 @@ async function start() {
   recolour();
   loop.resize();
   setStatus('');
+  // The histograms and the density field count every point: after the first frame is on screen.
+  setTimeout(() => {
+    loop.density = new DensityLayer($('#map-density'), points);
+    loop.redraw();
+    crossfilter = new Crossfilter($('#map-crossfilter'), {
+      meta, points, onBrush: (name, range) => {
+        const next = { ...store.get('filters') };
+        if (range) next[name] = range; else delete next[name];
+        store.set({ filters: next });
+      },
+    });
+    crossfilter.update(store.get('filters'), store.get('selection') ? selection.ids : null);
+  }, 0);
   if (store.get('query')) search.queryChanged(store.get('query'));
   if (store.get('pinned') >= 0) interaction.showPinned(store.get('pinned'));
 
@@ -135,10 +214,15 @@ async function start() {
     /** Search as the search box does (whole words): { total, ids } ranked, unfiltered. */
     search: (query) => search.submit(query),
     caption: (id) => chunks.point(id).then((info) => info.caption),
-    /** The point's nearest neighbours; [] until the build writes neighbours. */
-    neighbours: async () => [],
-    select: (ids) => search.replace(ids),
-    selection: () => Array.from(search.selection),
+    /** The point's nearest neighbours in embedding space, nearest first; [] when the build wrote none. */
+    neighbours: (id) => neighbours.of(id),
+    hasNeighbours: neighbours.available,
+    /** Select these points (as a lasso would): highlighted, counted and listed in the table. */
+    select: (ids) => store.set({ selection: { kind: 'ids', ids: Array.from(ids, Number) } }),
+    /** The selected points (map order for a region, ranked for the search). */
+    selection: () => Array.from(selection.ids),
+    /** The selection as the CSV the download button saves. */
+    selectionCsv: () => selection.csv(),
     /** Viewport (client) coordinates of a point given in the projection's raw coordinates. */
     dataToClient(x, y) {
       const b = meta.bounds;

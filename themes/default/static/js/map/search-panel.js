@@ -1,7 +1,6 @@
 // The search box, its result list and the highlighted matches: typing searches as you go
 // (completing the last word), Enter searches the whole words typed, the down arrow moves into the
 // results, and choosing a result flies to the point and pins it.
-import { worldOf } from './data.js';
 import { IndexSearch } from './search.js';
 import { ResultList, matchesText } from './results.js';
 
@@ -15,8 +14,11 @@ export function rankingBytes(meta, points) {
 }
 
 export class SearchPanel {
-  constructor({ $, base, meta, points, chunks, store, camera, renderer, loop, visible }) {
-    Object.assign(this, { store, renderer, loop, visible, n: points.count });
+  /** `onUpdate()` runs after the matches shown change (a selection "the search" follows them). */
+  constructor({ $, base, meta, points, chunks, store, camera, renderer, loop, visible, onChoose, onUpdate }) {
+    Object.assign(this, { store, renderer, loop, visible, onUpdate, n: points.count });
+    /** Points highlighted instead of the matches (a selection), or null. */
+    this.highlight = null;
     this.input = $('#map-search');
     this.countEl = $('#map-search-count');
     this.indices = new Uint32Array(points.count);
@@ -35,11 +37,7 @@ export class SearchPanel {
     this.list = new ResultList($('#map-results'), {
       load: (id) => chunks.point(id),
       scores: meta.scores.filter((s) => s.present > 0).map((s) => [s.name, s.label]),
-      onChoose: (id) => {
-        const [x, y] = worldOf(points, id);
-        camera.go({ x, y, z: Math.max(store.get('view').z, 3) }, true);
-        store.set({ pinned: id });
-      },
+      onChoose,
       onEscape: () => this.input.focus(),
     });
     let timer = 0;
@@ -90,13 +88,6 @@ export class SearchPanel {
     return { total: result.total, ids: Array.from(result.ids), bytes: result.bytes };
   }
 
-  /** Show these points instead of any search under way (the page hook's `select`). */
-  replace(ids) {
-    this.token++;
-    this.searching = false;
-    this.select(ids);
-  }
-
   /** Highlight, list and count these points (ranked order kept). */
   select(ids) {
     this.selection = Uint32Array.from(ids).filter((i) => i < this.n);
@@ -108,13 +99,25 @@ export class SearchPanel {
     let k = 0;
     for (const i of this.selection) if (this.visible[i]) this.indices[k++] = i;
     this.count = k;
-    this.renderer.setHighlights(this.indices, k);
-    this.loop.dim = Boolean(this.store.get('query')) || this.selection.length > 0;  // the rest of the map in grey
+    this.paint();
     this.list.set(this.indices.slice(0, k));
     const active = this.store.get('query') || this.selection.length;
     this.countEl.textContent = active ? (this.searching ? 'Searching…' : matchesText(k)) : '';
     this.countEl.dataset.count = String(k);
     this.countEl.dataset.done = this.searching ? '0' : '1';
+    this.onUpdate?.();
+  }
+
+  /** The current matches (ids that pass the filters, ranked). */
+  matches() {
+    return this.indices.slice(0, this.count);
+  }
+
+  /** Highlight the selection if there is one, else the matches; the rest of the map in grey. */
+  paint() {
+    if (this.highlight) this.renderer.setHighlights(this.highlight, this.highlight.length);
+    else this.renderer.setHighlights(this.indices, this.count);
+    this.loop.dim = Boolean(this.highlight) || Boolean(this.store.get('query')) || this.selection.length > 0;
     this.loop.redraw();
   }
 }

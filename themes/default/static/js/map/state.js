@@ -1,5 +1,7 @@
-// The map's state (view, colour, search, filters, pinned point) behind get/set with change events,
-// mirrored in the URL hash so a view can be shared: #x=0.5&y=0.5&z=1&c=domain&q=cat&f=aesthetic:5:8
+// The map's state (view, colour, search, filters, pinned point, selection) behind get/set with change
+// events, mirrored in the URL hash so a view can be shared: #x=0.5&y=0.5&z=1&c=domain&q=cat&f=aesthetic:5:8
+// (a drawn selection as r=x,y;x,y;... in world coordinates, the search as a selection as s=q).
+import { formatRegion, parseRegion } from './selection.js';
 
 export const DEFAULT_VIEW = { x: 0.5, y: 0.5, z: 0 };
 export const MIN_ZOOM = -1;
@@ -77,6 +79,12 @@ export function parseHash(hash, meta) {
     const p = Number.parseInt(params.get('p'), 10);
     if (Number.isInteger(p) && p >= 0 && p < meta.count) patch.pinned = p;
   }
+  if (params.has('r')) {
+    const polygon = parseRegion(params.get('r'));
+    if (polygon) patch.selection = { kind: 'region', polygon };
+  } else if (params.get('s') === 'q' && patch.query) {
+    patch.selection = { kind: 'search' };
+  }
   return patch;
 }
 
@@ -97,5 +105,7 @@ export function formatHash(state, meta) {
     .map(([name, [lo, hi]]) => `${name}:${round(lo, 4)}:${round(hi, 4)}`);
   if (filters.length) params.set('f', filters.join(','));
   if (state.pinned !== null && state.pinned !== undefined && state.pinned >= 0) params.set('p', String(state.pinned));
+  if (state.selection?.kind === 'region') params.set('r', formatRegion(state.selection.polygon));
+  else if (state.selection?.kind === 'search' && state.query) params.set('s', 'q');
   return '#' + params.toString();
 }

@@ -1,6 +1,6 @@
 // The DOM around the canvas: legend, score filters, hover tooltip, pinned card, search count.
 // Data (captions, hosts, URLs) only ever reaches the DOM through textContent and DOM properties.
-import { safeUrl } from './data.js';
+import { imageUrl, safeUrl } from './data.js';
 
 const fmt = new Intl.NumberFormat('en');
 
@@ -43,16 +43,17 @@ export function renderLegend(el, legend, { limit = 14 } = {}) {
     }
     el.append(list);
     if (legend.items.length > shown.length) {
-      el.append(h('p', { class: 'map-legend-more', text: `+ ${legend.items.length - shown.length} more (colours repeat)` }));
+      el.append(h('p', { class: 'map-legend-more', text: `+ ${legend.items.length - shown.length} more` }));
     }
   } else {
     const bar = h('div', { class: 'map-ramp', 'aria-hidden': 'true' });
     bar.style.background = legend.gradient;
     const missing = h('span', { class: 'map-swatch', 'aria-hidden': 'true' });
     missing.style.background = legend.missing;
-    el.append(bar, h('div', { class: 'map-ramp-scale' },
-      h('span', { text: formatScore(legend.min) }), h('span', { text: formatScore(legend.max) })),
-    h('p', { class: 'map-legend-missing' }, missing, h('span', { text: 'no value' })));
+    const ticks = legend.ticks || [legend.min, legend.max];
+    el.append(bar, h('div', { class: 'map-ramp-scale' }, ...ticks.map((v) => h('span', { text: formatScore(v, legend.name) }))));
+    if (legend.fitted) el.append(h('p', { class: 'map-legend-more', text: 'Fitted to the data: each quarter of the ramp holds a quarter of the points.' }));
+    el.append(h('p', { class: 'map-legend-missing' }, missing, h('span', { text: 'no value' })));
   }
 }
 
@@ -112,7 +113,7 @@ function thumbnail(url, large, demo) {
   const figure = h('figure', { class: `map-thumb${large ? ' is-large' : ''} is-loading` });
   const note = h('span', { class: 'map-thumb-note', text: 'loading image…' });
   figure.append(note);
-  const safe = safeUrl(url);
+  const safe = imageUrl(url, demo);
   const unavailable = (why) => {
     figure.classList.remove('is-loading');
     figure.classList.add('is-unavailable');
@@ -123,7 +124,7 @@ function thumbnail(url, large, demo) {
     return figure;
   }
   if (!safe) {
-    unavailable('image unavailable (no http(s) link)');
+    unavailable(safeUrl(url) ? 'no image (a made-up example address)' : 'image unavailable (no http(s) link)');
     return figure;
   }
   const img = new Image();
@@ -152,7 +153,7 @@ function scoreList(info, meta) {
 }
 
 export function pointInfo(info, meta, { large = false } = {}) {
-  const parts = [thumbnail(info.url, large, meta.demo)];
+  const parts = [thumbnail(info.url, large, Boolean(meta.demo || info.demo))];
   const caption = h('p', { class: 'map-caption' });
   caption.textContent = info.caption || '(no caption)';
   parts.push(caption);
@@ -218,6 +219,27 @@ export class Card {
     this.el.replaceChildren(h('div', { class: 'map-card-head' }, h('h2', { text: 'Pinned point' }), close), ...body, ...extra);
     this.el.hidden = false;
     this.index = index;
+  }
+
+  /**
+   * List the pinned point's nearest neighbours as buttons (Enter or a click walks to one);
+   * `load(id)` resolves to a point's info, `onChoose(id)`.
+   */
+  neighbours(index, ids, load, onChoose) {
+    if (this.index !== index) return;
+    this.el.querySelector('.map-neighbours')?.remove();
+    const section = h('section', { class: 'map-neighbours', 'aria-label': 'Nearest neighbours' },
+      h('h3', { text: ids.length ? `Nearest in embedding space (${ids.length})` : 'No neighbours for this point' }));
+    const list = h('ol', { class: 'map-neighbour-list' });
+    for (const id of ids) {
+      const button = h('button', { type: 'button', class: 'map-neighbour', 'data-id': id, text: '…' });
+      button.addEventListener('click', () => onChoose(id));
+      list.append(h('li', {}, button));
+      load(id).then((info) => { button.textContent = info.caption || '(no caption)'; button.title = info.host || ''; })
+        .catch(() => { button.textContent = '(caption unavailable)'; });
+    }
+    section.append(list);
+    this.el.append(section);
   }
 
   hide() {
