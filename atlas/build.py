@@ -152,6 +152,7 @@ def build(
         "shown_rows": (ctx.summary("stats") or {}).get("shown_rows"),
         "excluded": (ctx.summary("stats") or {}).get("excluded") or {},
         "embedder": embed,
+        "images_fetch": images_fetch(ctx),
         "built_on": "GitHub Actions" if settings.github_actions else platform.system(),
         "commit": settings.commit,
         "python": platform.python_version(),
@@ -205,6 +206,12 @@ def embed_info(ctx: BuildContext):
     from atlas.stages import embed
 
     return embed.read(ctx.outputs.get("embed"))
+
+
+def images_fetch(ctx: BuildContext) -> dict | None:
+    """How ``images = "download"`` went (:func:`atlas.fetch.fetch_summary`), or None."""
+    info = embed_info(ctx)
+    return (info.images or {}).get("fetch") if info is not None else None
 
 
 def embed_description(ctx: BuildContext) -> str | None:

@@ -22,35 +22,29 @@ from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
-#: Networks exempt from :func:`private_host` -- for tests only (e.g. ``("127.0.0.1/32",)`` for a
-#: test server). Never set from atlas.toml.
-ALLOW_NETWORKS_FOR_TESTS: tuple[str, ...] = ()
-
 #: img2dataset rows per output shard (one tar + one parquet of per-row outcomes each).
 SHARD_ROWS = 10_000
 
 OUTCOMES = ("fetched", "opt_out", "dead", "refused", "failed")
-REFUSED = "private or reserved address"
+#: The reason of a row whose URL names a non-public address (the built-in downloader's wording).
+REFUSED = "refused address"
 
 
 def private_host(url: str | None) -> bool:
     """True when the URL's host is a literal non-public IP address (loopback, private,
     link-local such as 169.254.169.254, multicast, reserved, unspecified; IPv4-mapped IPv6
-    included) or ``localhost``; hostnames are not resolved here."""
+    included: :func:`atlas.images.address_refused`, with its test-only allow-list) or
+    ``localhost``; hostnames are not resolved here."""
+    from atlas import images
+
     host = (urlsplit(url).hostname or "") if isinstance(url, str) else ""
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
+        ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
-        return False
-    for net in ALLOW_NETWORKS_FOR_TESTS:
-        network = ipaddress.ip_network(net)
-        if network.version == ip.version and ip in network:
-            return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return private_host(f"http://{ip.ipv4_mapped}/")
-    return not ip.is_global or ip.is_multicast or ip.is_reserved
+        return False  # a name, not an address
+    return images.address_refused(host, images.ALLOW_NETWORKS_FOR_TESTS)
 
 
 def outcome(reason: str | None) -> str:
@@ -196,3 +190,48 @@ def _run_img2dataset(wanted, out: Path, config, image_size: int) -> dict[str, st
         for row in rows:
             reasons[row["url"]] = None if row["status"] == "success" else (row["error_message"] or row["status"])
     return reasons
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "0%"
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def reader_sentence(summary: dict | None) -> str | None:
+    """The fetch figures in a reader's words, for the map page (None when nothing was fetched)."""
+    if not summary or not summary.get("requested"):
+        return None
+    requested = summary["requested"]
+    attempted = requested - summary.get("refused", 0)
+    parts = [f"Of the {requested:,} images behind these points, {summary.get('fetched', 0):,} could be downloaded "
+             "and are placed by what they show"]
+    if summary.get("dead"):
+        parts.append(f"{_count(summary['dead'], 'link no longer works', 'links no longer work')} "
+                     f"({_share(summary['dead'], attempted)} of those tried: the web forgets)")
+    if summary.get("opt_out"):
+        n = summary["opt_out"]
+        parts.append(f"{n:,} " + ("image was left alone because its site asks AI tools not to use it" if n == 1 else
+                                  "images were left alone because their sites ask AI tools not to use them"))
+    if summary.get("refused"):
+        parts.append(_count(summary["refused"], "link points into a private network and was not followed",
+                            "links point into private networks and were not followed"))
+    if summary.get("failed"):
+        parts.append(f"{_count(summary['failed'], 'image', 'images')} could not be read in time or were not images")
+    return "; ".join(parts) + ". Points without an image are placed by their caption."
+
+
+def summary_line(summary: dict | None) -> str | None:
+    """The fetch figures for the build summary, naming the tool (None when nothing was fetched)."""
+    if not summary:
+        return None
+    tool = summary.get("tool") or "downloader"
+    if summary.get("distributor"):
+        tool += f" ({summary['distributor']})"
+    rot = summary.get("link_rot")
+    return (f"images fetched by {tool}: {summary.get('fetched', 0):,} of {summary.get('requested', 0):,}, "
+            f"{summary.get('opt_out', 0):,} refused by opt-out (X-Robots-Tag), {summary.get('dead', 0):,} dead links"
+            f" (link rot {'n/a' if rot is None else f'{100 * rot:.1f}%'}), {summary.get('refused', 0):,} private "
+            f"addresses dropped, {summary.get('failed', 0):,} other failures")

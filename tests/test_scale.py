@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 from conftest_ml import IMAGES, save_tiny_clip
 
-from atlas import fetch
+from atlas import fetch, images
 from atlas.config import EmbedConfig, parse_config
 from atlas.errors import ConfigError
 from atlas.fetch import fetch_summary, outcome, private_host
@@ -84,7 +84,7 @@ def test_literal_non_public_hosts_are_refused(url, refused):
 
 
 def test_the_test_allow_list_exempts_only_its_network(monkeypatch):
-    monkeypatch.setattr(fetch, "ALLOW_NETWORKS_FOR_TESTS", ("127.0.0.1/32",))
+    monkeypatch.setattr(images, "ALLOW_NETWORKS_FOR_TESTS", ("127.0.0.1/32",))
     assert not private_host("http://127.0.0.1:8000/a.jpg")
     assert private_host("http://127.0.0.2:8000/a.jpg") and private_host("http://[::1]/a.jpg")
 
@@ -96,7 +96,8 @@ def test_the_test_allow_list_exempts_only_its_network(monkeypatch):
     ("<urlopen error [Errno -2] Name or service not known>", "dead"),
     ("<urlopen error [Errno 111] Connection refused>", "dead"), ("connection failed", "dead"),
     ("timeout", "failed"), ("The read operation timed out", "failed"), ("not an image", "failed"),
-    ("too large", "failed"), (fetch.REFUSED, "refused"),
+    ("too large", "failed"), ("too many pixels", "failed"), (fetch.REFUSED, "refused"),
+    ("opted out (X-Robots-Tag: noai)", "opt_out"),
 ])
 def test_fetch_outcomes_in_both_tools_words(reason, kind):
     assert outcome(reason) == kind
@@ -190,7 +191,7 @@ def image_server(tmp_path, monkeypatch):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    monkeypatch.setattr(fetch, "ALLOW_NETWORKS_FOR_TESTS", ("127.0.0.1/32",))
+    monkeypatch.setattr(images, "ALLOW_NETWORKS_FOR_TESTS", ("127.0.0.1/32",))
     base = f"http://127.0.0.1:{server.server_address[1]}"
     urls = [f"{base}/0.jpg", f"{base}/1.jpg", f"{base}/2.jpg", f"{base}/noai-3.jpg", f"{base}/gone.jpg",
             f"http://127.0.0.2:{server.server_address[1]}/0.jpg"]
@@ -238,3 +239,44 @@ def test_without_img2dataset_the_built_in_downloader_fetches_and_is_named(tiny_c
                                        "fetched": 3, "opt_out": 0, "dead": 1, "refused": 1, "failed": 0,
                                        "link_rot": 0.25}
     assert info["images"]["reasons"] == {"http 404": 1, fetch.REFUSED: 1}
+
+
+@needs_img2dataset
+@needs_images
+def test_a_build_reports_the_fetch_figures_on_the_map_page(tiny_clip, image_server, tmp_path):
+    import json
+
+    from conftest import write_content, write_shard
+
+    from atlas.build import build
+
+    # 120 rows, every URL on the test server (most of them dead links), none elsewhere.
+    urls = (image_server * 20)[:120]
+    urls = [url if i < len(image_server) else url.replace(".jpg", f"-{i}.jpg") for i, url in enumerate(urls)]
+    shard = write_shard(tmp_path / "data" / "part.parquet", {
+        "URL": urls, "TEXT": [f"a photo of thing {i}" for i in range(120)], "punsafe": [0.01] * 120})
+    content = write_content(tmp_path / "content", toml=f"""
+        [data]
+        sources = ["{shard}"]
+        [sample]
+        size = 120
+        [project]
+        fit_size = 120
+        [embed]
+        method = "clip"
+        model = "{tiny_clip['config']}"
+        pretrained = "{tiny_clip['checkpoint']}"
+        images = "download"
+        """)
+    out = tmp_path / "site"
+    report = build(content, out, cache_dir=tmp_path / "cache", reporter=Reporter(quiet=True))
+    figures = json.loads((out / "data" / "build.json").read_text())["images_fetch"]
+    assert figures["tool"] == "img2dataset" and figures["requested"] == 120
+    assert (figures["fetched"], figures["opt_out"], figures["refused"]) == (3, 1, 20)
+    assert figures["dead"] == 120 - 3 - 1 - 20 and figures["link_rot"] == round(96 / 100, 4)
+    html = (out / "map" / "index.html").read_text()
+    assert "Of the 120 images behind these points, 3 could be downloaded" in html
+    assert "96 links no longer work (96% of those tried" in html
+    assert "1 image was left alone because its site asks AI tools not to use it" in html
+    assert "20 links point into private networks" in html
+    assert any(r.name == "embed" and r.status == "ran" for r in report.results)
