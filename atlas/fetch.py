@@ -100,12 +100,15 @@ class KnownFailures:
 
 
 def img2dataset_available() -> bool:
-    """Whether the ``images`` extra (img2dataset) can be imported."""
-    try:
-        import img2dataset  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether the ``images`` extra (img2dataset) is installed (found, not imported: it is slow)."""
+    import importlib.util
+
+    return importlib.util.find_spec("img2dataset") is not None
+
+
+def fetch_tool() -> str:
+    """The tool ``images = "download"`` uses here: ``img2dataset`` or ``built-in downloader``."""
+    return "img2dataset" if img2dataset_available() else "built-in downloader"
 
 
 def fetch_images(table, config, folder: Path, image_size: int = 224, reporter=None) -> tuple[str, dict[int, str], str]:
@@ -124,11 +127,12 @@ def fetch_images(table, config, folder: Path, image_size: int = 224, reporter=No
     if failures and reporter is not None:
         reporter.warn("images", f"{len(failures):,} image URL(s) name a loopback, private, link-local or reserved "
                       "address and were not fetched")
-    if not img2dataset_available():
+    tool = fetch_tool()
+    if tool != "img2dataset":
         if reporter is not None:
             reporter.info("images: img2dataset is not installed (pip install \".[images]\"), so the built-in "
                           "downloader fetches the images")
-        return "download", failures, "built-in downloader"
+        return "download", failures, tool
 
     keep = [i for i, row in enumerate(row_ids) if row not in failures]
     wanted = pa.table({"url": pa.array([urls[i] if isinstance(urls[i], str) else "" for i in keep], pa.string()),
@@ -144,7 +148,7 @@ def fetch_images(table, config, folder: Path, image_size: int = 224, reporter=No
         reason = reasons.get(urls[i], "missing from img2dataset's output")
         if reason is not None:
             failures[row_ids[i]] = reason
-    return str(out / "shards"), failures, "img2dataset"
+    return str(out / "shards"), failures, tool
 
 
 def _run_img2dataset(wanted, out: Path, config, image_size: int) -> dict[str, str | None]:
@@ -154,7 +158,15 @@ def _run_img2dataset(wanted, out: Path, config, image_size: int) -> dict[str, st
     import io
 
     import pyarrow.parquet as pq
-    from img2dataset import download
+
+    from atlas.errors import ConfigError
+
+    try:
+        from img2dataset import download
+    except ImportError as error:
+        raise ConfigError(f"img2dataset is installed but cannot be imported ({error})", where="[embed] images",
+                          hint="Reinstall the extra with `pip install \".[images]\"`, or uninstall img2dataset "
+                          "to use the built-in downloader.") from None
 
     out.mkdir(parents=True, exist_ok=True)
     url_list = out / "urls.parquet"

@@ -930,6 +930,10 @@ def _inputs(ctx) -> dict:
         inputs["text_model"] = text_model_identity(config, ctx.content_dir)
     if config.images:
         inputs["images"] = source_fingerprint(config.images, ctx.content_dir)
+    if config.images == "download":
+        from atlas.fetch import fetch_tool
+
+        inputs["fetch_tool"] = fetch_tool()  # installing img2dataset changes what is fetched (opt-outs)
     if config.precomputed:
         files = [content_path(p, ctx.content_dir) for p in config.precomputed]
         inputs["precomputed"] = [file_stamp(p) for p in files]
