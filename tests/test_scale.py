@@ -280,3 +280,13 @@ def test_a_build_reports_the_fetch_figures_on_the_map_page(tiny_clip, image_serv
     assert "1 image was left alone because its site asks AI tools not to use it" in html
     assert "20 links point into private networks" in html
     assert any(r.name == "embed" and r.status == "ran" for r in report.results)
+
+
+def test_engine_ray_without_the_extra_is_a_config_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if `pip install ".[ray]"` had not been run
+    table = _table(["a red dress", "a blue car", "a green tree"], [None, None, None])
+    with pytest.raises(ConfigError, match=r"needs Ray Data") as error:
+        embed_sample(table, EmbedConfig(method="tfidf", engine="ray"))
+    assert error.value.where == "[embed] engine" and ".[ray]" in error.value.hint
