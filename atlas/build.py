@@ -152,7 +152,6 @@ def build(
         "shown_rows": (ctx.summary("stats") or {}).get("shown_rows"),
         "excluded": (ctx.summary("stats") or {}).get("excluded") or {},
         "embedder": embed,
-        "images_fetch": images_fetch(ctx),
         "built_on": "GitHub Actions" if settings.github_actions else platform.system(),
         "commit": settings.commit,
         "python": platform.python_version(),
@@ -162,6 +161,8 @@ def build(
         "render_key": render.key,
         "stages": {r.name: {"status": r.status, "seconds": round(r.seconds, 3)} for r in results},
     }
+    if images_fetch(ctx):
+        info["images_fetch"] = images_fetch(ctx)
     report.published = publish(render.path, out, info)
     report.info = info
     if export_artifacts:

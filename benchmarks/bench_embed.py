@@ -56,7 +56,7 @@ def main() -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
     import torch
-    from conftest_ml import IMAGES, SAMPLE_10K, save_tiny_clip
+    from conftest import IMAGES, SAMPLE_10K, save_tiny_clip
     from PIL import Image
 
     from atlas.config import EmbedConfig

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest_ml import IMAGES, save_tiny_clip
+from conftest import IMAGES, save_tiny_clip
 
 from atlas import fetch, images
 from atlas.config import EmbedConfig, parse_config

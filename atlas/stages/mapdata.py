@@ -364,9 +364,10 @@ def write_mapdata(
         "model": embed.get("model"),
         "notice": embed.get("notice"),
         "demo": bool(demo),
-        #: How the images were fetched (atlas.fetch.fetch_summary), for ``images = "download"``.
-        "fetch": (embed.get("images") or {}).get("fetch"),
     }
+    fetch = (embed.get("images") or {}).get("fetch")
+    if fetch:  # how ``images = "download"`` went (atlas.fetch.fetch_summary), for the map page
+        meta["fetch"] = fetch
     (out / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, separators=(",", ":")))
     log.info("map data: %d points, %d bytes of points (%.1f B/point), %d text chunks", n, points_bytes,
              points_bytes / n if n else 0, chunks)
