@@ -7,7 +7,7 @@ Side by side, in one run, on real LAION captions (../shared) and the shared phot
 - CLIP text (a tiny random open_clip model -- the tests' one -- so the figure is the pipeline's
   overhead ceiling, not ViT-B/32's speed): atlas's ``clip_texts`` against the loop a skilled user
   writes (``tokenizer`` + ``model.encode_text`` in ``torch.inference_mode`` + normalise);
-- CLIP images (same tiny model): atlas's ``embed_fetched`` (decode + preprocess + encode) against
+- CLIP images (same tiny model): atlas's ``embed_images_of`` (fetch from memory, decode + preprocess + encode) against
   the plain loop (PIL open + preprocess + encode_image);
 - TF-IDF + SVD: atlas's ``tfidf_embed`` against scikit-learn's ``TfidfVectorizer`` +
   ``TruncatedSVD.fit_transform`` written directly;
@@ -61,7 +61,7 @@ def main() -> None:
 
     from atlas.config import EmbedConfig
     from atlas.images import Fetched
-    from atlas.stages.embed import clip_texts, embed_fetched, embed_sample, load_clip, tfidf_embed
+    from atlas.stages.embed import clip_texts, embed_images_of, embed_sample, load_clip, tfidf_embed
 
     captions = pq.read_table(SAMPLE_10K, columns=["TEXT"]).column(0).to_pylist()
     captions = [c if isinstance(c, str) else "" for c in (captions * (args.captions // len(captions) + 1))[:args.captions]]
@@ -92,12 +92,17 @@ def main() -> None:
                                           for b in blobs[start:start + 32]])
                     torch.nn.functional.normalize(clip.model.encode_image(pixels).float(), dim=-1)
 
-        fetched = [Fetched(i, data=b) for i, b in enumerate(blobs)]
+        class InMemory:  # an image source answering from the blobs (the stage drops bytes as it goes)
+            def fetch(self, items):
+                return [Fetched(row, data=blobs[row]) for row, _ in items]
+
+        items = [(i, None) for i in range(len(blobs))]
         rows = []
         timings = {
             "clip_text_atlas": (_best(lambda: clip_texts(clip, captions, 128), args.repeat), len(captions), threads),
             "clip_text_plain": (_best(plain_texts, args.repeat), len(captions), threads),
-            "clip_image_atlas": (_best(lambda: embed_fetched(clip, fetched, 32), args.repeat), len(blobs), threads),
+            "clip_image_atlas": (_best(lambda: embed_images_of(clip, InMemory(), items, 32, 40_000_000), args.repeat),
+                                 len(blobs), threads),
             "clip_image_plain": (_best(plain_images, args.repeat), len(blobs), threads),
             "tfidf_atlas": (_best(lambda: tfidf_embed(captions), args.repeat), len(captions), 1),
         }
