@@ -161,6 +161,8 @@ def build(
         "render_key": render.key,
         "stages": {r.name: {"status": r.status, "seconds": round(r.seconds, 3)} for r in results},
     }
+    if images_fetch(ctx):
+        info["images_fetch"] = images_fetch(ctx)
     report.published = publish(render.path, out, info)
     report.info = info
     if export_artifacts:
@@ -205,6 +207,12 @@ def embed_info(ctx: BuildContext):
     from atlas.stages import embed
 
     return embed.read(ctx.outputs.get("embed"))
+
+
+def images_fetch(ctx: BuildContext) -> dict | None:
+    """How ``images = "download"`` went (:func:`atlas.fetch.fetch_summary`), or None."""
+    info = embed_info(ctx)
+    return (info.images or {}).get("fetch") if info is not None else None
 
 
 def embed_description(ctx: BuildContext) -> str | None:

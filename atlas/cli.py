@@ -90,6 +90,10 @@ def _summary_table(report) -> None:
         parts = [f"{rows:,} rows" if rows is not None else None, f"{sample:,} on the map" if sample else None,
                  f"site {report.site_bytes / 1e6:.1f} MB of GitHub Pages' 1 GB", info.get("embedder")]
         reporter.info(" · ".join(p for p in parts if p))
+        if info.get("images_fetch"):
+            from atlas.fetch import summary_line
+
+            reporter.info(summary_line(info["images_fetch"]))
     for stage, state in report.exported.items():
         reporter.info(f"artifact {stage}: {state} in {report.artifacts_dir / stage} (commit it)")
     if report.warnings:

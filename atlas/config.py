@@ -151,6 +151,13 @@ class EmbedConfig(_Section):
     max_pixels: int = Field(40_000_000, ge=1)
     #: Precomputed embeddings: ``.npy`` file(s) aligned row by row with the shards.
     precomputed: list[str] = Field(default_factory=list)
+    #: Where the embedding runs: ``local`` (this process) or ``ray`` (Ray Data ``map_batches``, one
+    #: model replica per GPU, on the cluster named by ``RAY_ADDRESS`` or a local Ray started for the
+    #: build; needs ``pip install ".[ray]"``). Both give the same vectors.
+    engine: Literal["local", "ray"] = "local"
+    #: How img2dataset spreads an ``images = "download"`` fetch: ``multiprocessing`` (this machine),
+    #: ``ray`` or ``pyspark`` (a cluster). Needs ``pip install ".[images]"``.
+    distributor: Literal["multiprocessing", "ray", "pyspark"] = "multiprocessing"
 
 
 class ProjectConfig(_Section):

@@ -25,7 +25,7 @@ from atlas.settings import Settings
 
 
 #: Settings that change how a stage runs on a machine, not what it makes.
-MACHINE_KEYS = frozenset({"device", "batch_size", "engine"})
+MACHINE_KEYS = frozenset({"device", "batch_size", "engine", "distributor"})
 
 
 def machine_free(inputs: Any) -> Any:

@@ -276,7 +276,10 @@ def test_the_embed_stage_records_each_refusal_and_keeps_caption_vectors(server, 
     from atlas.stages.embed import embed_sample
     from test_embed import _sample_table
 
+    import atlas.fetch
+
     monkeypatch.setattr(atlas.images, "ALLOW_NETWORKS_FOR_TESTS", LOCAL)  # the test server only
+    monkeypatch.setattr(atlas.fetch, "img2dataset_available", lambda: False)  # this downloader, not img2dataset
     _, base, _ = server
     clip = save_tiny_clip(tmp_path / "clip")
     urls = [f"{base}/photo.jpg", f"{base}/noai.jpg", f"{base}/bomb.png", f"{base}/to-metadata", f"{base}/to-ftp"]
@@ -284,8 +287,11 @@ def test_the_embed_stage_records_each_refusal_and_keeps_caption_vectors(server, 
                          images="download", batch_size=2)
     reporter = Reporter(quiet=True)
     vectors, info = embed_sample(_sample_table(list("abcde"), urls), config, reporter=reporter)
-    assert info["images"] == {"embedded": 1, "failed": 4, "reasons": {
+    assert {k: info["images"][k] for k in ("embedded", "failed", "reasons")} == {"embedded": 1, "failed": 4, "reasons": {
         OPTED_OUT: 1, "too many pixels": 1, "refused address": 1, "not an http(s) url": 1}}
+    assert info["images"]["fetch"] == {"tool": "built-in downloader", "distributor": None, "requested": 5,
+                                       "fetched": 1, "opt_out": 1, "dead": 0, "refused": 1, "failed": 2,
+                                       "link_rot": 0.0}
     text_only, _ = embed_sample(_sample_table(list("abcde"), urls), config.model_copy(update={"images": ""}))
     assert not (vectors[0] == text_only[0]).all() and (vectors[1:] == text_only[1:]).all()
     # The opt-out is not a failure to warn about: the build summary counts it on its own line.

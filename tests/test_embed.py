@@ -156,8 +156,10 @@ def test_downloader_records_http_errors_and_size_cap(local_server):
 @pytest.mark.slow
 @needs_images
 def test_stage_downloads_images_from_urls(tiny_clip, local_server, monkeypatch):
-    from atlas import images
+    from atlas import fetch, images
 
+    # The built-in downloader (img2dataset's path: tests/test_scale.py), the test server allowed.
+    monkeypatch.setattr(fetch, "img2dataset_available", lambda: False)
     monkeypatch.setattr(images, "ALLOW_NETWORKS_FOR_TESTS", ("127.0.0.1/32",))  # the test server only
     root, base = local_server
     for i, photo in enumerate(sorted(IMAGES.glob("*.jpg"))[:3]):
@@ -165,7 +167,9 @@ def test_stage_downloads_images_from_urls(tiny_clip, local_server, monkeypatch):
     urls = [f"{base}/0.jpg", f"{base}/1.jpg", f"{base}/2.jpg", f"{base}/gone.jpg"]
     table = _sample_table(["a", "b", "c", "d"], urls)
     _, info = embed_sample(table, _clip_config(tiny_clip, images="download"), reporter=Reporter(quiet=True))
-    assert info["images"] == {"embedded": 3, "failed": 1, "reasons": {"http 404": 1}}
+    assert {k: info["images"][k] for k in ("embedded", "failed", "reasons")} == {
+        "embedded": 3, "failed": 1, "reasons": {"http 404": 1}}
+    assert info["images"]["fetch"]["tool"] == "built-in downloader" and info["images"]["fetch"]["dead"] == 1
 
 
 def test_method_clip_without_weights_is_a_model_error(tmp_path):

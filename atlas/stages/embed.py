@@ -475,42 +475,67 @@ def text_model_identity(config: EmbedConfig, base: Path | None = None) -> dict:
 # Offline fallback
 
 
-def tfidf_embed(texts: Sequence[str], dim: int = TFIDF_DIM, seed: int = 0) -> np.ndarray:
-    """TF-IDF of the captions reduced to ``dim`` dimensions by TruncatedSVD, L2-normalised."""
+@dataclass
+class TfidfModel:
+    """A fitted TF-IDF (+ SVD) embedder; :meth:`transform` is row by row, so any split of the
+    captions into batches gives the same bytes."""
+
+    #: The fitted vectoriser, or None when the captions have no vocabulary at all.
+    vectorizer: Any = None
+    #: The fitted SVD, or None when there are too few rows or words to reduce.
+    svd: Any = None
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        """Captions -> float32 L2-normalised vectors (non-strings count as empty captions)."""
+        texts = [t if isinstance(t, str) else "" for t in texts]
+        if self.vectorizer is None:
+            return np.zeros((len(texts), 1 if texts else TFIDF_DIM), dtype=np.float32)
+        matrix = self.vectorizer.transform(texts)
+        if self.svd is None:
+            return _normalise(matrix.toarray())
+        return _normalise(self.svd.transform(matrix))
+
+
+def tfidf_fit(texts: Sequence[str], dim: int = TFIDF_DIM, seed: int = 0) -> TfidfModel:
+    """Fit TF-IDF on all captions and a TruncatedSVD to ``dim`` dimensions on at most
+    :data:`TFIDF_FIT_ROWS` of them (drawn with ``seed``)."""
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     texts = [t if isinstance(t, str) else "" for t in texts]
     if not texts:
-        return np.zeros((0, dim), dtype=np.float32)
+        return TfidfModel()
     min_df = 2 if len(texts) >= 1000 else 1
     attempts = [
         dict(stop_words="english", min_df=min_df, sublinear_tf=True, token_pattern=r"(?u)\b[^\W\d_]{2,}\b",
              max_features=200_000, dtype=np.float32),
         dict(analyzer="char_wb", ngram_range=(2, 4), min_df=1, sublinear_tf=True, dtype=np.float32),
     ]
-    matrix = None
     for options in attempts:
+        vectorizer = TfidfVectorizer(**options)
         try:
-            matrix = TfidfVectorizer(**options).fit_transform(texts)
+            matrix = vectorizer.fit_transform(texts)
             break
         except ValueError:  # empty vocabulary (only stop words / digits)
             continue
-    if matrix is None:
-        return np.zeros((len(texts), 1), dtype=np.float32)
+    else:
+        return TfidfModel()
     k = min(dim, matrix.shape[1] - 1, matrix.shape[0] - 1)
     if k < 2:
-        return _normalise(matrix.toarray())
+        return TfidfModel(vectorizer)
     svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=5, random_state=seed)
     with warnings.catch_warnings():  # identical captions: zero explained variance, harmless
         warnings.simplefilter("ignore", RuntimeWarning)
         if matrix.shape[0] > TFIDF_FIT_ROWS:
             rows = np.sort(np.random.default_rng(seed).choice(matrix.shape[0], TFIDF_FIT_ROWS, replace=False))
-            svd.fit(matrix[rows])
-            vectors = svd.transform(matrix)
-        else:
-            vectors = svd.fit_transform(matrix)
-    return _normalise(vectors)
+            matrix = matrix[rows]
+        svd.fit(matrix)
+    return TfidfModel(vectorizer, svd)
+
+
+def tfidf_embed(texts: Sequence[str], dim: int = TFIDF_DIM, seed: int = 0) -> np.ndarray:
+    """TF-IDF of the captions reduced to ``dim`` dimensions by TruncatedSVD, L2-normalised."""
+    return tfidf_fit(texts, dim, seed).transform(texts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -561,16 +586,22 @@ def precomputed_rows(paths: list[Path], source_rows: np.ndarray, total_rows: int
 # The stage
 
 
-def _images_summary(embedded: int = 0, failed: int = 0, reasons: dict | None = None) -> dict:
-    return {"embedded": embedded, "failed": failed, "reasons": dict(sorted((reasons or {}).items()))}
+def _images_summary(embedded: int = 0, failed: int = 0, reasons: dict | None = None, fetch: dict | None = None) -> dict:
+    summary = {"embedded": embedded, "failed": failed, "reasons": dict(sorted((reasons or {}).items()))}
+    if fetch is not None:
+        summary["fetch"] = fetch
+    return summary
 
 
 def embed_sample(table, config: EmbedConfig, base: Path | None = None, reporter=None,
-                 seed: int = 0, total_rows: int | None = None,
-                 models_dir: Path | None = None) -> tuple[np.ndarray, dict]:
+                 seed: int = 0, total_rows: int | None = None, models_dir: Path | None = None,
+                 settings=None, download_dir: Path | None = None) -> tuple[np.ndarray, dict]:
     """Embed a sample table (:meth:`atlas.stages.sample.Sample.table`); returns (embeddings, info) as written by the stage.
 
-    ``models_dir`` is where the packaged caption model is extracted (the atlas cache).
+    ``models_dir`` is where the packaged caption model is extracted (the atlas cache);
+    ``settings`` (:class:`atlas.settings.Settings`) names the Ray cluster of ``engine = "ray"``;
+    ``download_dir`` is where ``images = "download"`` keeps what it fetched (a temporary folder
+    when None).
     """
     captions = table.column("caption").to_pylist()
     n = len(captions)
@@ -617,6 +648,8 @@ def embed_sample(table, config: EmbedConfig, base: Path | None = None, reporter=
             warn(f"no CLIP weights ([embed] pretrained) and no caption model ({error.message}); the map "
                  'uses the TF-IDF fallback. For a map by meaning: pip install torch==2.13.0 ".[text]"')
         else:
+            if config.engine == "ray":
+                warn('the caption model runs in this process: engine = "ray" spreads CLIP and TF-IDF only')
             progress = reporter.progress("embedding captions", total=n) if reporter is not None else nullcontext(None)
             with progress as task:
                 vectors = text_embed(model, captions, model.batch_size(config), task)
@@ -626,79 +659,252 @@ def embed_sample(table, config: EmbedConfig, base: Path | None = None, reporter=
                     "notice": TEXT_NOTICE.format(model=model.name), "images": _images_summary()}
             return vectors, info
 
+    from atlas.settings import Settings
+
+    settings = settings or Settings()
     if clip is None:
         if config.images:
             warn("[embed] images is set but image embeddings need CLIP weights; images are ignored", "images")
-        vectors = tfidf_embed(captions, TFIDF_DIM, seed)
+        model = tfidf_fit(captions, TFIDF_DIM, seed)
+        if config.engine == "ray":
+            vectors = _tfidf_on_ray(model, table, settings, reporter)
+        else:
+            vectors = model.transform(captions)
         info = {"method": "tfidf", "model": f"tfidf+svd-{vectors.shape[1]}", "dim": int(vectors.shape[1]),
                 "notice": TFIDF_NOTICE, "images": _images_summary()}
         return vectors, info
 
-    progress = reporter.progress("embedding captions", total=n) if reporter is not None else nullcontext(None)
-    with progress as task:
-        vectors = clip_texts(clip, captions, clip.batch_size(config), task)
-    images_info = _images_summary()
-    if config.images:
-        vectors, images_info = _embed_sample_images(clip, table, config, base, reporter, vectors)
+    if config.images == "download":
+        from atlas.fetch import fetch_images, fetch_summary
+
+        with _download_folder(download_dir) as folder:
+            images, failures, tool = fetch_images(table, config, folder, image_size=_image_size(clip), reporter=reporter)
+            vectors, images_info = _embed_clip(clip, table, config, base, images, failures, settings, reporter)
+        images_info["fetch"] = fetch_summary(images_info, tool, config.distributor if tool == "img2dataset" else None)
+    else:
+        vectors, images_info = _embed_clip(clip, table, config, base, config.images, {}, settings, reporter)
     info = {"method": "clip", "model": clip.name, "dim": clip.dim, "notice": None, "images": images_info}
     return vectors, info
+
+
+def _download_folder(folder: Path | None):
+    """``folder`` as a context, or a temporary folder removed afterwards."""
+    import tempfile
+
+    if folder is None:
+        return tempfile.TemporaryDirectory(prefix="atlas-images-")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return nullcontext(Path(folder))
+
+
+def _image_size(clip: Clip) -> int:
+    """The side of the square CLIP sees (224 for ViT-B/32): what downloaded images are resized to."""
+    size = getattr(getattr(clip.model, "visual", None), "image_size", 224)
+    return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+
+def _open_source(images: str, base: Path | None, failures: dict[int, str]):
+    """The image source of ``images`` that answers ``failures`` (rows known to have failed) itself."""
+    from atlas.fetch import KnownFailures
+    from atlas.images import open_images
+
+    source = open_images(images, base)
+    return KnownFailures(source, failures) if failures else source
+
+
+def _embed_clip(clip: Clip, table, config: EmbedConfig, base, images: str, failures: dict[int, str], settings,
+                reporter):
+    """CLIP vectors of the sample (image where one is found, else caption) and the image summary;
+    ``failures`` are rows whose image is known to be unavailable, with the reason."""
+    if config.engine == "ray":
+        return _clip_on_ray(clip, table, config, base, images, failures, settings, reporter)
+    captions = table.column("caption").to_pylist()
+    progress = reporter.progress("embedding captions", total=len(captions)) if reporter is not None else nullcontext(None)
+    with progress as task:
+        vectors = clip_texts(clip, captions, clip.batch_size(config), task)
+    if not images:
+        return vectors, _images_summary()
+    return _embed_sample_images(clip, table, config, _open_source(images, base, failures), reporter, vectors)
 
 
 #: Images fetched at a time: with the downloader's byte cap this bounds the bytes held at once.
 FETCH_CHUNK = 16
 
 
-def _embed_sample_images(clip: Clip, table, config: EmbedConfig, base, reporter, text_vectors):
-    """Image embeddings where an image can be had, caption embeddings elsewhere.
+def preprocess_fetched(clip: Clip, fetched: list, max_pixels: int) -> tuple[list[int], list, dict[int, str]]:
+    """A few :class:`atlas.images.Fetched` -> the rows that decoded, their CLIP input tensors, and
+    a short reason for each row that failed. Each image is decoded (after its pixel count is
+    checked against ``max_pixels``) and reduced to CLIP's input at once, its bytes dropped, so one
+    full-size decoded image is held at a time."""
+    from atlas.images import decode_image
 
-    Memory stays bounded: images are fetched :data:`FETCH_CHUNK` at a time, each is decoded
-    (after its pixel count is checked) and reduced to CLIP's input tensor at once, so no more
-    than one full-size decoded image and one batch of small tensors are held.
-    """
-    from atlas.images import OPTED_OUT, decode_image, iter_images, open_images
+    rows, pixels, failures = [], [], {}
+    for item in fetched:
+        error, data, item.data = item.error, item.data, None
+        if error is None:
+            try:
+                pixels.append(clip.preprocess(decode_image(data, max_pixels)))
+                rows.append(item.row_id)
+            except ValueError as decode_error:
+                error = str(decode_error)
+        del data
+        if error is not None:
+            failures[item.row_id] = error
+    return rows, pixels, failures
 
-    source = open_images(config.images, base)
+
+def embed_images_of(clip: Clip, source, items: list[tuple[int, str | None]], batch: int, max_pixels: int,
+                    task=None) -> tuple[list[int], np.ndarray, dict[int, str]]:
+    """Fetch ``items`` (row_id, url) from ``source`` :data:`FETCH_CHUNK` at a time and embed the
+    images in CLIP batches of ``batch``: the rows embedded, their vectors, each failed row's reason.
+    Memory: one chunk of bytes and one batch of input tensors at a time."""
+    from atlas.images import iter_images
+
+    done_rows, done, failures = [], [], {}
+    rows, pixels = [], []
+    for fetched in iter_images(source, items, batch=min(batch, FETCH_CHUNK)):
+        new_rows, new_pixels, new_failures = preprocess_fetched(clip, fetched, max_pixels)
+        rows += new_rows
+        pixels += new_pixels
+        failures.update(new_failures)
+        if len(rows) >= batch:
+            done_rows += rows
+            done.append(clip_pixels(clip, pixels))
+            rows, pixels = [], []
+        if task is not None:
+            task.advance(len(fetched))
+    if rows:
+        done_rows += rows
+        done.append(clip_pixels(clip, pixels))
+    vectors = np.concatenate(done) if done else np.zeros((0, clip.dim), np.float32)
+    return done_rows, vectors, failures
+
+
+def _warn_failed_images(reporter, reasons: dict, total: int) -> None:
+    from atlas.images import OPTED_OUT
+
+    failed = sum(n for reason, n in reasons.items() if reason != OPTED_OUT)  # opt-outs are not failures
+    if failed and reporter is not None:
+        top = ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:4] if k != OPTED_OUT)
+        reporter.warn("images", f"{failed:,} of {total:,} images could not be embedded ({top}); "
+                      "those rows use their caption embedding")
+
+
+def _embed_sample_images(clip: Clip, table, config: EmbedConfig, source, reporter, text_vectors):
     vectors = text_vectors.copy()
     row_ids = table.column("row_id").to_pylist()
     urls = table.column("url").to_pylist()
     reasons: dict[str, int] = {}
     embedded = 0
     batch = clip.batch_size(config, images=True)
-    rows, pixels = [], []
-
-    def flush() -> None:
-        nonlocal embedded
-        if rows:
-            vectors[rows] = clip_pixels(clip, pixels)
-            embedded += len(rows)
-            rows.clear()
-            pixels.clear()
-
     progress = reporter.progress("embedding images", total=len(row_ids), unit="images") if reporter else nullcontext(None)
     with progress as task:
-        for fetched in iter_images(source, zip(row_ids, urls), batch=min(batch, FETCH_CHUNK)):
-            for item in fetched:
-                error, data, item.data = item.error, item.data, None
-                if error is None:
-                    try:
-                        pixels.append(clip.preprocess(decode_image(data, config.max_pixels)))
-                        rows.append(item.row_id)
-                    except ValueError as decode_error:
-                        error = str(decode_error)
-                del data
-                if error is not None:
-                    reasons[error] = reasons.get(error, 0) + 1
-                if len(rows) >= batch:
-                    flush()
-            if task is not None:
-                task.advance(len(fetched))
-        flush()
-    failed = sum(n for reason, n in reasons.items() if reason != OPTED_OUT)
-    if failed and reporter is not None:
-        top = ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:4] if k != OPTED_OUT)
-        reporter.warn("images", f"{failed:,} of {len(row_ids):,} images could not be embedded ({top}); "
-                      "those rows use their caption embedding")
+        rows, image_vectors, failures = embed_images_of(clip, source, list(zip(row_ids, urls)), batch,
+                                                        config.max_pixels, task)
+    if rows:
+        vectors[rows] = image_vectors
+        embedded = len(rows)
+    for error in failures.values():
+        reasons[error] = reasons.get(error, 0) + 1
+    _warn_failed_images(reporter, reasons, len(row_ids))
     return vectors, _images_summary(embedded, sum(reasons.values()), reasons)
+
+
+# --------------------------------------------------------------------------------------------
+# The Ray engine: the same per-batch work in Ray Data actors (CLIP) or tasks (TF-IDF)
+
+
+class RowEmbedder:
+    """One CLIP replica (a Ray Data actor): embeds batches of sample rows, caption first, then
+    the image where the source has one. Returns ``row_id``, ``vector`` and ``error`` ("" for an
+    embedded image or a text-only build)."""
+
+    def __init__(self, config: EmbedConfig, base: Path | None, images: str, failures: dict[int, str]):
+        self.config = config
+        self.clip = load_clip(config, base)
+        self.source = _open_source(images, base, failures) if images else None
+
+    def __call__(self, batch: dict) -> dict:
+        row_ids = [int(r) for r in batch["row_id"]]
+        vectors = clip_texts(self.clip, list(batch["caption"]), self.clip.batch_size(self.config))
+        errors = np.full(len(row_ids), "", dtype=object)
+        if self.source is not None:
+            position = {row: i for i, row in enumerate(row_ids)}
+            items = list(zip(row_ids, [u if isinstance(u, str) else None for u in batch["url"]]))
+            rows, image_vectors, failures = embed_images_of(
+                self.clip, self.source, items, self.clip.batch_size(self.config, True), self.config.max_pixels)
+            if rows:
+                vectors[[position[r] for r in rows]] = image_vectors
+            for row, error in failures.items():
+                errors[position[row]] = error
+        return {"row_id": np.asarray(row_ids, np.int64), "vector": vectors, "error": errors}
+
+
+def _ray_dataset(ray, table, columns: list[str], rows_per_block: int):
+    """The sample's columns as a Ray Dataset, one block per ``rows_per_block`` rows."""
+    table = table.select(columns)
+    blocks = [table.slice(start, rows_per_block) for start in range(0, table.num_rows, rows_per_block)]
+    return ray.data.from_arrow(blocks or [table])
+
+
+def _clip_on_ray(clip: Clip, table, config: EmbedConfig, base, images, failures, settings, reporter):
+    """:func:`_embed_clip` as Ray Data ``map_batches``: one CLIP replica per GPU (``num_gpus=1``),
+    or CPU actors (half the cluster's CPUs) where there is none."""
+    from atlas.raycluster import gpu_count, ray_session
+
+    n = table.num_rows
+    vectors = np.zeros((n, clip.dim), dtype=np.float32)
+    reasons: dict[str, int] = {}
+    embedded = 0
+    batch = clip.batch_size(config, images=bool(images))
+    with ray_session(settings, "[embed] engine") as ray:
+        gpus = gpu_count(ray)
+        if gpus:
+            resources = {"num_gpus": 1, "concurrency": gpus}
+        else:
+            resources = {"num_cpus": 1, "concurrency": max(1, int(ray.cluster_resources().get("CPU", 1)) // 2)}
+        dataset = _ray_dataset(ray, table, ["row_id", "caption", "url"], batch).map_batches(
+            RowEmbedder, fn_constructor_kwargs={"config": config, "base": base, "images": images,
+                                                 "failures": failures},
+            batch_size=batch, batch_format="numpy", **resources)
+        label = "embedding images" if images else "embedding captions"
+        progress = reporter.progress(f"{label} on Ray", total=n) if reporter is not None else nullcontext(None)
+        with progress as task:
+            for out in dataset.iter_batches(batch_format="numpy", batch_size=None):
+                rows = out["row_id"].astype(np.int64)
+                vectors[rows] = out["vector"]
+                for error in out["error"]:
+                    if error:
+                        reasons[error] = reasons.get(error, 0) + 1
+                    elif images:
+                        embedded += 1
+                if task is not None:
+                    task.advance(len(rows))
+    if images:
+        _warn_failed_images(reporter, reasons, n)
+        return vectors, _images_summary(embedded, sum(reasons.values()), reasons)
+    return vectors, _images_summary()
+
+
+def _tfidf_batch(batch: dict, model: TfidfModel) -> dict:
+    return {"row_id": batch["row_id"], "vector": model.transform(list(batch["caption"]))}
+
+
+def _tfidf_on_ray(model: TfidfModel, table, settings, reporter) -> np.ndarray:
+    """The fitted TF-IDF model applied to the captions as Ray tasks (the fit needs every caption
+    and stays on the driver); the same bytes as the local engine."""
+    from atlas.raycluster import ray_session
+
+    n = table.num_rows
+    vectors = None
+    with ray_session(settings, "[embed] engine") as ray:
+        dataset = _ray_dataset(ray, table, ["row_id", "caption"], 4096).map_batches(
+            _tfidf_batch, fn_kwargs={"model": model}, batch_size=4096, batch_format="numpy", num_cpus=1)
+        for out in dataset.iter_batches(batch_format="numpy", batch_size=None):
+            if vectors is None:
+                vectors = np.zeros((n, out["vector"].shape[1]), dtype=np.float32)
+            vectors[out["row_id"].astype(np.int64)] = out["vector"]
+    return vectors if vectors is not None else model.transform([])
 
 
 def _total_shard_rows(ctx) -> int | None:
@@ -724,6 +930,10 @@ def _inputs(ctx) -> dict:
         inputs["text_model"] = text_model_identity(config, ctx.content_dir)
     if config.images:
         inputs["images"] = source_fingerprint(config.images, ctx.content_dir)
+    if config.images == "download":
+        from atlas.fetch import fetch_tool
+
+        inputs["fetch_tool"] = fetch_tool()  # installing img2dataset changes what is fetched (opt-outs)
     if config.precomputed:
         files = [content_path(p, ctx.content_dir) for p in config.precomputed]
         inputs["precomputed"] = [file_stamp(p) for p in files]
@@ -737,7 +947,8 @@ def _run(ctx, folder: Path) -> dict:
     config = ctx.config.embed
     total = _total_shard_rows(ctx) if config.method == "precomputed" else None
     vectors, info = embed_sample(table, config, ctx.content_dir, ctx.reporter, seed=ctx.config.sample.seed,
-                                 total_rows=total, models_dir=models_dir(ctx))
+                                 total_rows=total, models_dir=models_dir(ctx), settings=ctx.settings,
+                                 download_dir=ctx.cache.root / "images" if config.images == "download" else None)
     np.save(folder / "embeddings.npy", vectors.astype(np.float32))
     (folder / "info.json").write_text(json.dumps(info, indent=1))
     return {"rows": int(vectors.shape[0]), "method": info["method"], "dim": info["dim"], "images": info["images"]}

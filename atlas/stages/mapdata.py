@@ -216,7 +216,7 @@ def write_mapdata(
     if embed is None:
         embed = {}
     elif not isinstance(embed, dict):
-        embed = {"method": embed.method, "model": embed.model, "notice": embed.notice}
+        embed = {"method": embed.method, "model": embed.model, "notice": embed.notice, "images": embed.images}
     sample = _read_sample(Path(sample_path))
     n = len(sample["row_id"])
     if coords.shape != (n, 2):
@@ -365,6 +365,9 @@ def write_mapdata(
         "notice": embed.get("notice"),
         "demo": bool(demo),
     }
+    fetch = (embed.get("images") or {}).get("fetch")
+    if fetch:  # how ``images = "download"`` went (atlas.fetch.fetch_summary), for the map page
+        meta["fetch"] = fetch
     (out / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, separators=(",", ":")))
     log.info("map data: %d points, %d bytes of points (%.1f B/point), %d text chunks", n, points_bytes,
              points_bytes / n if n else 0, chunks)

@@ -17,6 +17,7 @@ from atlas.config import AtlasConfig
 from atlas.content import Page, load_pages, render_markdown
 from atlas.data import safety_notice
 from atlas.errors import ContentError
+from atlas.fetch import reader_sentence
 from atlas.paths import check_links_inside
 from atlas.pipeline import BuildContext, Stage
 from atlas.stages import embed, mapdata, project
@@ -155,7 +156,7 @@ def map_page_context(data: mapdata.MapData | None) -> dict:
     """What ``map.html`` needs: ``available`` plus the summary line's values."""
     if data is None:
         return {"available": False, "points": 0, "sample_rows": 0, "model": None, "method": None,
-                "notice": None, "colour_by": [], "colour_labels": {}, "data": "data/"}
+                "notice": None, "fetch": None, "colour_by": [], "colour_labels": {}, "data": "data/"}
     meta = data.meta
     return {
         "available": True,
@@ -164,6 +165,7 @@ def map_page_context(data: mapdata.MapData | None) -> dict:
         "model": meta.get("model"),
         "method": meta.get("method"),
         "notice": meta.get("notice"),
+        "fetch": reader_sentence(meta.get("fetch")),
         "colour_by": data.colour_by,
         "colour_labels": meta.get("colour_labels", {}),
         "data": "data/",

@@ -1,0 +1,292 @@
+"""Past one machine (issue 13): the embed stage on Ray gives the local engine's vectors, images
+fetched with img2dataset (opt-outs honoured, dead links counted), non-public addresses never
+fetched, and the default install free of the heavy extras."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import shutil
+import threading
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from conftest import IMAGES, save_tiny_clip
+
+from atlas import fetch, images
+from atlas.config import EmbedConfig, parse_config
+from atlas.errors import ConfigError
+from atlas.fetch import fetch_summary, outcome, private_host
+from atlas.report import Reporter
+from atlas.settings import Settings
+from atlas.stages.embed import embed_sample
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _has(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+needs_ray = pytest.mark.skipif(not _has("ray.data"), reason="the ray extra is not installed (pip install '.[ray]')")
+needs_img2dataset = pytest.mark.skipif(not _has("img2dataset"), reason="the images extra is not installed")
+needs_images = pytest.mark.skipif(not IMAGES.is_dir(), reason=f"shared test images not found at {IMAGES}")
+
+
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_default_install_is_free_of_ray_img2dataset_and_torch():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    default = {_requirement_name(r) for r in project["dependencies"]}
+    assert not default & {"ray", "img2dataset", "torch", "torchvision", "open-clip-torch", "pyspark"}, default
+    extras = project["optional-dependencies"]
+    # The heavy extras are there, pinned, so a cluster's workers install what the tests ran.
+    assert [_requirement_name(r) for r in extras["ray"]] == ["ray"] and "==" in extras["ray"][0]
+    assert "data" in extras["ray"][0]
+    assert [_requirement_name(r) for r in extras["images"]] == ["img2dataset"] and "==" in extras["images"][0]
+
+
+@pytest.mark.parametrize("key, value", [("engine", "spark"), ("engine", ""), ("engine", 1),
+                                        ("distributor", "threads"), ("distributor", None)])
+def test_engine_and_distributor_reject_unknown_values(key, value):
+    with pytest.raises(ConfigError, match=rf"\[embed\] {key}"):
+        parse_config({"embed": {key: value}})
+
+
+def test_ray_address_comes_from_the_environment():
+    assert Settings.from_env({"RAY_ADDRESS": " ray://head:10001 "}).ray_address == "ray://head:10001"
+    assert Settings.from_env({"RAY_ADDRESS": ""}).ray_address is None
+    assert Settings.from_env({}).ray_address is None
+
+
+@pytest.mark.parametrize("url, refused", [
+    ("http://127.0.0.1/a.jpg", True), ("http://127.8.9.1:8080/a.jpg", True), ("http://10.0.0.7/a.jpg", True),
+    ("http://192.168.1.1/a.jpg", True), ("http://172.16.0.1/a.jpg", True), ("http://169.254.169.254/latest", True),
+    ("http://100.64.0.1/a.jpg", True), ("http://0.0.0.0/a.jpg", True), ("http://240.0.0.1/a.jpg", True),
+    ("http://224.0.0.1/a.jpg", True), ("http://[::1]/a.jpg", True), ("http://[fe80::1%25eth0]/a.jpg", True),
+    ("http://[fc00::1]/a.jpg", True), ("http://[::ffff:127.0.0.1]/a.jpg", True), ("http://localhost:80/a", True),
+    ("http://img.localhost/a", True), ("http://8.8.8.8/a.jpg", False), ("https://[2606:4700::1111]/a", False),
+    ("https://example.com/a.jpg", False), ("https://10.example.com/a.jpg", False), ("not a url", False),
+    (None, False), ("", False),
+])
+def test_literal_non_public_hosts_are_refused(url, refused):
+    assert private_host(url) is refused
+
+
+def test_the_test_allow_list_exempts_only_its_network(monkeypatch):
+    monkeypatch.setattr(images, "ALLOW_NETWORKS_FOR_TESTS", ("127.0.0.1/32",))
+    assert not private_host("http://127.0.0.1:8000/a.jpg")
+    assert private_host("http://127.0.0.2:8000/a.jpg") and private_host("http://[::1]/a.jpg")
+
+
+@pytest.mark.parametrize("reason, kind", [
+    (None, "fetched"), ("Use of image disallowed by X-Robots-Tag directive", "opt_out"),
+    ("HTTP Error 404: Not Found", "dead"), ("http 410", "dead"), ("HTTP Error 403: Forbidden", "dead"),
+    ("HTTP Error 429: Too Many Requests", "failed"), ("http 503", "failed"),
+    ("<urlopen error [Errno -2] Name or service not known>", "dead"),
+    ("<urlopen error [Errno 111] Connection refused>", "dead"), ("connection failed", "dead"),
+    ("timeout", "failed"), ("The read operation timed out", "failed"), ("not an image", "failed"),
+    ("too large", "failed"), ("too many pixels", "failed"), (fetch.REFUSED, "refused"),
+    ("opted out (X-Robots-Tag: noai)", "opt_out"),
+])
+def test_fetch_outcomes_in_both_tools_words(reason, kind):
+    assert outcome(reason) == kind
+
+
+def test_fetch_summary_counts_link_rot_over_attempted_rows():
+    images = {"embedded": 6, "reasons": {"HTTP Error 404: Not Found": 2, fetch.REFUSED: 2, "timeout": 1,
+                                         "Use of image disallowed by X-Robots-Tag directive": 1}}
+    summary = fetch_summary(images, "img2dataset", "multiprocessing")
+    assert summary == {"tool": "img2dataset", "distributor": "multiprocessing", "requested": 12, "fetched": 6,
+                       "opt_out": 1, "dead": 2, "refused": 2, "failed": 1, "link_rot": 0.2}
+    assert fetch_summary({"embedded": 0, "reasons": {fetch.REFUSED: 3}}, "img2dataset")["link_rot"] is None
+    assert fetch_summary({"embedded": 0, "reasons": {}}, "built-in downloader")["requested"] == 0
+
+
+def _table(captions, urls) -> pa.Table:
+    n = len(captions)
+    return pa.table({"row_id": pa.array(range(n), pa.int64()), "url": pa.array(urls, pa.string()),
+                     "caption": pa.array(captions, pa.string()), "source_row": pa.array(range(n), pa.int64())})
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    return save_tiny_clip(tmp_path_factory.mktemp("clip"))
+
+
+def _clip(tiny_clip, **extra) -> EmbedConfig:
+    return EmbedConfig(method="clip", model=str(tiny_clip["config"]), pretrained=str(tiny_clip["checkpoint"]), **extra)
+
+
+@needs_ray
+def test_tfidf_on_a_local_ray_gives_the_same_bytes_as_the_local_engine(shared_data):
+    import pyarrow.parquet as pq
+
+    captions = pq.read_table(shared_data / "laion400m-sample-10k.parquet", columns=["TEXT"]).column(0).to_pylist()[:3000]
+    captions[5], captions[6] = None, ""  # a missing and an empty caption
+    table = _table(captions, [f"https://img{i}.example.com/a.jpg" for i in range(len(captions))])
+    local, local_info = embed_sample(table, EmbedConfig(method="tfidf"))
+    distributed, info = embed_sample(table, EmbedConfig(method="tfidf", engine="ray"))
+    assert info == local_info and local.shape == (3000, 128)
+    assert distributed.tobytes() == local.tobytes()
+    import ray
+
+    assert not ray.is_initialized()  # the local Ray started for the build is shut down after it
+
+
+@needs_ray
+@needs_images
+def test_clip_on_a_local_ray_matches_the_local_engine(tiny_clip, tmp_path):
+    photos = sorted(IMAGES.glob("*.jpg"))
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, photo in enumerate(photos):
+        shutil.copy(photo, folder / f"{i}.jpg")
+    (folder / f"{len(photos)}.jpg").write_bytes(b"not a jpeg")
+    n = 70  # more rows than one batch, most without an image
+    table = _table([f"caption {i} about {'cats' if i % 2 else 'engines'}" for i in range(n - 1)] + [None],
+                   [f"https://img{i}.example.com/a.jpg" for i in range(n)])
+    config = _clip(tiny_clip, images=str(folder), batch_size=16)
+    local, local_info = embed_sample(table, config)
+    distributed, info = embed_sample(table, _clip(tiny_clip, images=str(folder), batch_size=16, engine="ray"))
+    assert info == local_info
+    assert info["images"] == {"embedded": len(photos), "failed": n - len(photos),
+                              "reasons": {"missing": n - len(photos) - 1, "not an image": 1}}
+    # Same rows, same vectors to fp32 rounding (batches are composed differently on the actors).
+    assert np.allclose(distributed, local, rtol=0, atol=1e-6)
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves the test folder; ``noai-*`` files carry ``X-Robots-Tag: noai``."""
+
+    def end_headers(self):
+        if "noai-" in self.path:
+            self.send_header("X-Robots-Tag", "noai")
+        super().end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def image_server(tmp_path, monkeypatch):
+    """A server on 127.0.0.1 -- the one address allow-listed for these tests -- serving the
+    shared photos; the test URLs name no other address but the refused 127.0.0.2."""
+    root = tmp_path / "www"
+    root.mkdir()
+    photos = sorted(IMAGES.glob("*.jpg"))
+    for i, photo in enumerate(photos[:3]):
+        shutil.copy(photo, root / f"{i}.jpg")
+    shutil.copy(photos[3], root / "noai-3.jpg")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setattr(images, "ALLOW_NETWORKS_FOR_TESTS", ("127.0.0.1/32",))
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    urls = [f"{base}/0.jpg", f"{base}/1.jpg", f"{base}/2.jpg", f"{base}/noai-3.jpg", f"{base}/gone.jpg",
+            f"http://127.0.0.2:{server.server_address[1]}/0.jpg"]
+    yield urls
+    server.shutdown()
+    server.server_close()
+
+
+@needs_img2dataset
+@needs_images
+def test_img2dataset_fetches_honours_noai_and_counts_dead_links(tiny_clip, image_server, tmp_path):
+    table = _table([f"caption {i}" for i in range(len(image_server))], image_server)
+    reporter = Reporter(quiet=True)
+    cache = tmp_path / "cache"
+    vectors, info = embed_sample(table, _clip(tiny_clip, images="download"), reporter=reporter, download_dir=cache)
+    fetched = info["images"]["fetch"]
+    assert fetched == {"tool": "img2dataset", "distributor": "multiprocessing", "requested": 6, "fetched": 3,
+                       "opt_out": 1, "dead": 1, "refused": 1, "failed": 0, "link_rot": 0.2}
+    assert info["images"]["embedded"] == 3
+    assert any("private" in w for w in reporter.warnings)
+    # Webdataset tars in the cache, images resized for the tiny CLIP (32 px on the short side).
+    tars = sorted(cache.rglob("*.tar"))
+    assert tars
+    import tarfile
+
+    from PIL import Image
+
+    with tarfile.open(tars[0]) as tar:
+        jpgs = [m for m in tar.getmembers() if m.name.endswith(".jpg")]
+        assert len(jpgs) == 3
+        assert min(Image.open(tar.extractfile(jpgs[0])).size) == 32
+    # The rows without an image keep their caption vector.
+    text_only, _ = embed_sample(table, _clip(tiny_clip))
+    assert np.allclose(vectors[3:], text_only[3:]) and not np.allclose(vectors[:3], text_only[:3])
+
+
+@needs_images
+def test_without_img2dataset_the_built_in_downloader_fetches_and_is_named(tiny_clip, image_server, monkeypatch):
+    monkeypatch.setattr(fetch, "img2dataset_available", lambda: False)
+    urls = [u for u in image_server if "noai" not in u]  # opt-outs in the built-in: safety-io's tests
+    table = _table([f"caption {i}" for i in range(len(urls))], urls)
+    reporter = Reporter(quiet=True)
+    _, info = embed_sample(table, _clip(tiny_clip, images="download"), reporter=reporter)
+    assert info["images"]["fetch"] == {"tool": "built-in downloader", "distributor": None, "requested": 5,
+                                       "fetched": 3, "opt_out": 0, "dead": 1, "refused": 1, "failed": 0,
+                                       "link_rot": 0.25}
+    assert info["images"]["reasons"] == {"http 404": 1, fetch.REFUSED: 1}
+
+
+@needs_img2dataset
+@needs_images
+def test_a_build_reports_the_fetch_figures_on_the_map_page(tiny_clip, image_server, tmp_path):
+    import json
+
+    from conftest import write_content, write_shard
+
+    from atlas.build import build
+
+    # 120 rows, every URL on the test server (most of them dead links), none elsewhere.
+    urls = (image_server * 20)[:120]
+    urls = [url if i < len(image_server) else url.replace(".jpg", f"-{i}.jpg") for i, url in enumerate(urls)]
+    shard = write_shard(tmp_path / "data" / "part.parquet", {
+        "URL": urls, "TEXT": [f"a photo of thing {i}" for i in range(120)], "punsafe": [0.01] * 120})
+    content = write_content(tmp_path / "content", toml=f"""
+        [data]
+        sources = ["{shard}"]
+        [sample]
+        size = 120
+        [project]
+        fit_size = 120
+        [embed]
+        method = "clip"
+        model = "{tiny_clip['config']}"
+        pretrained = "{tiny_clip['checkpoint']}"
+        images = "download"
+        """)
+    out = tmp_path / "site"
+    report = build(content, out, cache_dir=tmp_path / "cache", reporter=Reporter(quiet=True))
+    figures = json.loads((out / "data" / "build.json").read_text())["images_fetch"]
+    assert figures["tool"] == "img2dataset" and figures["requested"] == 120
+    assert (figures["fetched"], figures["opt_out"], figures["refused"]) == (3, 1, 20)
+    assert figures["dead"] == 120 - 3 - 1 - 20 and figures["link_rot"] == round(96 / 100, 4)
+    html = (out / "map" / "index.html").read_text()
+    assert "Of the 120 images behind these points, 3 could be downloaded" in html
+    assert "96 links no longer work (96% of those tried" in html
+    assert "1 image was left alone because its site asks AI tools not to use it" in html
+    assert "20 links point into private networks" in html
+    assert any(r.name == "embed" and r.status == "ran" for r in report.results)
+
+
+def test_engine_ray_without_the_extra_is_a_config_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if `pip install ".[ray]"` had not been run
+    table = _table(["a red dress", "a blue car", "a green tree"], [None, None, None])
+    with pytest.raises(ConfigError, match=r"needs Ray Data") as error:
+        embed_sample(table, EmbedConfig(method="tfidf", engine="ray"))
+    assert error.value.where == "[embed] engine" and ".[ray]" in error.value.hint
