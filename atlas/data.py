@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import duckdb
-
 from atlas.config import CANONICAL_COLUMNS, DataConfig, content_path
 from atlas.errors import ConfigError, ContentError, DataError
 from atlas.paths import inside_content
@@ -298,6 +296,8 @@ HOST_SQL = (
 
 
 def connect(threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    import duckdb
+
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     if threads:
@@ -313,6 +313,8 @@ def connect(threads: int | None = None, memory_limit: str | None = None) -> duck
 
 
 def _load_httpfs(con: duckdb.DuckDBPyConnection, sources: list[Source], settings: Settings) -> None:
+    import duckdb
+
     if not any(s.remote for s in sources):
         return
     try:
@@ -342,6 +344,8 @@ HTTP_RETRY_WAIT_MS = 500
 
 def _retry_transient_errors(con: duckdb.DuckDBPyConnection, retries: int) -> None:
     """httpfs settings (they exist only once the extension is loaded)."""
+    import duckdb
+
     settings = {
         "http_retries": retries,
         "http_retry_wait_ms": HTTP_RETRY_WAIT_MS,
@@ -415,6 +419,8 @@ def open_rows(sources: list[Source], config: DataConfig, threads: int | None = N
     ``policy`` says what may be shown and which rows are opted out; by default it is read from
     ``config`` with the blocklist shipped with atlas and no opt-out lists (see :func:`load_policy`).
     """
+    import duckdb
+
     settings = settings or Settings()
     policy = policy if policy is not None else load_policy(config, None)
     usable, available, notes, schemas = check_sources(sources)
@@ -458,6 +464,8 @@ def open_shard(source: Source, mapping: dict[str, str], settings: Settings | Non
     the same values (``shown`` included) here as there. For work on one shard in another process
     or on another machine (a Ray task); the shard was checked when all of them were opened.
     """
+    import duckdb
+
     settings = settings or Settings()
     policy = policy if policy is not None else Policy()
     con = connect(threads, settings.duckdb_memory)
@@ -555,6 +563,8 @@ def _remote_error(error: Exception, retries: int = HTTP_RETRIES) -> DataError:
 
 def query_error(error: Exception, rows: Rows) -> DataError:
     """Turn a DuckDB failure during a scan into a DataError naming the damaged shard."""
+    import duckdb
+
     culprit = None
     for source in rows.sources:
         if source.remote:
@@ -666,6 +676,8 @@ def _read_lines(path: Path, key: str) -> tuple[list[tuple[int, str]], str]:
 
 def normalise_words(texts: list[str]) -> list[str]:
     """Texts as :data:`WORDS_SQL` normalises them (computed by DuckDB, so both sides agree)."""
+    import duckdb
+
     if not texts:
         return []
     con = duckdb.connect()

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import numpy as np
 
 GENERATOR_VERSION = "2"
 DEFAULT_ROWS = 120_000
@@ -328,6 +327,7 @@ def _caption(rng: np.random.Generator, topic: str) -> str:
 
 def demo_table(rows: int, seed: int, offset: int = 0):
     """One shard's worth of rows as a pyarrow Table."""
+    import numpy as np
     import pyarrow as pa
 
     rng = np.random.default_rng([seed, offset])

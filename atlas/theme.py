@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jinja2
-
 import atlas
 from atlas.paths import check_links_inside, inside_content
 
@@ -43,6 +41,8 @@ def theme_dirs(content_dir: Path, name: str) -> list[Path]:
 
 
 def make_env(content_dir: Path, name: str = "default") -> jinja2.Environment:
+    import jinja2
+
     dirs = theme_dirs(content_dir, name)
     default = jinja2.FileSystemLoader(str(default_theme_dir() / "templates"))
     loader = jinja2.ChoiceLoader(

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from atlas.cache import file_stamp
 from atlas.config import EmbedConfig, content_path
@@ -203,6 +202,8 @@ def _probe_dim(model, tokenizer, device) -> int:
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.where(norms > 0, norms, 1.0)
@@ -217,6 +218,8 @@ def _autocast(clip: Clip):
 
 
 def clip_texts(clip: Clip, texts: Sequence[str], batch_size: int, progress=None) -> np.ndarray:
+    import numpy as np
+
     import torch
 
     out = np.zeros((len(texts), clip.dim), dtype=np.float32)
@@ -232,6 +235,8 @@ def clip_texts(clip: Clip, texts: Sequence[str], batch_size: int, progress=None)
 
 def clip_images(clip: Clip, images: Sequence, batch_size: int) -> np.ndarray:
     """PIL images -> normalised embeddings."""
+    import numpy as np
+
     out = np.zeros((len(images), clip.dim), dtype=np.float32)
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size]
@@ -261,6 +266,8 @@ def embed_images(images: Sequence, config: EmbedConfig, base: Path | None = None
     input, None or a short reason (``not an image``, ``unreadable file``); a failed input's
     row is all zeros.
     """
+    import numpy as np
+
     from atlas.images import decode_image
 
     clip = load_clip(config, base)
@@ -428,6 +435,8 @@ def load_text_model(config: EmbedConfig, base: Path | None = None, models_dir: P
 
 def text_embed(model: TextModel, texts: Sequence[str], batch_size: int, progress=None) -> np.ndarray:
     """Caption embeddings, float32 [len(texts), D], L2-normalised; ``progress`` advances per chunk."""
+    import numpy as np
+
     texts = [t if isinstance(t, str) else "" for t in texts]
     out = np.zeros((len(texts), model.dim), dtype=np.float32)
     chunk = max(batch_size * 16, 1)  # encode() sorts by length within a call: big calls pad less
@@ -487,6 +496,8 @@ class TfidfModel:
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         """Captions -> float32 L2-normalised vectors (non-strings count as empty captions)."""
+        import numpy as np
+
         texts = [t if isinstance(t, str) else "" for t in texts]
         if self.vectorizer is None:
             return np.zeros((len(texts), 1 if texts else TFIDF_DIM), dtype=np.float32)
@@ -499,6 +510,8 @@ class TfidfModel:
 def tfidf_fit(texts: Sequence[str], dim: int = TFIDF_DIM, seed: int = 0) -> TfidfModel:
     """Fit TF-IDF on all captions and a TruncatedSVD to ``dim`` dimensions on at most
     :data:`TFIDF_FIT_ROWS` of them (drawn with ``seed``)."""
+    import numpy as np
+
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -544,6 +557,8 @@ def tfidf_embed(texts: Sequence[str], dim: int = TFIDF_DIM, seed: int = 0) -> np
 
 def precomputed_rows(paths: list[Path], source_rows: np.ndarray, total_rows: int | None = None) -> np.ndarray:
     """The rows ``source_rows`` (global indices) of the concatenated ``.npy`` files."""
+    import numpy as np
+
     arrays, offsets, start = [], [], 0
     for path in paths:
         if not path.is_file():
@@ -603,6 +618,8 @@ def embed_sample(table, config: EmbedConfig, base: Path | None = None, reporter=
     ``download_dir`` is where ``images = "download"`` keeps what it fetched (a temporary folder
     when None).
     """
+    import numpy as np
+
     captions = table.column("caption").to_pylist()
     n = len(captions)
     method = config.method
@@ -758,6 +775,8 @@ def embed_images_of(clip: Clip, source, items: list[tuple[int, str | None]], bat
     """Fetch ``items`` (row_id, url) from ``source`` :data:`FETCH_CHUNK` at a time and embed the
     images in CLIP batches of ``batch``: the rows embedded, their vectors, each failed row's reason.
     Memory: one chunk of bytes and one batch of input tensors at a time."""
+    import numpy as np
+
     from atlas.images import iter_images
 
     done_rows, done, failures = [], [], {}
@@ -825,6 +844,8 @@ class RowEmbedder:
         self.source = _open_source(images, base, failures) if images else None
 
     def __call__(self, batch: dict) -> dict:
+        import numpy as np
+
         row_ids = [int(r) for r in batch["row_id"]]
         vectors = clip_texts(self.clip, list(batch["caption"]), self.clip.batch_size(self.config))
         errors = np.full(len(row_ids), "", dtype=object)
@@ -850,6 +871,8 @@ def _ray_dataset(ray, table, columns: list[str], rows_per_block: int):
 def _clip_on_ray(clip: Clip, table, config: EmbedConfig, base, images, failures, settings, reporter):
     """:func:`_embed_clip` as Ray Data ``map_batches``: one CLIP replica per GPU (``num_gpus=1``),
     or CPU actors (half the cluster's CPUs) where there is none."""
+    import numpy as np
+
     from atlas.raycluster import gpu_count, ray_session
 
     n = table.num_rows
@@ -893,6 +916,8 @@ def _tfidf_batch(batch: dict, model: TfidfModel) -> dict:
 def _tfidf_on_ray(model: TfidfModel, table, settings, reporter) -> np.ndarray:
     """The fitted TF-IDF model applied to the captions as Ray tasks (the fit needs every caption
     and stays on the driver); the same bytes as the local engine."""
+    import numpy as np
+
     from atlas.raycluster import ray_session
 
     n = table.num_rows
@@ -941,6 +966,8 @@ def _inputs(ctx) -> dict:
 
 
 def _run(ctx, folder: Path) -> dict:
+    import numpy as np
+
     from atlas.stages import sample
 
     table = sample.read(ctx.output("sample")).table()
@@ -952,7 +979,6 @@ def _run(ctx, folder: Path) -> dict:
     np.save(folder / "embeddings.npy", vectors.astype(np.float32))
     (folder / "info.json").write_text(json.dumps(info, indent=1))
     return {"rows": int(vectors.shape[0]), "method": info["method"], "dim": info["dim"], "images": info["images"]}
-
 
 
 @dataclass
@@ -969,6 +995,8 @@ class EmbedInfo:
     embeddings_path: Path
 
     def embeddings(self) -> np.ndarray:
+        import numpy as np
+
         return np.load(self.embeddings_path)
 
     def describe(self) -> str:
@@ -1013,7 +1041,6 @@ def _portable(inputs: dict) -> dict:
     if "images" in inputs:
         kept["images"] = {k: v for k, v in inputs["images"].items() if k != "images"}
     return kept
-
 
 
 STAGE = Stage(

@@ -47,8 +47,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from atlas.data import safe_http_url
 from atlas.pipeline import Stage
 
@@ -82,6 +80,8 @@ COLOUR_LABELS = {"cluster": "Cluster", "domain": "Domain"} | {name: label for na
 
 def quantise_unit(values: np.ndarray, lo: float, hi: float, levels: int) -> np.ndarray:
     """Map [lo, hi] to integers 0..levels (clipped); NaN is not handled here."""
+    import numpy as np
+
     span = hi - lo if hi > lo else 1.0
     scaled = np.clip((values - lo) / span, 0.0, 1.0) * levels
     return np.rint(scaled)
@@ -89,6 +89,8 @@ def quantise_unit(values: np.ndarray, lo: float, hi: float, levels: int) -> np.n
 
 def quantise_score(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """float -> uint8 in 0..SCORE_MAX over [lo, hi]; NaN -> MISSING_U8."""
+    import numpy as np
+
     values = np.asarray(values, dtype=np.float64)
     out = np.full(values.shape, MISSING_U8, dtype=np.uint8)
     ok = np.isfinite(values)
@@ -97,6 +99,8 @@ def quantise_score(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def dequantise_score(q: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    import numpy as np
+
     q = np.asarray(q)
     span = hi - lo if hi > lo else 1.0
     out = lo + q.astype(np.float64) / SCORE_MAX * span
@@ -106,6 +110,8 @@ def dequantise_score(q: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 def xy_bounds(coords: np.ndarray) -> dict:
     """A square box around the points (so the map keeps its aspect ratio), with a small margin."""
+    import numpy as np
+
     finite = coords[np.isfinite(coords).all(axis=1)]
     if len(finite) == 0:
         return {"x0": 0.0, "y0": 0.0, "span": 1.0}
@@ -118,6 +124,8 @@ def xy_bounds(coords: np.ndarray) -> dict:
 
 def quantise_xy(coords: np.ndarray, bounds: dict) -> np.ndarray:
     """float [N, 2] -> uint16 [N, 2]; non-finite coordinates go to the box centre."""
+    import numpy as np
+
     coords = np.asarray(coords, dtype=np.float64)
     coords = np.where(np.isfinite(coords), coords, np.nan)
     unit = (coords - [bounds["x0"], bounds["y0"]]) / bounds["span"]
@@ -126,11 +134,15 @@ def quantise_xy(coords: np.ndarray, bounds: dict) -> np.ndarray:
 
 
 def dequantise_xy(q: np.ndarray, bounds: dict) -> np.ndarray:
+    import numpy as np
+
     return np.asarray(q, dtype=np.float64) / XY_MAX * bounds["span"] + [bounds["x0"], bounds["y0"]]
 
 
 def morton_order(qxy: np.ndarray) -> np.ndarray:
     """Indices that sort uint16 points along a Z-order curve (spatially coherent chunks)."""
+    import numpy as np
+
 
     def spread(v: np.ndarray) -> np.ndarray:
         v = v.astype(np.uint64)
@@ -148,6 +160,7 @@ def morton_order(qxy: np.ndarray) -> np.ndarray:
 
 
 def _read_sample(sample_path: Path) -> dict[str, np.ndarray]:
+    import numpy as np
     import pyarrow.parquet as pq
 
     table = pq.read_table(sample_path)
@@ -174,6 +187,8 @@ def _read_sample(sample_path: Path) -> dict[str, np.ndarray]:
 
 def _levels(projection, n: int) -> list[dict]:
     """Cluster levels of a :class:`~atlas.stages.project.Projection` as dicts (checked against n)."""
+    import numpy as np
+
     levels = []
     for level in getattr(projection, "levels", []):
         assignments = np.asarray(level.assignments, dtype=np.int64)
@@ -210,6 +225,8 @@ def write_mapdata(
     ``source_rows`` how many rows the sample was drawn from (for the summary line). The
     projection's ``neighbours`` (when it has them) become ``neighbours.bin``.
     """
+    import numpy as np
+
     out = Path(out_folder)
     out.mkdir(parents=True, exist_ok=True)
     coords = np.asarray(getattr(projection, "coords", projection), dtype=np.float64)
@@ -377,6 +394,8 @@ def write_mapdata(
 
 def _write_neighbours(out: Path, neighbours: np.ndarray | None, order: np.ndarray, n: int) -> dict | None:
     """Write ``neighbours.bin`` renumbered into map (Morton) order; its ``meta.json`` entry."""
+    import numpy as np
+
     from atlas.stages.project import NO_NEIGHBOUR
 
     path = out / "neighbours.bin"

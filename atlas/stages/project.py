@@ -41,8 +41,6 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from atlas.config import ProjectConfig
 from atlas.pipeline import Stage
 
@@ -137,6 +135,8 @@ def _threads() -> int:
 
 def cluster_counts(n: int) -> tuple[int, int]:
     """(coarse, fine) cluster counts for n points: ~8-20 and ~40-150, fewer for tiny samples."""
+    import numpy as np
+
     root = math.sqrt(max(n, 1))
     coarse = int(np.clip(round(root / 6), 8, 20))
     fine = int(np.clip(round(root / 1.5), 40, 150))
@@ -148,6 +148,8 @@ def cluster_counts(n: int) -> tuple[int, int]:
 
 def normalise_coords(coords: np.ndarray) -> np.ndarray:
     """Centre and scale to [-1, 1] along the longer side (aspect ratio kept)."""
+    import numpy as np
+
     coords = np.asarray(coords, dtype=np.float64)
     if len(coords) == 0:
         return np.zeros((0, 2), dtype=np.float32)
@@ -159,6 +161,8 @@ def normalise_coords(coords: np.ndarray) -> np.ndarray:
 
 
 def _pca(vectors: np.ndarray, dims: int, seed: int) -> np.ndarray:
+    import numpy as np
+
     from sklearn.decomposition import PCA
 
     n, d = vectors.shape
@@ -177,6 +181,8 @@ def _pca(vectors: np.ndarray, dims: int, seed: int) -> np.ndarray:
 
 
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.where(norms > 0, norms, 1.0)
 
@@ -187,6 +193,8 @@ def exact_knn(vectors: np.ndarray, k: int, metric: str = "cosine") -> tuple[np.n
     Returns indices int32 [N, k] and distances float32 [N, k], nearest first. scikit-learn's
     brute-force search (cosine as euclidean distance between unit vectors), on every core.
     """
+    import numpy as np
+
     from sklearn.neighbors import NearestNeighbors
 
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -205,6 +213,8 @@ def exact_knn(vectors: np.ndarray, k: int, metric: str = "cosine") -> tuple[np.n
 def _self_first(indices: np.ndarray, distances: np.ndarray) -> np.ndarray:
     """Put each point first in its own row (at distance 0), keeping the others' order; where a
     duplicate point took its place, the farthest neighbour makes room."""
+    import numpy as np
+
     n, k = indices.shape
     rows = np.arange(n)
     if k == 0 or np.array_equal(indices[:, 0], rows):
@@ -219,6 +229,8 @@ def _self_first(indices: np.ndarray, distances: np.ndarray) -> np.ndarray:
 def knn_graph(vectors: np.ndarray, k: int, metric: str, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     """The k-nearest-neighbour graph (itself first): exact up to ``EXACT_KNN_MAX`` points, else
     pynndescent with the seed on every core. Returns (indices int32, distances float32, how)."""
+    import numpy as np
+
     n = len(vectors)
     k = min(k, n)
     if n <= EXACT_KNN_MAX and metric in ("cosine", "euclidean"):
@@ -243,6 +255,8 @@ def knn_graph(vectors: np.ndarray, k: int, metric: str, seed: int) -> tuple[np.n
 def map_neighbours(indices: np.ndarray, k: int = MAP_NEIGHBOURS) -> np.ndarray:
     """The map's neighbours from the kNN graph: each point's k nearest *other* points, uint32
     [N, k], nearest first; ``NO_NEIGHBOUR`` where there are fewer (tiny samples, unfound)."""
+    import numpy as np
+
     n = len(indices)
     out = np.full((n, k), NO_NEIGHBOUR, dtype=np.uint32)
     if n == 0:
@@ -262,6 +276,8 @@ def neighbour_recall(coords: np.ndarray, neighbours: np.ndarray, sample: int = Q
 
     1.0 means the map keeps every neighbourhood; a random layout scores about k / N.
     """
+    import numpy as np
+
     n, k = neighbours.shape if neighbours.ndim == 2 else (0, 0)
     if n <= k + 1 or k == 0:
         return float("nan")
@@ -284,6 +300,8 @@ def default_epochs(n: int) -> int:
 
 
 def _umap(reduced: np.ndarray, config: ProjectConfig, knn: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, str]:
+    import numpy as np
+
     n = len(reduced)
     rng = np.random.default_rng(config.seed)
     if n > config.fit_size:
@@ -336,6 +354,8 @@ def _umap(reduced: np.ndarray, config: ProjectConfig, knn: tuple[np.ndarray, np.
 
 
 def _kmeans(coords: np.ndarray, k: int, seed: int) -> np.ndarray:
+    import numpy as np
+
     from sklearn.cluster import KMeans
 
     n = len(coords)
@@ -371,6 +391,8 @@ def _analyzer():
 def caption_terms(captions: list[str]):
     """Which captions contain which terms (words and word pairs): (binary counts [N, V], vocabulary),
     or None when no caption has a usable word. Computed once, shared by the cluster levels."""
+    import numpy as np
+
     from sklearn.feature_extraction.text import CountVectorizer
 
     texts = [c if isinstance(c, str) else "" for c in captions]
@@ -386,6 +408,8 @@ def label_clusters(captions: list[str], assignments: np.ndarray, max_words: int 
     """A 1-3 word label per cluster id: its most distinctive caption terms (class-based TF-IDF).
 
     ``terms``: :func:`caption_terms` of the captions, when already computed."""
+    import numpy as np
+
     from scipy import sparse
 
     k = int(assignments.max()) + 1 if len(assignments) else 0
@@ -431,6 +455,8 @@ def label_clusters(captions: list[str], assignments: np.ndarray, max_words: int 
 
 def project(vectors: np.ndarray, captions: list[str], config: ProjectConfig, reporter=None) -> Projection:
     """Embeddings [N, D] -> coordinates [N, 2] in [-1, 1], nearest neighbours and two labelled cluster levels."""
+    import numpy as np
+
     vectors = np.asarray(vectors, dtype=np.float32)
     n = len(vectors)
     if n == 0:
@@ -484,6 +510,8 @@ def project(vectors: np.ndarray, captions: list[str], config: ProjectConfig, rep
 
 def write_projection(projection: Projection, folder: Path) -> None:
     """Write ``coords.npy``, ``clusters_<level>.npy``, ``clusters.json`` and ``neighbours.bin``."""
+    import numpy as np
+
     folder = Path(folder)
     np.save(folder / "coords.npy", projection.coords.astype(np.float32))
     levels = []
@@ -501,6 +529,8 @@ def write_projection(projection: Projection, folder: Path) -> None:
 def read_neighbours(folder: Path) -> np.ndarray:
     """The project stage's ``neighbours.bin`` as uint32 [N, k] (row i = sample row_id i, nearest
     first, ``NO_NEIGHBOUR`` where a point has fewer than k others); N comes from ``coords.npy``."""
+    import numpy as np
+
     folder = Path(folder)
     n = len(np.load(folder / "coords.npy", mmap_mode="r"))
     flat = np.fromfile(folder / NEIGHBOURS_FILE, dtype="<u4")
@@ -514,6 +544,8 @@ def read_neighbours(folder: Path) -> np.ndarray:
 def read(folder: Path | None) -> Projection | None:
     """The project stage's output in ``folder`` (coordinates, cluster levels, nearest
     neighbours where the output has them), or None."""
+    import numpy as np
+
     if folder is None or not (Path(folder) / "coords.npy").exists():
         return None
     folder = Path(folder)

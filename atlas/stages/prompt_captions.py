@@ -18,8 +18,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from atlas.errors import ModelError
 from atlas.pipeline import Stage
 
@@ -29,6 +27,8 @@ K = 5
 
 def top_k(queries: np.ndarray, matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and scores of the ``k`` rows of ``matrix`` with the highest dot product, per query."""
+    import numpy as np
+
     product = queries @ matrix.T
     scores = np.asarray(product.todense() if hasattr(product, "todense") else product)
     k = max(1, min(k, scores.shape[1]))
@@ -38,6 +38,8 @@ def top_k(queries: np.ndarray, matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def tfidf_nearest(texts: list[str], captions: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
     """Nearest captions by TF-IDF cosine (fitted on the captions): shared words, no model."""
+    import numpy as np
+
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     captions = [c if isinstance(c, str) else "" for c in captions]
@@ -70,6 +72,7 @@ def nearest_to_prompts(prompts: list, sample_path: Path, embed_folder: Path | No
                        coords: np.ndarray | None = None, k: int = K, *, base: Path | None = None,
                        models_dir: Path | None = None, reporter=None) -> dict:
     """The ``k`` sample captions nearest to each prompt (see the module docstring)."""
+    import numpy as np
     import pyarrow.parquet as pq
 
     from atlas.nearest import _sample_rows

@@ -10,20 +10,20 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from atlas import __version__
 from atlas.cache import BOOKKEEPING, tree_digests
 from atlas.config import AtlasConfig
-from atlas.content import Page, load_pages, render_markdown
-from atlas.data import safety_notice
 from atlas.errors import ContentError
 from atlas.fetch import reader_sentence
 from atlas.paths import check_links_inside
 from atlas.pipeline import BuildContext, Stage
-from atlas.stages import embed, mapdata, project
-from atlas.stages import stats as stats_stage
-from atlas.theme import make_env, static_dirs, theme_dirs
-from atlas.widgets import WidgetContext
+from atlas.theme import theme_dirs
+
+if TYPE_CHECKING:  # the Markdown, Jinja2 and numpy stack loads only when the site is rendered
+    from atlas.content import Page
+    from atlas.stages import mapdata
 
 
 def _nav(pages: list[Page], current: str, root: str, has_map: bool) -> list[dict]:
@@ -66,6 +66,11 @@ def render_site(
     ``published`` is the statistics stage's output (:func:`atlas.stages.stats.read`); ``outputs``
     the stages' output folders, read through each stage's ``read``.
     """
+    from atlas.content import load_pages, render_markdown
+    from atlas.stages import mapdata
+    from atlas.theme import make_env, static_dirs
+    from atlas.widgets import WidgetContext
+
     stats, examples = published.stats, published.examples
     env = make_env(content_dir, config.site.theme)
     pages = load_pages(content_dir)
@@ -180,6 +185,8 @@ def write_social_image(config: AtlasConfig, outputs: dict[str, Path], target: Pa
     import numpy as np
     from PIL import Image, ImageDraw, ImageFont
 
+    from atlas.stages import project
+
     width, height = 1200, 630
     image = Image.new("RGB", (width, height), (250, 248, 243))
     draw = ImageDraw.Draw(image)
@@ -276,6 +283,10 @@ def _inputs(ctx: BuildContext) -> dict:
 
 
 def _run(ctx: BuildContext, folder: Path) -> dict:
+    from atlas.data import safety_notice
+    from atlas.stages import embed
+    from atlas.stages import stats as stats_stage
+
     published = stats_stage.read(ctx.outputs.get("stats"))
     build_info = {
         "demo": ctx.demo,

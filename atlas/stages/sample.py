@@ -16,9 +16,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-
 from atlas.data import (
     Rows,
     indexed_rows_view,
@@ -47,6 +44,8 @@ def allocate(counts: np.ndarray, size: int, max_share: float = MAX_DOMAIN_SHARE)
     ``size``), at most ``max_share * size`` per domain unless the others run out of rows.
     Deterministic: ties in rounding go to the earlier domain in ``counts`` order.
     """
+    import numpy as np
+
     counts = np.asarray(counts, dtype=np.int64)
     total = int(counts.sum())
     if size >= total:
@@ -103,6 +102,8 @@ def _keep_thresholds(counts: np.ndarray, quota: np.ndarray) -> list[int]:
     (five standard deviations plus a constant) makes a shortfall practically impossible; one is
     detected and fixed anyway. The result is exact: the smallest-key rows of each domain.
     """
+    import numpy as np
+
     counts = counts.astype(np.float64)
     share = np.divide(quota, counts, out=np.zeros_like(counts), where=counts > 0)
     margin = 5 * np.sqrt(share * (1 - share) / np.maximum(counts, 1)) + 16 / np.maximum(counts, 1)
@@ -123,6 +124,8 @@ def draw_sample(rows: Rows, size: int, seed: int, max_domain_share: float = MAX_
     file order, which is the order of the sampling key (so row order is reproducible too).
     """
     import duckdb
+    import numpy as np
+    import pyarrow as pa
 
     con = rows.con
     relation = None

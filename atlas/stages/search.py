@@ -33,7 +33,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import regex
 
 from atlas.pipeline import Stage
@@ -91,6 +90,8 @@ def fnv1a(text: str) -> int:
 
 
 def _power_of_two(n: float) -> int:
+    import numpy as np
+
     return 1 << max(0, min(MAX_SHARDS.bit_length() - 1, round(float(np.log2(max(n, 1.0))))))
 
 
@@ -106,6 +107,8 @@ def varint(value: int) -> bytes:
 
 def varint_lengths(values: np.ndarray) -> np.ndarray:
     """Bytes each non-negative value takes as a LEB128 varint."""
+    import numpy as np
+
     values = np.asarray(values, dtype=np.uint64)
     out = np.ones(values.shape, dtype=np.int64)
     for shift in (7, 14, 21, 28, 35):
@@ -115,6 +118,8 @@ def varint_lengths(values: np.ndarray) -> np.ndarray:
 
 def encode_varints(values: np.ndarray) -> bytes:
     """LEB128 varints of non-negative integers, all at once."""
+    import numpy as np
+
     values = np.asarray(values, dtype=np.uint64)
     if not len(values):
         return b""
@@ -156,6 +161,8 @@ class IndexSummary:
 
 def write_index(captions: Sequence[str | None], out_folder: Path, shard_bytes: int = SHARD_BYTES) -> IndexSummary:
     """Write the search index of ``captions`` (point i = captions[i]) into ``out_folder``."""
+    import numpy as np
+
     started = time.perf_counter()
     out = Path(out_folder)
     vocab: dict[str, int] = {}
@@ -259,6 +266,8 @@ class SearchIndex:
 
     def _shard(self, term: str) -> dict[str, tuple[list[int], list[list[int]]]]:
         """term -> (point ids, positions per point) for every term of ``term``'s shard."""
+        import numpy as np
+
         s = self.shard_of(term)
         data = (self.folder / "terms" / f"{s:04d}.bin").read_bytes()
         if data[:4] != MAGIC:

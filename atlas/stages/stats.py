@@ -13,8 +13,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
 from atlas.config import DataConfig
 from atlas.data import (
     HOST_SQL,
@@ -436,6 +434,8 @@ def _shape_examples(rows: Rows, merged: dict) -> dict:
 
 def compute_partials(rows: Rows, config: DataConfig, artists: list[str], shards: list[str] | None = None) -> dict[str, dict]:
     """Every partial of :func:`scan_partials` plus the artist mention counts of each shard."""
+    import duckdb
+
     try:
         partials = scan_partials(rows, config, shards)
         for shard, counts in count_artists(rows, artists, shards).items():
@@ -509,6 +509,8 @@ def shard_fingerprint(source: Source) -> dict | None:
 
 def partial_key(fingerprint_of_shard: dict, rows: Rows, config: DataConfig, artists: list[str]) -> str:
     """Cache key of a shard's partial: the shard's fingerprint and everything the scan reads."""
+    import duckdb
+
     from atlas.cache import fingerprint
 
     return fingerprint({
