@@ -72,6 +72,12 @@ class Level:
     clusters: list[dict] = field(default_factory=list)
 
 
+def _no_neighbours() -> np.ndarray:
+    import numpy as np
+
+    return np.zeros((0, 0), np.uint32)
+
+
 @dataclass
 class Projection:
     coords: np.ndarray  # float32 [N, 2]
@@ -80,7 +86,7 @@ class Projection:
     #: Seconds per phase (pca, knn, umap, clusters), for benchmarks and logs.
     timings: dict = field(default_factory=dict)
     #: uint32 [N, k]: each point's nearest other points (row ids), nearest first; NO_NEIGHBOUR pads.
-    neighbours: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint32))
+    neighbours: np.ndarray = field(default_factory=_no_neighbours)
     #: How the neighbours were found and how well the map keeps them (see :func:`neighbour_recall`).
     info: dict = field(default_factory=dict)
 

@@ -24,6 +24,7 @@ from atlas.theme import theme_dirs
 if TYPE_CHECKING:  # the Markdown, Jinja2 and numpy stack loads only when the site is rendered
     from atlas.content import Page
     from atlas.stages import mapdata
+    from atlas.stages import stats as stats_stage
 
 
 def _nav(pages: list[Page], current: str, root: str, has_map: bool) -> list[dict]:
