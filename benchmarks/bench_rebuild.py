@@ -7,7 +7,11 @@ count), with a fresh temporary cache and output folder and a temporary copy of t
 folder (the page edit never touches the real one). ``NUMBA_CACHE_DIR`` is removed from the
 environment, so the cold build also starts with an empty numba cache (``<cache>/numba``) and
 pays for compiling umap-learn, as a first build on a new machine does. The no-change rebuild and
-the page edit run ``--repeat`` times; medians are reported. Wall and CPU seconds (user + system of
+the page edit run ``--repeat`` times; medians are reported. With ``--baseline DIR`` (a checkout of
+other atlas code, e.g. ``git worktree add /tmp/before main``) the no-change rebuild of that code
+runs too, interleaved with this one's, on the same cache (equal cache keys: it must not rebuild).
+Compiled bytecode is kept in a temporary ``PYTHONPYCACHEPREFIX`` (``PYTHONDONTWRITEBYTECODE`` is
+removed), as an installed atlas has its ``.pyc`` files. Wall and CPU seconds (user + system of
 the child) and the per-stage seconds of the cold build (from the site's ``data/build.json``) are
 written to benchmarks/results/bench_rebuild.json with the load average: the 2 cores of the
 benchmark machine are shared, so wall times stretch with the load; CPU seconds much less.
@@ -36,9 +40,11 @@ TARGETS = {"cold_seconds": 45.0, "no_change_seconds": 1.0}
 
 
 def _cli(content: Path, out: Path, cache: Path, env: dict) -> dict:
+    """One ``atlas build`` in a fresh process, run in the folder of the atlas code it times
+    (``python -m`` puts the working folder first on ``sys.path``)."""
     command = [sys.executable, "-m", "atlas", "-q", "build", "--content", str(content), "--out", str(out),
                "--cache-dir", str(cache)]
-    result = run_child(command, cwd=ROOT, env=env)
+    result = run_child(command, cwd=env["PYTHONPATH"], env=env)
     return {"seconds": round(result["seconds"], 3), "cpu_seconds": round(result["cpu_seconds"], 3),
             "peak_rss_mb": round(result["peak_rss_mb"], 1), "load_average": load_average()}
 
@@ -48,9 +54,12 @@ def main() -> int:
     parser.add_argument("--content", type=Path, default=ROOT / "content")
     parser.add_argument("--sample", type=int, default=None, help="Override [sample] size (default: the content's).")
     parser.add_argument("--repeat", type=int, default=5, help="runs of the no-change and page-edit rebuilds")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another atlas checkout whose no-change rebuild is timed alongside")
     args = parser.parse_args()
 
-    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "ATLAS_CACHE_DIR")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NUMBA_CACHE_DIR", "ATLAS_CACHE_DIR", "PYTHONDONTWRITEBYTECODE")}
     env["PYTHONPATH"] = str(ROOT)
     env.setdefault("HF_HUB_OFFLINE", "1")
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -67,15 +76,24 @@ def main() -> int:
                 text += f"\n[sample]\nsize = {args.sample}\n"
             config.write_text(text)
         out, cache = tmp / "site", tmp / "cache"
+        env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+        baseline_env = dict(env, PYTHONPATH=str(args.baseline.resolve())) if args.baseline else None
 
         cold = _cli(content, out, cache, env)
         stages = json.loads((out / "data" / "build.json").read_text())["stages"]
         ran = ", ".join(f"{name} {state['seconds']:.1f}s" for name, state in stages.items() if state["seconds"])
         print(f"cold build:        {cold['seconds']:8.2f} s wall, {cold['cpu_seconds']:7.2f} CPU-s (stages: {ran})",
               flush=True)
-        same = [_cli(content, out, cache, env) for _ in range(args.repeat)]
+        same, before = [], []
+        for _ in range(args.repeat):
+            same.append(_cli(content, out, cache, env))
+            if baseline_env:
+                before.append(_cli(content, out, cache, baseline_env))
         print(f"no-change rebuild: {median([r['seconds'] for r in same]):8.2f} s wall (median of {len(same)}), "
               f"{median([r['cpu_seconds'] for r in same]):.2f} CPU-s", flush=True)
+        if before:
+            print(f"  baseline {args.baseline}: {median([r['seconds'] for r in before]):8.2f} s wall, "
+                  f"{median([r['cpu_seconds'] for r in before]):.2f} CPU-s", flush=True)
         page = next(p for p in sorted(content.glob("*.md")) if p.name != "index.md")
         edits = []
         for attempt in range(args.repeat):
@@ -94,6 +112,9 @@ def main() -> int:
             "sample_size": args.sample,
             "cold": dict(cold, stages=stages),
             "no_change": same,
+            "baseline": {"path": str(args.baseline), "no_change": before,
+                         "no_change_seconds": median([r["seconds"] for r in before]),
+                         "no_change_cpu_seconds": median([r["cpu_seconds"] for r in before])} if before else None,
             "page_edit": edits,
             "medians": figures,
             "median_cpu_seconds": {"cold": cold["cpu_seconds"],

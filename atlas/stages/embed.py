@@ -449,6 +449,24 @@ def text_embed(model: TextModel, texts: Sequence[str], batch_size: int, progress
     return _normalise(out)
 
 
+def _hf_snapshot(spec: str) -> str | None:
+    """The commit of the Hugging Face cache's snapshot of model ``spec``, or None when not cached.
+
+    Without a ``refs/main`` in the cache, ``snapshot_download(local_files_only=True)`` fails
+    anyway: then it is not imported (it costs a no-change build ~0.2 s of imports).
+    """
+    try:
+        from huggingface_hub import constants
+
+        if not (Path(constants.HF_HUB_CACHE) / f"models--{spec.replace('/', '--')}" / "refs" / "main").is_file():
+            return None
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(spec, local_files_only=True)).name
+    except Exception:  # not cached, or no huggingface_hub
+        return None
+
+
 def text_model_identity(config: EmbedConfig, base: Path | None = None) -> dict:
     """What identifies the caption model for the stage cache: where it would load from and its files.
 
@@ -466,12 +484,7 @@ def text_model_identity(config: EmbedConfig, base: Path | None = None) -> dict:
     if path.is_dir():
         identity["files"] = [file_stamp(p) for p in sorted(path.rglob("*")) if p.is_file()]
         return identity
-    try:
-        from huggingface_hub import snapshot_download
-
-        identity["hf_cache"] = Path(snapshot_download(spec, local_files_only=True)).name
-    except Exception:  # not cached, or no huggingface_hub
-        identity["hf_cache"] = None
+    identity["hf_cache"] = _hf_snapshot(spec)
     if spec == DEFAULT_TEXT_MODEL:
         try:
             identity["package"] = importlib.metadata.version(TEXT_MODEL_PACKAGE)
