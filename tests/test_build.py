@@ -92,6 +92,30 @@ def test_demo_build_publishes_a_meaningful_site(shared):
         assert sum(int(r["count"]) for r in histograms if r["column"] == column) == stats["rows"], column
 
 
+#: Libraries a build needs only when a stage runs (the Markdown/Jinja2 stack only to render).
+STAGE_ONLY_MODULES = ("numpy", "pyarrow", "jinja2", "markdown_it", "torch", "umap", "numba", "sklearn",
+                      "sentence_transformers", "PIL")
+
+
+def test_a_no_change_build_in_a_fresh_process_loads_no_stage_libraries(shared):
+    """Every stage cached: the build checks its keys and stops, without importing what the stages use."""
+    before = tree_snapshot(shared["site"])
+    script = (
+        "import json, runpy, sys\n"
+        f"sys.argv = ['atlas', '-q', 'build', '--content', {str(shared['content'])!r}, '--out', "
+        f"{str(shared['site'])!r}, '--cache-dir', {str(shared['cache'])!r}]\n"
+        "try:\n    runpy.run_module('atlas', run_name='__main__', alter_sys=True)\n"
+        "except SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        f"print(json.dumps(sorted(m for m in {STAGE_ONLY_MODULES!r} if m in sys.modules)))\n"
+    )
+    env = dict(os.environ, CI="true", HF_HUB_OFFLINE="1")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, env=env,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    assert tree_snapshot(shared["site"]) == before  # nothing rebuilt, nothing republished
+
+
 def test_demo_shards_are_deterministic(tmp_path):
     from atlas.demo import write_demo_shards
 
