@@ -140,8 +140,10 @@ def test_ci_workflow_runs_the_ci_script_with_the_scripts_torch_pins(ci):
 
 def test_ci_script_installs_the_extras_and_runs_every_test():
     (install,) = _pip_installs(CI_SCRIPT)
-    extras = {a for a in install if a.startswith(".[")}
-    assert extras == {".[ml,text,test]"} and {"ml", "text", "test"} <= set(PYPROJECT["project"]["optional-dependencies"])
+    (spec,) = [a for a in install if a.startswith(".[")]
+    # Every optional extra is installed, so every optional code path (CLIP, caption model, Ray,
+    # img2dataset) is tested in CI.
+    assert set(spec[2:-1].split(",")) == set(PYPROJECT["project"]["optional-dependencies"])
     assert "${ATLAS_TORCH_PINS:-" in " ".join(install)  # torch pinned in the same pip command
     # The test command deselects nothing: browser and slow tests run in CI too.
     (pytest_line,) = [c for c in _commands(CI_SCRIPT) if c[:1] == ["pytest"]]
