@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from atlas.stages import mapdata
 from browser import build_map_site, launch, serve, skip_reason, synthetic_inputs
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
@@ -259,6 +260,41 @@ def test_brushing_a_histogram_filters_the_map_and_updates_the_others(open_map, s
     page.click(".map-hist[data-score=aesthetic] .map-hist-clear")
     page.wait_for_function(f"window.__atlasMap.visible() === {n}")
     assert page.inner_text(".map-hist[data-score=similarity] .map-hist-count") == before
+
+
+@pytest.mark.parametrize("renderer", [None, "canvas2d"])
+def test_brushing_caption_length_filters_the_map_to_an_independent_count(open_map, site, renderer):
+    """The caption-length histogram arrives after the first frame and brushes like the scores."""
+    page = open_map(renderer=renderer)
+    page.wait_for_function("document.querySelector('.map-hist[data-score=caption_length]') !== null")
+    n = site["points"]["meta"]["count"]
+    chart = page.locator(".map-hist[data-score=caption_length] canvas")
+    chart.scroll_into_view_if_needed()
+    box = chart.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.02, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.3, y, steps=4)
+    page.mouse.up()
+    page.wait_for_function(f"window.__atlasMap.visible() < {n}")
+    lo, hi = page.evaluate("window.__atlasMap.state().filters.caption_length")
+    # Independently: each caption's length in characters, as the text chunks hold them.
+    spec = site["points"]["meta"]["lengths"]
+    lengths = np.minimum([len(c) for c in mapdata.read(site["data"]).captions()], spec["max"])  # longer ones: the top bin
+    top = site["points"]["meta"]["encoding"]["score_max"]
+    step = spec["max"] / top  # one quantisation step: lengths within half a step of an edge may fall either way
+    sure = int(((lengths >= lo + step / 2) & (lengths <= hi - step / 2)).sum())
+    maybe = int(((lengths >= lo - step / 2) & (lengths <= hi + step / 2)).sum())
+    visible = page.evaluate("window.__atlasMap.visible()")
+    assert 0 < sure <= visible <= maybe < n
+    assert f"{visible:,} of {n:,} points pass the filters" in page.inner_text("#map-visible")
+    assert page.inner_text(".map-hist[data-score=aesthetic] .map-hist-count") == f"{visible:,} with a value"
+    page.wait_for_function("location.hash.includes('f=caption_length')")
+    hash_ = page.evaluate("location.hash")
+    # The address restores the brush once the lengths have arrived.
+    again = open_map(hash_, renderer=renderer)
+    again.wait_for_function(f"window.__atlasMap.visible() < {n}")
+    assert again.evaluate("window.__atlasMap.visible()") == visible
 
 
 def test_the_address_restores_a_search_selection_and_a_drawn_region(open_map, site):
