@@ -463,3 +463,28 @@ def test_the_legend_and_the_labels_describe_the_same_cluster_level(open_map):
     swatches = set(page.eval_on_selector_all("#map-legend .map-swatch", "els => els.map(e => getComputedStyle(e).backgroundColor)"))
     worn = page.eval_on_selector_all(".map-label:not([hidden])", "els => els.map(e => getComputedStyle(e).borderLeftColor)")
     assert worn and set(worn) & swatches
+
+
+def test_with_three_cluster_levels_the_legend_and_labels_agree_at_each(chromium, tmp_path):
+    """A sample of 100k+ points gets coarse → fine → finer: each zoom shows one level's labels and
+    the legend names that same level, its swatches the labels' colours."""
+    inputs = synthetic_inputs(tmp_path / "inputs", 3000, seed=5, finer=True)
+    build_map_site(tmp_path / "site", inputs, chunk_size=1000)
+    meta = json.loads((tmp_path / "site" / "map" / "data" / "meta.json").read_text())
+    assert [level["name"] for level in meta["clusters"]] == ["coarse", "fine", "finer"]
+    with serve(tmp_path / "site") as base:
+        page = chromium.new_page(viewport={"width": 1200, "height": 800})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        for z, level in zip((0, 2, 4), meta["clusters"]):
+            name, big = level["name"], int(np.argmax(level["size"]))  # look at the level's biggest cluster
+            page.goto(f"{base}map/#x={level['x'][big]}&y={level['y'][big]}&z={z}")
+            page.evaluate("window.__atlasMap.ready")
+            page.wait_for_function(f"document.querySelector('#map-legend .map-legend-title').textContent === 'Cluster ({name})'")
+            levels = page.eval_on_selector_all(".map-label:not([hidden])", "els => els.map(e => e.dataset.level)")
+            assert levels and set(levels) == {name}
+            swatches = set(page.eval_on_selector_all("#map-legend .map-swatch", "els => els.map(e => getComputedStyle(e).backgroundColor)"))
+            worn = page.eval_on_selector_all(".map-label:not([hidden])", "els => els.map(e => getComputedStyle(e).borderLeftColor)")
+            assert set(worn) & swatches
+        page.close()
+        assert not errors
