@@ -78,11 +78,13 @@ DOMAINS = ("pinterest.com", "etsy.com", "amazon.com", "flickr.com", "ebay.com", 
 
 
 def synthetic_inputs(folder: Path, n: int, seed: int = 0, extra_rows: list[dict] | None = None,
-                     captions: list[str | None] | None = None, urls: list[str | None] | None = None) -> dict:
+                     captions: list[str | None] | None = None, urls: list[str | None] | None = None,
+                     finer: bool = False) -> dict:
     """Write sample.parquet, coords.npy, clusters.json + clusters_*.npy and info.json like the
     sample/embed/project stages would. ``extra_rows`` (dicts with x, y and any column) are
     appended after the blobs; ``captions`` and ``urls`` (e.g. the real sample's, ``n`` of each)
-    replace the generated ones. Returns the paths."""
+    replace the generated ones; ``finer`` adds a third cluster level (each fine cluster halved), as
+    the project stage writes for samples of 100,000 points or more. Returns the paths."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -138,6 +140,10 @@ def synthetic_inputs(folder: Path, n: int, seed: int = 0, extra_rows: list[dict]
 
     clusters = {"levels": [level("coarse", blob, lambda c: TOPICS[c]),
                            level("fine", fine, lambda c: f"{TOPICS[c // 3].lower()} · {WORDS[c % len(WORDS)]}")]}
+    if finer:
+        split = fine * 2 + (coords[:, 0] + coords[:, 1] > 0).astype(int)
+        np.save(folder / "clusters_finer.npy", split.astype(np.int32))
+        clusters["levels"].append(level("finer", split, lambda c: f"{TOPICS[c // 6].lower()} · part {c}"))
     (folder / "clusters.json").write_text(json.dumps(clusters))
     info = {"method": "tfidf", "model": "tfidf-hashing-512", "dim": 512,
             "notice": "CLIP weights were not available, so captions were embedded with TF-IDF.",

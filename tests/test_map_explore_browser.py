@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from atlas.stages import mapdata
 from browser import build_map_site, launch, serve, skip_reason, synthetic_inputs
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
@@ -261,6 +262,41 @@ def test_brushing_a_histogram_filters_the_map_and_updates_the_others(open_map, s
     assert page.inner_text(".map-hist[data-score=similarity] .map-hist-count") == before
 
 
+@pytest.mark.parametrize("renderer", [None, "canvas2d"])
+def test_brushing_caption_length_filters_the_map_to_an_independent_count(open_map, site, renderer):
+    """The caption-length histogram arrives after the first frame and brushes like the scores."""
+    page = open_map(renderer=renderer)
+    page.wait_for_function("document.querySelector('.map-hist[data-score=caption_length]') !== null")
+    n = site["points"]["meta"]["count"]
+    chart = page.locator(".map-hist[data-score=caption_length] canvas")
+    chart.scroll_into_view_if_needed()
+    box = chart.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.02, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.3, y, steps=4)
+    page.mouse.up()
+    page.wait_for_function(f"window.__atlasMap.visible() < {n}")
+    lo, hi = page.evaluate("window.__atlasMap.state().filters.caption_length")
+    # Independently: each caption's length in characters, as the text chunks hold them.
+    spec = site["points"]["meta"]["lengths"]
+    lengths = np.minimum([len(c) for c in mapdata.read(site["data"]).captions()], spec["max"])  # longer ones: the top bin
+    top = site["points"]["meta"]["encoding"]["score_max"]
+    step = spec["max"] / top  # one quantisation step: lengths within half a step of an edge may fall either way
+    sure = int(((lengths >= lo + step / 2) & (lengths <= hi - step / 2)).sum())
+    maybe = int(((lengths >= lo - step / 2) & (lengths <= hi + step / 2)).sum())
+    visible = page.evaluate("window.__atlasMap.visible()")
+    assert 0 < sure <= visible <= maybe < n
+    assert f"{visible:,} of {n:,} points pass the filters" in page.inner_text("#map-visible")
+    assert page.inner_text(".map-hist[data-score=aesthetic] .map-hist-count") == f"{visible:,} with a value"
+    page.wait_for_function("location.hash.includes('f=caption_length')")
+    hash_ = page.evaluate("location.hash")
+    # The address restores the brush once the lengths have arrived.
+    again = open_map(hash_, renderer=renderer)
+    again.wait_for_function(f"window.__atlasMap.visible() < {n}")
+    assert again.evaluate("window.__atlasMap.visible()") == visible
+
+
 def test_the_address_restores_a_search_selection_and_a_drawn_region(open_map, site):
     page = open_map()
     page.fill("#map-search", "dress")
@@ -427,3 +463,28 @@ def test_the_legend_and_the_labels_describe_the_same_cluster_level(open_map):
     swatches = set(page.eval_on_selector_all("#map-legend .map-swatch", "els => els.map(e => getComputedStyle(e).backgroundColor)"))
     worn = page.eval_on_selector_all(".map-label:not([hidden])", "els => els.map(e => getComputedStyle(e).borderLeftColor)")
     assert worn and set(worn) & swatches
+
+
+def test_with_three_cluster_levels_the_legend_and_labels_agree_at_each(chromium, tmp_path):
+    """A sample of 100k+ points gets coarse → fine → finer: each zoom shows one level's labels and
+    the legend names that same level, its swatches the labels' colours."""
+    inputs = synthetic_inputs(tmp_path / "inputs", 3000, seed=5, finer=True)
+    build_map_site(tmp_path / "site", inputs, chunk_size=1000)
+    meta = json.loads((tmp_path / "site" / "map" / "data" / "meta.json").read_text())
+    assert [level["name"] for level in meta["clusters"]] == ["coarse", "fine", "finer"]
+    with serve(tmp_path / "site") as base:
+        page = chromium.new_page(viewport={"width": 1200, "height": 800})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        for z, level in zip((0, 2, 4), meta["clusters"]):
+            name, big = level["name"], int(np.argmax(level["size"]))  # look at the level's biggest cluster
+            page.goto(f"{base}map/#x={level['x'][big]}&y={level['y'][big]}&z={z}")
+            page.evaluate("window.__atlasMap.ready")
+            page.wait_for_function(f"document.querySelector('#map-legend .map-legend-title').textContent === 'Cluster ({name})'")
+            levels = page.eval_on_selector_all(".map-label:not([hidden])", "els => els.map(e => e.dataset.level)")
+            assert levels and set(levels) == {name}
+            swatches = set(page.eval_on_selector_all("#map-legend .map-swatch", "els => els.map(e => getComputedStyle(e).backgroundColor)"))
+            worn = page.eval_on_selector_all(".map-label:not([hidden])", "els => els.map(e => getComputedStyle(e).borderLeftColor)")
+            assert set(worn) & swatches
+        page.close()
+        assert not errors

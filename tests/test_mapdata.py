@@ -252,3 +252,19 @@ def test_demo_rows_are_marked_so_the_page_shows_no_image_or_link(inputs, tmp_pat
     ctx = SimpleNamespace(output=lambda name: folder, summary=lambda name: {"population": 9_999}, demo=True)
     STAGE.run(ctx, tmp_path)
     assert mapdata.read(tmp_path).meta["demo"] is True
+
+
+def test_caption_lengths_come_in_their_own_file_outside_the_first_load(built):
+    """lengths.bin: a byte a point, the caption's length over [0, max]; points.bin does not grow."""
+    folder, summary, meta = built
+    spec, top = meta["lengths"], meta["encoding"]["score_max"]
+    data = np.frombuffer((folder / spec["file"]).read_bytes(), dtype=np.uint8)
+    assert len(data) == meta["count"] == spec["bytes"] and "lengths.bin" in meta["encoding"]["lengths"]
+    assert meta["points"]["bytes"] == summary["bytes"] and "lengths" not in {c["name"] for c in meta["points"]["columns"]}
+    lengths = np.array([len(c) for c in mapdata.read(folder).captions()])
+    assert spec["min"] == 0 and 0 < spec["max"] <= lengths.max()
+    decoded = data / top * spec["max"]
+    short = lengths < spec["max"]
+    assert np.all(np.abs(decoded[short] - lengths[short]) <= spec["max"] / top / 2 + 1e-9)
+    assert np.all(data[~short] == top)  # the longest 1% share the top byte
+    assert (data == 0).sum() == (lengths == 0).sum()  # empty captions stay at 0, never "missing"

@@ -17,7 +17,7 @@ from atlas.stages import embed as embed_stage
 from atlas.stages import project as project_stage
 from atlas.stages import sample as sample_stage
 from atlas.stages.embed import tfidf_embed
-from atlas.stages.project import cluster_counts, label_clusters, project, write_projection
+from atlas.stages.project import FINER_MIN, cluster_counts, cluster_levels, label_clusters, project, write_projection
 
 
 def _themed_captions(n_per_theme: int = 60) -> list[str]:
@@ -109,6 +109,35 @@ def test_cluster_counts_follow_the_sample_size():
     assert 8 <= coarse <= 20 and 40 <= fine <= 150
     assert cluster_counts(1_000_000)[1] == 150
     assert cluster_counts(5) == (1, 1)
+
+
+def test_a_third_finer_level_from_100k_points():
+    """From FINER_MIN points on: coarse → fine → finer, each finer cluster mostly inside one
+    fine cluster, labelled with words of its own captions; one point fewer keeps two levels."""
+    assert len(cluster_counts(FINER_MIN - 1)) == 2
+    coarse, fine, finer = cluster_counts(FINER_MIN)
+    assert coarse < fine < finer and cluster_counts(1_000_000)[2] > finer
+    rng = np.random.default_rng(3)
+    topics = [f"topic{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(40)]
+    centres = rng.uniform(-1, 1, (len(topics), 2))
+    which = rng.integers(0, len(topics), FINER_MIN)
+    coords = (centres[which] + rng.normal(0, 0.04, (FINER_MIN, 2))).astype(np.float32)
+    captions = [f"{topics[t]} photo {rng.integers(0, 50)}" for t in which]
+    levels = cluster_levels(coords, captions, seed=0)
+    assert [level.name for level in levels] == ["coarse", "fine", "finer"]
+    assert [len(level.clusters) for level in levels] == [coarse, fine, finer]
+    finest = levels[2]
+    assert sum(c["size"] for c in finest.clusters) == FINER_MIN and finest.assignments.min() >= 0
+    # Nesting: most points of a finer cluster share one fine cluster (k-means per level, no forced
+    # tree: about 3 in 4 here).
+    pairs = finest.assignments.astype(np.int64) * 1000 + levels[1].assignments
+    major = sum(np.bincount(pairs[finest.assignments == c] % 1000).max() for c in range(finer))
+    assert major / FINER_MIN > 0.6
+    # A finer label names its points' topic.
+    for c in finest.clusters[:20]:
+        members = np.flatnonzero(finest.assignments == c["id"])
+        top = topics[np.bincount(which[members]).argmax()]
+        assert top in c["label"]
 
 
 def test_tiny_samples_do_not_crash():

@@ -22,6 +22,12 @@
 
     That is 14 bytes a point with two cluster levels. Points are stored in Morton (Z-curve) order
     of their position, so a text chunk holds captions that are near each other on the map.
+``lengths.bin``
+    Each point's caption length in characters, uint8, 0..score_max over [0, max] (max =
+    ``meta["lengths"]["max"]``, the 99th percentile of the lengths; longer captions get score_max,
+    so the histogram spreads over the common lengths), in point order. Not part of the first load:
+    the page fetches it after the first frame for the crossfilter's caption-length histogram
+    (``meta["encoding"]["lengths"]`` says so), so the first load stays 14-16 bytes a point.
 ``text/NNNNN.json``
     Captions of points ``N*chunk_size ..``, a JSON list of strings (hover, pin and the search
     result rows load them; search itself uses the search stage's index).
@@ -63,7 +69,9 @@ XY_MAX = 65535  # quantised coordinates 0..XY_MAX
 SCORE_MAX = 254  # quantised scores 0..SCORE_MAX
 MISSING_U8 = 255  # a missing score
 NO_CLUSTER = 65535  # a point outside every cluster of a level
-ENCODING = {"xy_max": XY_MAX, "score_max": SCORE_MAX, "score_missing": MISSING_U8, "no_cluster": NO_CLUSTER}
+ENCODING = {"xy_max": XY_MAX, "score_max": SCORE_MAX, "score_missing": MISSING_U8, "no_cluster": NO_CLUSTER,
+            "lengths": "lengths.bin: uint8 a point, caption length as 0..score_max over [0, lengths.max]; "
+                       "loaded after the first frame"}
 #: Score columns in the order of the ``scores`` bytes, with labels and fixed ranges where known.
 SCORES = (
     ("aesthetic", "Aesthetic score", None),
@@ -320,6 +328,8 @@ def write_mapdata(
     has_neighbours = neighbours is not None and len(neighbours) == n and (n == 0 or neighbours.shape[1] > 0)
     neighbour_meta = _write_neighbours(out, neighbours if has_neighbours else None, order, n)
 
+    lengths_meta = _write_lengths(out, sample["caption"][order])
+
     # Text chunks.
     chunks = math.ceil(n / chunk_size) if n else 0
     for sub in ("text", "detail"):
@@ -377,6 +387,7 @@ def write_mapdata(
         "colour_by": colour_by,
         "colour_labels": {key: COLOUR_LABELS[key] for key in colour_by},
         "neighbours": neighbour_meta,
+        "lengths": lengths_meta,
         "method": embed.get("method"),
         "model": embed.get("model"),
         "notice": embed.get("notice"),
@@ -390,6 +401,21 @@ def write_mapdata(
              points_bytes / n if n else 0, chunks)
     return {"points": int(n), "bytes": points_bytes, "chunks": int(chunks), "colour_by": colour_by,
             "unsafe_urls": unsafe_urls}
+
+
+def caption_lengths(captions: np.ndarray) -> np.ndarray:
+    """Characters in each caption as shown on the map (cut at MAX_CAPTION; not a string -> 0)."""
+    return np.array([min(len(c), MAX_CAPTION) if isinstance(c, str) else 0 for c in captions], dtype=np.float64)
+
+
+def _write_lengths(out: Path, captions: np.ndarray) -> dict:
+    """Write ``lengths.bin`` (caption lengths quantised like a score); its ``meta.json`` entry."""
+    lengths = caption_lengths(captions)
+    hi = float(max(1.0, np.ceil(np.percentile(lengths, 99)))) if len(lengths) else 1.0
+    data = quantise_score(lengths, 0.0, hi)
+    (out / "lengths.bin").write_bytes(data.tobytes())
+    return {"file": "lengths.bin", "name": "caption_length", "label": "Caption length", "type": "uint8",
+            "min": 0.0, "max": hi, "present": int(len(lengths)), "bytes": int(data.nbytes)}
 
 
 def _write_neighbours(out: Path, neighbours: np.ndarray | None, order: np.ndarray, n: int) -> dict | None:
@@ -433,7 +459,7 @@ def _run(ctx, folder: Path) -> dict:
 
 STAGE = Stage(
     "mapdata",
-    "3",  # 2: meta.json carries the binary format's numbers ("encoding"); 3: neighbours.bin
+    "4",  # 2: meta.json carries the binary format's numbers ("encoding"); 3: neighbours.bin; 4: lengths.bin
     inputs=lambda ctx: {"chunk_size": CHUNK_SIZE, "top_domains": TOP_DOMAINS, "format": FORMAT, "demo": ctx.demo},
     run=_run,
     after=("sample", "embed", "project"),

@@ -23,7 +23,8 @@ every core without a seed: each run draws a different (equally good) map. On 2 c
 little (bench_project.py), so the default keeps equal maps.
 
 Clusters are k-means on the map coordinates (so they look like the islands a reader sees) at two
-levels, ``coarse`` and ``fine``; each is labelled with its most distinctive caption words
+levels, ``coarse`` and ``fine``, and a third, ``finer``, for samples of ``FINER_MIN`` (100,000)
+points or more; each is labelled with its most distinctive caption words
 (class-based TF-IDF: a cluster's word counts against all clusters', English stop words skipped).
 """
 
@@ -139,8 +140,14 @@ def _threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def cluster_counts(n: int) -> tuple[int, int]:
-    """(coarse, fine) cluster counts for n points: ~8-20 and ~40-150, fewer for tiny samples."""
+#: Samples of at least this many points get a third cluster level, ``finer``.
+FINER_MIN = 100_000
+LEVEL_NAMES = ("coarse", "fine", "finer")
+
+
+def cluster_counts(n: int) -> tuple[int, ...]:
+    """Cluster counts per level for n points: (coarse, fine) ~8-20 and ~40-150, fewer for tiny
+    samples; from FINER_MIN points on a third, finer level of ~300-800 (0.6 per √n)."""
     import numpy as np
 
     root = math.sqrt(max(n, 1))
@@ -149,7 +156,31 @@ def cluster_counts(n: int) -> tuple[int, int]:
     # Tiny samples: at least ~5 points per coarse and ~3 per fine cluster.
     coarse = max(1, min(coarse, n // 5))
     fine = max(1, min(fine, n // 3))
-    return coarse, max(fine, coarse)
+    if n < FINER_MIN:
+        return coarse, max(fine, coarse)
+    return coarse, fine, int(np.clip(round(root * 0.6), 300, 800))
+
+
+def cluster_levels(coords: np.ndarray, captions: list[str], seed: int) -> list[Level]:
+    """The labelled cluster levels (coarse → fine → finer, see :func:`cluster_counts`) of map
+    coordinates [N, 2]: k-means per level, each cluster with its label, centre and size."""
+    import numpy as np
+
+    terms = caption_terms(captions)
+    levels = []
+    for name, k in zip(LEVEL_NAMES, cluster_counts(len(coords))):
+        assignments = _kmeans(coords, k, seed)
+        labels = label_clusters(captions, assignments, terms=terms)
+        clusters = []
+        for cluster, label in enumerate(labels):
+            members = coords[assignments == cluster]
+            if not len(members):
+                continue
+            centre = members.mean(axis=0)
+            clusters.append({"id": cluster, "label": label, "x": round(float(centre[0]), 5),
+                             "y": round(float(centre[1]), 5), "size": int(len(members))})
+        levels.append(Level(name, assignments.astype(np.int32), clusters))
+    return levels
 
 
 def normalise_coords(coords: np.ndarray) -> np.ndarray:
@@ -460,7 +491,8 @@ def label_clusters(captions: list[str], assignments: np.ndarray, max_words: int 
 
 
 def project(vectors: np.ndarray, captions: list[str], config: ProjectConfig, reporter=None) -> Projection:
-    """Embeddings [N, D] -> coordinates [N, 2] in [-1, 1], nearest neighbours and two labelled cluster levels."""
+    """Embeddings [N, D] -> coordinates [N, 2] in [-1, 1], nearest neighbours and two (three from
+    FINER_MIN points) labelled cluster levels."""
     import numpy as np
 
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -494,21 +526,7 @@ def project(vectors: np.ndarray, captions: list[str], config: ProjectConfig, rep
     started = time.perf_counter()
     recall = neighbour_recall(coords, neighbours)
     info["neighbour_recall"] = None if math.isnan(recall) else round(recall, 4)
-    coarse_k, fine_k = cluster_counts(n)
-    levels = []
-    terms = caption_terms(captions)
-    for name, k in (("coarse", coarse_k), ("fine", fine_k)):
-        assignments = _kmeans(coords, k, config.seed)
-        labels = label_clusters(captions, assignments, terms=terms)
-        clusters = []
-        for cluster, label in enumerate(labels):
-            members = coords[assignments == cluster]
-            if not len(members):
-                continue
-            centre = members.mean(axis=0)
-            clusters.append({"id": cluster, "label": label, "x": round(float(centre[0]), 5),
-                             "y": round(float(centre[1]), 5), "size": int(len(members))})
-        levels.append(Level(name, assignments.astype(np.int32), clusters))
+    levels = cluster_levels(coords, captions, config.seed)
     timings["clusters"] = round(time.perf_counter() - started, 2)
     log.info("projected %d points (%s): %s", n, method, timings)
     return Projection(coords, levels, method, timings, neighbours, info)
@@ -588,7 +606,7 @@ def _run(ctx, folder: Path) -> dict:
 
 STAGE = Stage(
     "project",
-    "2",
+    "3",  # 3: a third cluster level, finer, for samples of FINER_MIN points or more
     inputs=_inputs,
     run=_run,
     after=("sample", "embed"),

@@ -5,6 +5,7 @@ import {
   sortByScore, toCsv,
 } from '../../themes/default/static/js/map/selection.js';
 import { failMasks, passingOthers } from '../../themes/default/static/js/map/crossfilter.js';
+import { channels, filterChecks } from '../../themes/default/static/js/map/colours.js';
 import { neighbourRow } from '../../themes/default/static/js/map/neighbours.js';
 import { imageUrl } from '../../themes/default/static/js/map/data.js';
 import { hierarchy, nearestInCluster } from '../../themes/default/static/js/map/toc.js';
@@ -115,11 +116,28 @@ test('failMasks and passingOthers: a histogram counts the points passing the oth
   const missing = 255;
   // two points' scores at index 0 and 1 (stride 4)
   const scores = Uint8Array.from([10, 200, 0, 0, 100, 50, 0, 0, missing, 60, 0, 0]);
-  const mask = failMasks(scores, 3, [[0, 50, 254], [1, 0, 100]], missing);
+  const mask = failMasks(3, [[scores, 4, 0, 50, 254, 0], [scores, 4, 1, 0, 100, 1]], missing);
   assert.deepEqual(Array.from(mask), [3, 0, 1]);  // fails both; passes both; missing score 0
   assert.deepEqual(passingOthers(mask, 0), [1, 2]);  // score 0's own filter does not count
   assert.deepEqual(passingOthers(mask, 1), [1]);
-  assert.deepEqual(passingOthers(failMasks(scores, 3, [], missing), 1), [0, 1, 2]);
+  assert.deepEqual(passingOthers(failMasks(3, [], missing), 1), [0, 1, 2]);
+});
+
+test('caption length is a fifth filter channel from its own array, once loaded', () => {
+  const missing = 255;
+  const scores = Uint8Array.from([10, 200, 0, 0, 100, 50, 0, 0, 40, 60, 0, 0]);
+  const lengths = Uint8Array.from([5, 120, 254]);
+  const meta = { encoding: { score_max: 254, score_missing: missing },
+    scores: [{ name: 'aesthetic', index: 0, min: 0, max: 254, present: 3 }],
+    lengths: { name: 'caption_length', min: 0, max: 254, present: 3 } };
+  assert.equal(channels(meta, { scores }).length, 1);  // not loaded yet: the scores only
+  const chs = channels(meta, { scores, lengths });
+  assert.deepEqual(chs.map((c) => [c.score.name, c.bit]), [['aesthetic', 0], ['caption_length', 4]]);
+  const checks = filterChecks(meta, { scores, lengths }, { caption_length: [100, 254] });
+  const mask = failMasks(3, checks, missing);
+  assert.deepEqual(Array.from(mask), [16, 0, 0]);  // the short caption fails bit 4
+  assert.deepEqual(passingOthers(mask, 4), [0, 1, 2]);
+  assert.deepEqual(passingOthers(mask, 0), [1, 2]);
 });
 
 test('neighbourRow reads little-endian uint32s and drops the missing value and the point itself', () => {

@@ -49,8 +49,9 @@ export function filterBytes(score, range, scoreMax) {
   const span = score.max - score.min || 1;
   const [lo, hi] = range;
   if (lo <= score.min && hi >= score.max) return null;
-  const qlo = Math.max(0, Math.ceil(((lo - score.min) / span) * scoreMax - 1e-6));
-  const qhi = Math.min(scoreMax, Math.floor(((hi - score.min) / span) * scoreMax + 1e-6));
+  // 0.01 of a step of slack: a range read back from the address (4 decimals) keeps its bytes.
+  const qlo = Math.max(0, Math.ceil(((lo - score.min) / span) * scoreMax - 0.01));
+  const qhi = Math.min(scoreMax, Math.floor(((hi - score.min) / span) * scoreMax + 0.01));
   return [qlo, qhi];
 }
 
@@ -164,18 +165,33 @@ export function quantileLut(counts, encoding) {
 }
 
 /**
+ * The filterable channels: each score (bytes in points.scores, 4 a point) and, once its file has
+ * arrived, caption length (points.lengths, 1 a point). `bit` is the channel's bit in a fail mask.
+ */
+export function channels(meta, points) {
+  const out = meta.scores.map((score) => ({ score, values: points.scores, stride: 4, offset: score.index, bit: score.index }));
+  if (meta.lengths && points.lengths) out.push({ score: meta.lengths, values: points.lengths, stride: 1, offset: 0, bit: 4 });
+  return out;
+}
+
+/** Active filters as [values, stride, offset, lo, hi, bit] byte checks over the channels. */
+export function filterChecks(meta, points, filters) {
+  const checks = [];
+  for (const ch of channels(meta, points)) {
+    const range = filterBytes(ch.score, filters?.[ch.score.name], meta.encoding.score_max);
+    if (range) checks.push([ch.values, ch.stride, ch.offset, range[0], range[1], ch.bit]);
+  }
+  return checks;
+}
+
+/**
  * Fill rgba (Uint8Array 4n) and visible (Uint8Array n); returns the number of visible points.
  */
 export function computeColours(points, meta, state, rgba, visible, { level = null, palette = null, fitted = null } = {}) {
   const n = points.count;
   const colour = state.colour;
   const { score_max: scoreMax, score_missing: missing } = meta.encoding;
-  // Filters as byte ranges on the interleaved score bytes.
-  const checks = [];
-  for (const score of meta.scores) {
-    const range = filterBytes(score, state.filters?.[score.name], scoreMax);
-    if (range) checks.push([score.index, range[0], range[1]]);
-  }
+  const checks = filterChecks(meta, points, state.filters);
   let lut, values, stride = 1, offset = 0;
   if (colour === 'domain') {
     lut = categoricalLut(meta.domains.length, meta.domains.length - 1);
@@ -196,13 +212,13 @@ export function computeColours(points, meta, state, rgba, visible, { level = nul
   }
   const other = hexToRgb(OTHER);
   const limit = lut ? lut.length / 3 : 0;
-  const scores = points.scores;
   let shown = 0;
   for (let i = 0; i < n; i++) {
     let ok = 1;
     for (let c = 0; c < checks.length; c++) {
-      const v = scores[i * 4 + checks[c][0]];
-      if (v === missing || v < checks[c][1] || v > checks[c][2]) { ok = 0; break; }
+      const [vals, st, off, lo, hi] = checks[c];
+      const v = vals[i * st + off];
+      if (v === missing || v < lo || v > hi) { ok = 0; break; }
     }
     visible[i] = ok;
     shown += ok;

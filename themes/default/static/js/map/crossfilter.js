@@ -1,23 +1,23 @@
-// Crossfilter: a small histogram per score the data has, in the panel. Each shows the whole
+// Crossfilter: a small histogram per score the data has (and of caption length), in the panel. Each shows the whole
 // sample (grey), the points that pass the other scores' filters (blue) and the current selection
 // (yellow, over them); dragging across one (a brush) filters the map by that score, and the
 // others update. The brush is the same filter as the "Filter by score" sliders.
-import { filterBytes } from './colours.js';
+import { channels, filterBytes, filterChecks } from './colours.js';
 import { binRange, histogram } from './selection.js';
 import { h } from './ui.js';
 
 export const BINS = 40;
 
 /**
- * Per point, a bit per failed filter (bit = the score's index); `checks` is [[index, lo, hi]]
- * byte ranges. A point passes all filters but score s's when (mask & ~(1 << s)) === 0.
+ * Per point, a bit per failed filter; `checks` is [[values, stride, offset, lo, hi, bit]] byte
+ * ranges (see filterChecks). A point passes all filters but channel b's when (mask & ~(1 << b)) === 0.
  */
-export function failMasks(scores, n, checks, missing) {
+export function failMasks(n, checks, missing) {
   const mask = new Uint8Array(n);
-  for (const [index, lo, hi] of checks) {
+  for (const [values, stride, offset, lo, hi, index] of checks) {
     const bit = 1 << index;
     for (let i = 0; i < n; i++) {
-      const v = scores[i * 4 + index];
+      const v = values[i * stride + offset];
       if (v === missing || v < lo || v > hi) mask[i] |= bit;
     }
   }
@@ -33,6 +33,7 @@ export function passingOthers(mask, index) {
 }
 
 function fmt(value, name) {
+  if (name === 'caption_length') return String(Math.round(value));
   return name === 'aesthetic' ? value.toFixed(1) : value.toFixed(2);
 }
 
@@ -40,16 +41,17 @@ export class Crossfilter {
   constructor(container, { meta, points, onBrush }) {
     Object.assign(this, { container, meta, points, onBrush });
     this.top = meta.encoding.score_max;
-    this.scores = meta.scores.filter((s) => s.present > 0);
-    this.whole = new Map(this.scores.map((s) => [s.name, histogram(points.scores, 4, s.index, this.top, BINS)]));
+    this.channels = channels(meta, points).filter((ch) => ch.score.present > 0);
+    this.whole = new Map(this.channels.map((ch) => [ch.score.name, histogram(ch.values, ch.stride, ch.offset, this.top, BINS)]));
     this.charts = new Map();
     container.replaceChildren();
-    for (const score of this.scores) this.charts.set(score.name, this._chart(score));
-    container.hidden = this.scores.length === 0;
+    for (const ch of this.channels) this.charts.set(ch.score.name, this._chart(ch));
+    container.hidden = this.channels.length === 0;
     this.filters = {};
   }
 
-  _chart(score) {
+  _chart(channel) {
+    const { score } = channel;
     const canvas = h('canvas', { class: 'map-hist-canvas', width: 240, height: 44, role: 'img',
       'aria-label': `Distribution of ${score.label}; drag across it to filter the map` });
     const range = h('span', { class: 'map-hist-range' });
@@ -80,7 +82,7 @@ export class Crossfilter {
     };
     canvas.addEventListener('pointerup', end);
     canvas.addEventListener('pointercancel', end);
-    return { canvas, range, counts, clear, score, passing: null, selected: null, brush: null };
+    return { canvas, range, counts, clear, score, channel, passing: null, selected: null, brush: null };
   }
 
   _brush(score, b0, b1, commit) {
@@ -96,17 +98,13 @@ export class Crossfilter {
   update(filters, selected) {
     this.filters = filters || {};
     const { score_max: top, score_missing: missing } = this.meta.encoding;
-    const checks = [];
-    for (const score of this.meta.scores) {
-      const range = filterBytes(score, this.filters[score.name], top);
-      if (range) checks.push([score.index, range[0], range[1]]);
-    }
+    const checks = filterChecks(this.meta, this.points, this.filters);
     const n = this.points.count;
-    const mask = checks.length ? failMasks(this.points.scores, n, checks, missing) : null;
+    const mask = checks.length ? failMasks(n, checks, missing) : null;
     for (const chart of this.charts.values()) {
-      const { score } = chart;
-      chart.passing = mask ? histogram(this.points.scores, 4, score.index, top, BINS, passingOthers(mask, score.index)) : this.whole.get(score.name);
-      chart.selected = selected && selected.length ? histogram(this.points.scores, 4, score.index, top, BINS, selected) : null;
+      const { score, channel: { values, stride, offset, bit } } = chart;
+      chart.passing = mask ? histogram(values, stride, offset, top, BINS, passingOthers(mask, bit)) : this.whole.get(score.name);
+      chart.selected = selected && selected.length ? histogram(values, stride, offset, top, BINS, selected) : null;
       const range = filterBytes(score, this.filters[score.name], top);
       chart.brush = range ? [Math.floor((range[0] / (top + 1)) * BINS), Math.floor((range[1] / (top + 1)) * BINS)] : null;
       const f = this.filters[score.name];

@@ -65,6 +65,18 @@ export async function loadPoints(base, meta, onProgress) {
   };
 }
 
+/**
+ * lengths.bin (caption length a point, uint8 like a score; see meta.lengths), fetched after the
+ * first frame. Returns a Uint8Array, or null when the data has none or it cannot be fetched.
+ */
+export async function loadLengths(base, meta) {
+  if (!meta.lengths) return null;
+  const response = await fetch(`${base}${meta.lengths.file}`);
+  if (!response.ok) return null;
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  return bytes.length === meta.count ? bytes : null;
+}
+
 /** World coordinates ([0, 1]²) of point i. */
 export function worldOf(points, i) {
   return [points.xy[2 * i] / points.xyMax, points.xy[2 * i + 1] / points.xyMax];

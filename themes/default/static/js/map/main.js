@@ -1,6 +1,6 @@
 // The map page: loads the data and wires the parts together (state, camera, draw loop,
 // hover/pin, search, the URL and the panel's controls). Each part lives in its own module.
-import { ChunkStore, loadMeta, loadPoints } from './data.js';
+import { ChunkStore, loadLengths, loadMeta, loadPoints } from './data.js';
 import { Store } from './state.js';
 import { GridIndex } from './picking.js';
 import { clusterPalette, computeColours, legendFor, quantileLut } from './colours.js';
@@ -187,9 +187,11 @@ async function start() {
   loop.resize();
   setStatus('');
   // The histograms and the density field count every point: after the first frame is on screen.
-  setTimeout(() => {
+  setTimeout(async () => {
     loop.density = new DensityLayer($('#map-density'), points);
     loop.redraw();
+    points.lengths = await loadLengths(base, meta).catch(() => null);
+    if (points.lengths && store.get('filters')?.caption_length) recolour();
     crossfilter = new Crossfilter($('#map-crossfilter'), {
       meta, points, onBrush: (name, range) => {
         const next = { ...store.get('filters') };

@@ -67,7 +67,7 @@ export function parseHash(hash, meta) {
     const filters = {};
     for (const part of params.get('f').split(',')) {
       const [name, lo, hi] = part.split(':');
-      const score = meta.scores.find((s) => s.name === name && s.present > 0);
+      const score = [...meta.scores, ...(meta.lengths ? [meta.lengths] : [])].find((s) => s.name === name && s.present > 0);
       if (!score) continue;
       const a = num(lo, score.min, score.min, score.max);
       const b = num(hi, score.max, score.min, score.max);
