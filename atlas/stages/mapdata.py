@@ -405,11 +405,15 @@ def write_mapdata(
 
 def caption_lengths(captions: np.ndarray) -> np.ndarray:
     """Characters in each caption as shown on the map (cut at MAX_CAPTION; not a string -> 0)."""
+    import numpy as np
+
     return np.array([min(len(c), MAX_CAPTION) if isinstance(c, str) else 0 for c in captions], dtype=np.float64)
 
 
 def _write_lengths(out: Path, captions: np.ndarray) -> dict:
     """Write ``lengths.bin`` (caption lengths quantised like a score); its ``meta.json`` entry."""
+    import numpy as np
+
     lengths = caption_lengths(captions)
     hi = float(max(1.0, np.ceil(np.percentile(lengths, 99)))) if len(lengths) else 1.0
     data = quantise_score(lengths, 0.0, hi)
