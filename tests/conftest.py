@@ -209,3 +209,16 @@ def save_tiny_clip(folder: Path, seed: int = 0) -> dict:
     (local_dir / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CLIP, "preprocess_cfg": {}}))
     torch.save(model.state_dict(), local_dir / "open_clip_pytorch_model.bin")
     return {"config": config_path, "checkpoint": checkpoint, "local_dir": local_dir}
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Chromium per browser test module (modules skip by marker without Chromium)."""
+    from playwright.sync_api import sync_playwright
+
+    from browser import launch
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        yield browser
+        browser.close()

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from browser import build_map_site, launch, serve, skip_reason, synthetic_inputs
+from browser import build_map_site, serve, skip_reason, synthetic_inputs
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
 
@@ -38,16 +38,6 @@ def site(tmp_path_factory):
     captions = pq.read_table(inputs["sample"]).column("caption").to_pylist()
     with serve(root / "site") as base:
         yield {"base": base, "captions": captions}
-
-
-@pytest.fixture(scope="module")
-def chromium(site):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch(p)
-        yield browser
-        browser.close()
 
 
 class MapPage:

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from atlas.stages import mapdata
-from browser import build_map_site, launch, serve, skip_reason, synthetic_inputs
+from browser import build_map_site, serve, skip_reason, synthetic_inputs
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
 
@@ -89,16 +89,6 @@ def site(shared_data, tmp_path_factory):
     points = read_points(data)
     with serve(root / "site") as base:
         yield {"base": base, "data": data, "points": points, "built_neighbours": built_neighbours}
-
-
-@pytest.fixture(scope="module")
-def chromium(site):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch(p)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

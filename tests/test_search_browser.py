@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from atlas.stages.search import tokens
-from browser import build_map_site, launch, serve, skip_reason, synthetic_inputs
+from browser import build_map_site, serve, skip_reason, synthetic_inputs
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
 
@@ -31,16 +31,6 @@ def site(shared_data, tmp_path_factory):
     everything = captions + [HOSTILE]
     with serve(root / "site") as base:
         yield {"base": base, "captions": everything, "tokens": [tokens(c) for c in everything]}
-
-
-@pytest.fixture(scope="module")
-def chromium(site):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch(p)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
