@@ -143,14 +143,15 @@ def build(
     report.site_bytes = site_size(render.path)
     report.warnings = build_warnings(ctx, warnings, report.site_bytes)
     embed = embed_description(ctx)
+    stats_summary = ctx.summary("stats") or {}
     info = {
         "atlas": __version__,
         "demo": ctx.demo,
         "source": "generated demo shards" if ctx.demo else [_public_location(s, ctx.content_dir) for s in ctx.sources],
-        "rows": (ctx.summary("stats") or {}).get("rows"),
+        "rows": stats_summary.get("rows"),
         "sample_rows": (ctx.summary("sample") or {}).get("rows"),
-        "shown_rows": (ctx.summary("stats") or {}).get("shown_rows"),
-        "excluded": (ctx.summary("stats") or {}).get("excluded") or {},
+        "shown_rows": stats_summary.get("shown_rows"),
+        "excluded": stats_summary.get("excluded") or {},
         "embedder": embed,
         "built_on": "GitHub Actions" if settings.github_actions else platform.system(),
         "commit": settings.commit,
@@ -161,8 +162,9 @@ def build(
         "render_key": render.key,
         "stages": {r.name: {"status": r.status, "seconds": round(r.seconds, 3)} for r in results},
     }
-    if images_fetch(ctx):
-        info["images_fetch"] = images_fetch(ctx)
+    fetched = images_fetch(ctx)
+    if fetched:
+        info["images_fetch"] = fetched
     report.published = publish(render.path, out, info)
     report.info = info
     if export_artifacts:
