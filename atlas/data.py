@@ -760,20 +760,50 @@ def score_sql(rows: Rows) -> str:
     return "(" + " AND ".join(conditions) + ")"
 
 
+def words_prefilter_sql(column: str, keys: list[str]) -> str:
+    """SQL that is false only where ``column`` cannot have any of ``keys`` (normalised words, see
+    :data:`WORDS_SQL`) as a word once normalised; an exact test need only run where it is true.
+
+    Normalising lowers the case, strips accents and turns runs of other characters into spaces,
+    leaving letters and digits as they are; so a key that is a word of the normalised text is a
+    substring of ``strip_accents(lower(text))``, which one RE2 automaton for all keys finds in a
+    single scan. For ASCII text (as many bytes as characters) that is just the lower case, and a
+    case-insensitive scan of the raw text spares the copy. Measured: ~0.4 µs a caption for 100
+    keys, against ~5 µs for normalising and splitting it.
+    """
+    import re as _re
+
+    if not keys:
+        return "false"
+    alternatives = "|".join(_re.escape(k) for k in sorted(set(keys), key=lambda k: (-len(k), k)))
+    return (f"CASE WHEN strlen({column}) = length({column}) "
+            f"THEN regexp_matches({column}, {quote_literal('(?i)' + alternatives)}) "
+            f"ELSE regexp_matches(strip_accents(lower({column})), {quote_literal(alternatives)}) END")
+
+
 def blocked_sql(policy: Policy) -> str:
-    """SQL true when the caption or URL has a blocklist word or phrase (whole words)."""
+    """SQL true when the caption or URL has a blocklist word or phrase (whole words).
+
+    Exact test: the normalised text (:data:`WORDS_SQL`), padded with a space each side, holds
+    ``' entry '`` for some entry (one RE2 automaton for all of them). Normalising costs ~5 µs a
+    caption, so it runs only on the values :func:`words_prefilter_sql` lets through (a few
+    percent of LAION captions): ~1 CPU-s per million rows for both columns instead of ~40
+    (benchmarks/bench_stats.py).
+    """
     if not policy.blocklist:
         return "false"
-    words = [w for w in policy.blocklist if " " not in w]
-    phrases = [w for w in policy.blocklist if " " in w]
-    tests = []
-    for column in ("caption", "url"):
-        norm = WORDS_SQL.format(x=column)
-        if words:
-            tests.append(f"list_has_any(string_split({norm}, ' '), [{', '.join(map(quote_literal, words))}]::VARCHAR[])")
-        for phrase in phrases:
-            tests.append(f"contains(' ' || {norm} || ' ', {quote_literal(' ' + phrase + ' ')})")
-    return "coalesce(" + " OR ".join(tests) + ", false)" if tests else "false"
+    import re as _re
+
+    entries = sorted(policy.blocklist, key=lambda w: (-len(w), w))
+    exact = quote_literal(" (?:" + "|".join(_re.escape(w) for w in entries) + ") ")
+    # A phrase is in the text only when each of its words is: its longest word stands for it.
+    keys = [max(w.split(" "), key=len) for w in entries]
+    tests = [
+        f"CASE WHEN {words_prefilter_sql(column, keys)} "
+        f"THEN regexp_matches(' ' || {WORDS_SQL.format(x=column)} || ' ', {exact}) ELSE false END"
+        for column in ("caption", "url")
+    ]
+    return "coalesce(" + " OR ".join(f"({t})" for t in tests) + ", false)"
 
 
 def shown_sql(rows: Rows) -> str:

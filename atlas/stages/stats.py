@@ -161,7 +161,8 @@ def scan_partials(rows: Rows, config: DataConfig, shards: list[str] | None = Non
 
     One ``GROUP BY shard`` query computes, per shard: the row count, counts by URL prefix (turned
     into hosts here), each histogram's bins (bin -1: invalid values), the counts at or over each
-    published threshold, the unsafe rows, category counts and the example-caption candidates
+    published threshold, the unsafe rows, the captioned rows that may be shown and the rows the
+    blocklist hides, category counts and the example-caption candidates
     (the :data:`EXAMPLES` safe rows with the smallest seeded hash, and the
     :data:`HTML_EXAMPLES` smallest among captions with HTML). Every part adds up across shards
     (:func:`merge_partials`), so a shard's partial can be cached and reused.
@@ -182,6 +183,9 @@ def scan_partials(rows: Rows, config: DataConfig, shards: list[str] | None = Non
         url = "url" if rows.has("url") else "NULL::VARCHAR"
         inner += [f"{url} AS url", "caption", f"{_example_key(rows, config.seed)} AS k"]
         inner.append(f"caption IS NOT NULL AND {_NOT_BLANK} AND rows.shown AS shown")
+        inner.append("rows.blocked AS blocked")
+        # The safety summary's counts: captioned rows that may be shown, rows the blocklist hides.
+        outer += ["count(*) FILTER (WHERE shown)", "count(*) FILTER (WHERE blocked)"]
         for n, where in ((EXAMPLES, "shown"), (HTML_EXAMPLES, f"shown AND {_HTML}")):
             # Three aggregates of plain values cost less than one of a struct. (min_by skips NULL
             # values, which would shift the lists against each other: a missing URL is ''.)
@@ -221,6 +225,7 @@ def scan_partials(rows: Rows, config: DataConfig, shards: list[str] | None = Non
         part["unsafe"] = next(it)
         part["categories"] = {c: dict(next(it) or {}) for c in cats}
         if rows.has("caption"):
+            part["shown_rows"], part["blocklist_rows"] = next(it), next(it)
             for name in ("examples", "html"):
                 keys, urls, captions = next(it) or [], next(it) or [], next(it) or []
                 part[name] = [list(c) for c in zip(keys, urls, captions)]
@@ -252,6 +257,8 @@ def _empty_partial(rows: Rows) -> dict:
         "invalid": {h.column: 0 for h in hists},
         "over": [0] * sum(len(h.thresholds) for h in hists),
         "unsafe": 0,
+        "shown_rows": 0,
+        "blocklist_rows": 0,
         "categories": {c: {} for c in CATEGORIES if rows.has(c)},
     }
     if rows.has("caption"):
@@ -289,12 +296,14 @@ def _smallest(candidates: list[list], n: int) -> list[list]:
 def merge_partials(partials: list[dict]) -> dict:
     """Add up shards' partials: the same partial a single scan of all of them gives."""
     merged = {"rows": 0, "hosts": {}, "bad_urls": 0, "bins": {}, "invalid": {}, "over": None, "unsafe": 0,
-              "categories": {}, "artists": {}}
+              "shown_rows": 0, "blocklist_rows": 0, "categories": {}, "artists": {}}
     examples, html = [], []
     for part in partials:
         merged["rows"] += part["rows"]
         merged["bad_urls"] += part["bad_urls"]
         merged["unsafe"] += part["unsafe"]
+        for key in ("shown_rows", "blocklist_rows"):  # 0 without a caption column
+            merged[key] += part.get(key, 0)
         _add(merged["hosts"], part["hosts"])
         for column, bins in part["bins"].items():
             old = merged["bins"].get(column, [0] * len(bins))
@@ -496,7 +505,7 @@ def _cpus_per_task(ray, tasks: int) -> int:
 #: Cache folder (see :class:`atlas.cache.Cache`) of the per-shard partials; bump the version
 #: when a partial's meaning changes.
 PARTIALS = "stats-shard"
-PARTIAL_VERSION = "2"
+PARTIAL_VERSION = "3"
 
 
 def shard_fingerprint(source: Source) -> dict | None:
@@ -562,15 +571,6 @@ def compute_stats(rows: Rows, config: DataConfig, artists: list[str] | None = No
     return finish_stats(rows, config, merge_partials(list(partials.values())), artists or [])
 
 
-def _shown_counts(rows: Rows) -> dict[str, int]:
-    """Captioned rows that may be shown, and rows the blocklist hides (one pass over ``rows``)."""
-    if not rows.has("caption"):
-        return {"blocklist_rows": 0, "shown_rows": 0}
-    shown, blocked = rows.con.execute(
-        f"SELECT count_if(shown AND caption IS NOT NULL AND {_NOT_BLANK}), count_if(blocked) FROM rows").fetchone()
-    return {"blocklist_rows": int(blocked or 0), "shown_rows": int(shown or 0)}
-
-
 def finish_stats(rows: Rows, config: DataConfig, merged: dict, artists: list[str]) -> tuple[dict, dict]:
     """(stats, examples) from merged partials: shares, registrable domains, ranked lists."""
     hists = _present(rows)
@@ -620,7 +620,8 @@ def finish_stats(rows: Rows, config: DataConfig, merged: dict, artists: list[str
             "scored": rows.scored,
             "unscored": config.unscored,
             "blocklist_words": len(rows.policy.blocklist),
-            **_shown_counts(rows),
+            "blocklist_rows": merged["blocklist_rows"],
+            "shown_rows": merged["shown_rows"],
             "excluded_rows": exclusion_counts(rows),
         },
     }
