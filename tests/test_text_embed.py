@@ -74,6 +74,27 @@ def test_auto_without_clip_uses_the_caption_model_and_says_so_in_reader_words(mo
     assert not reporter.warnings
 
 
+@needs_model
+def test_repeated_captions_are_encoded_once_and_get_the_same_vector(models_dir):
+    model = load_text_model(EmbedConfig(), None, models_dir)
+    seen = []
+    encode = model.model.encode
+
+    def counting(texts, **kwargs):
+        seen.extend(texts)
+        return encode(texts, **kwargs)
+
+    model.model.encode = counting
+    captions = ["a puppy on the grass", "Untitled", "a puppy on the grass", None, "Untitled", "", "red dress"]
+    vectors = text_embed(model, captions, batch_size=4)
+    assert sorted(seen) == sorted({"a puppy on the grass", "Untitled", "", "red dress"})  # None reads as ""
+    assert vectors.shape == (7, 384)
+    assert np.array_equal(vectors[0], vectors[2]) and np.array_equal(vectors[1], vectors[4])
+    assert np.array_equal(vectors[3], vectors[5])
+    alone = encode(["red dress"], normalize_embeddings=True, convert_to_numpy=True)[0]
+    assert np.allclose(vectors[6], alone, atol=1e-5) and not np.allclose(vectors[0], vectors[6], atol=1e-2)
+
+
 def test_method_text_without_the_model_is_a_clear_error(tmp_path):
     with pytest.raises(ModelError) as error:
         embed_sample(pa.table({"row_id": [0], "url": ["a"], "caption": ["a cat"]}),

@@ -434,19 +434,28 @@ def load_text_model(config: EmbedConfig, base: Path | None = None, models_dir: P
 
 
 def text_embed(model: TextModel, texts: Sequence[str], batch_size: int, progress=None) -> np.ndarray:
-    """Caption embeddings, float32 [len(texts), D], L2-normalised; ``progress`` advances per chunk."""
+    """Caption embeddings, float32 [len(texts), D], L2-normalised; ``progress`` advances per chunk.
+
+    Each distinct caption is encoded once (LAION repeats many: "Untitled", product names, stock
+    captions; the demo sample's 20k rows have ~40% repeats) and copied to its repeats.
+    """
     import numpy as np
 
     texts = [t if isinstance(t, str) else "" for t in texts]
-    out = np.zeros((len(texts), model.dim), dtype=np.float32)
+    first: dict[str, int] = {}
+    where = np.fromiter((first.setdefault(t, len(first)) for t in texts), dtype=np.int64, count=len(texts))
+    distinct = list(first)
+    out = np.zeros((len(distinct), model.dim), dtype=np.float32)
     chunk = max(batch_size * 16, 1)  # encode() sorts by length within a call: big calls pad less
-    for start in range(0, len(texts), chunk):
-        part = texts[start:start + chunk]
+    for start in range(0, len(distinct), chunk):
+        part = distinct[start:start + chunk]
         out[start:start + len(part)] = model.model.encode(
             part, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
         if progress is not None:
             progress.advance(len(part))
-    return _normalise(out)
+    if progress is not None and len(texts) > len(distinct):
+        progress.advance(len(texts) - len(distinct))
+    return _normalise(out)[where]
 
 
 def _hf_snapshot(spec: str) -> str | None:

@@ -1,7 +1,7 @@
 """The ``project`` stage: embeddings -> 2-D map coordinates, nearest neighbours and labelled clusters.
 
-PCA to ``[project] pca_dims``, then the k-nearest-neighbour graph of the reduced vectors (exact
-blocked matrix products up to ``EXACT_KNN_MAX`` points, pynndescent above, on every core), then
+PCA to ``[project] pca_dims``, then the k-nearest-neighbour graph of the reduced vectors (exact,
+by FAISS's brute-force search, up to ``EXACT_KNN_MAX`` points, pynndescent above, on every core), then
 UMAP (cuML's on a CUDA machine where it is installed, else umap-learn) on that same graph. The
 graph is computed once: UMAP gets it as ``precomputed_knn`` and its first ``MAP_NEIGHBOURS``
 columns are the map's nearest neighbours (``neighbours.bin``). UMAP starts from the PCA layout (a spectral
@@ -51,8 +51,13 @@ log = logging.getLogger(__name__)
 MIN_UMAP_POINTS = 20
 #: Nearest neighbours kept per point for the map page (``neighbours.bin``).
 MAP_NEIGHBOURS = 10
-#: Up to this many points the neighbour graph is exact (blocked matrix products); above, pynndescent.
-EXACT_KNN_MAX = 20_000
+#: Up to this many points the neighbour graph is exact: FAISS's brute-force search (blocked BLAS
+#: products and a k-heap per point, on every core: 100k points of 50 dims in ~14 s on 2 cores,
+#: where pynndescent spends ~33 s compiling in every fresh process before its ~3 s of work; see
+#: benchmarks/bench_project.py). Above, pynndescent, whose compile is then the smaller part.
+EXACT_KNN_MAX = 150_000
+#: Without faiss-cpu, scikit-learn's brute force (1.6x slower than FAISS) is used up to this many points.
+SKLEARN_EXACT_MAX = 20_000
 NEIGHBOURS_FILE = "neighbours.bin"
 #: ``neighbours.bin`` entry for "no neighbour" (samples with at most k points).
 NO_NEIGHBOUR = 0xFFFFFFFF
@@ -113,7 +118,11 @@ def import_umap():
     umap-learn decorates its functions with ``numba.njit`` without ``cache=True``, so every fresh
     process compiled them again (20-40 CPU-s). While umap is first imported, ``numba.njit`` adds
     ``cache=True``: the compiled code goes to ``NUMBA_CACHE_DIR`` (see :func:`use_numba_cache`)
-    and later processes load it. Functions umap creates at run time are left as they are.
+    and later processes load it. It also drops explicit signatures, which made numba compile
+    every listed variant of every distance function at import (15 s on a cold cache, for
+    functions the map never calls); each function now compiles on its first call, for the types
+    it is called with (a cold import and first projection went from 21 to 10 s). Functions umap
+    creates at run time are left as they are.
     """
     if "umap" in sys.modules:
         return sys.modules["umap"]
@@ -123,6 +132,9 @@ def import_umap():
 
     def njit_cached(*args, **kwargs):
         kwargs.setdefault("cache", True)
+        if args and not callable(args[0]):  # a signature list or string: compile lazily instead
+            args = args[1:]
+        kwargs.pop("signature_or_function", None)
         return original(*args, **kwargs)
 
     numba.njit = njit_cached
@@ -224,22 +236,41 @@ def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.where(norms > 0, norms, 1.0)
 
 
+def _faiss():
+    """The faiss module (faiss-cpu), or None where it is not installed."""
+    try:
+        import faiss
+    except ImportError:
+        return None
+    return faiss
+
+
 def exact_knn(vectors: np.ndarray, k: int, metric: str = "cosine") -> tuple[np.ndarray, np.ndarray]:
     """Each point's k nearest points by brute force (cosine or euclidean), itself first.
 
-    Returns indices int32 [N, k] and distances float32 [N, k], nearest first. scikit-learn's
-    brute-force search (cosine as euclidean distance between unit vectors), on every core.
+    Returns indices int32 [N, k] and distances float32 [N, k] (cosine: 1 - cos; euclidean: the
+    distance), nearest first. FAISS's exact search where faiss-cpu is installed, else
+    scikit-learn's (cosine as euclidean distance between unit vectors); both on every core.
     """
     import numpy as np
-
-    from sklearn.neighbors import NearestNeighbors
 
     vectors = np.asarray(vectors, dtype=np.float32)
     n = len(vectors)
     k = min(k, n)
     if metric not in ("cosine", "euclidean"):
         raise ValueError(f"exact neighbours support cosine and euclidean, not {metric!r}")
-    points = _unit_rows(vectors) if metric == "cosine" else vectors
+    points = np.ascontiguousarray(_unit_rows(vectors) if metric == "cosine" else vectors, dtype=np.float32)
+    faiss = _faiss()
+    if faiss is not None and n and k:
+        faiss.omp_set_num_threads(_threads())
+        index = (faiss.IndexFlatIP if metric == "cosine" else faiss.IndexFlatL2)(points.shape[1])
+        index.add(points)
+        found, indices = index.search(points, k)
+        distances = 1.0 - found if metric == "cosine" else np.sqrt(np.clip(found, 0, None))
+        distances[indices == np.arange(n)[:, None]] = 0  # not 1 - 1.0000001: a point is at 0 from itself
+        return _self_first(indices.astype(np.int32), np.clip(distances, 0, None).astype(np.float32))
+    from sklearn.neighbors import NearestNeighbors
+
     search = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="euclidean", n_jobs=_threads()).fit(points)
     distances, indices = search.kneighbors(points)
     if metric == "cosine":
@@ -264,13 +295,15 @@ def _self_first(indices: np.ndarray, distances: np.ndarray) -> np.ndarray:
 
 
 def knn_graph(vectors: np.ndarray, k: int, metric: str, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """The k-nearest-neighbour graph (itself first): exact up to ``EXACT_KNN_MAX`` points, else
-    pynndescent with the seed on every core. Returns (indices int32, distances float32, how)."""
+    """The k-nearest-neighbour graph (itself first): exact up to ``EXACT_KNN_MAX`` points
+    (``SKLEARN_EXACT_MAX`` without faiss-cpu), else pynndescent with the seed on every core.
+    Returns (indices int32, distances float32, how)."""
     import numpy as np
 
     n = len(vectors)
     k = min(k, n)
-    if n <= EXACT_KNN_MAX and metric in ("cosine", "euclidean"):
+    exact_max = EXACT_KNN_MAX if _faiss() is not None else min(EXACT_KNN_MAX, SKLEARN_EXACT_MAX)
+    if n <= exact_max and metric in ("cosine", "euclidean"):
         indices, distances = exact_knn(vectors, k, metric)
         return indices, distances, "exact"
     import_umap()  # imports pynndescent with numba's cache on
