@@ -130,6 +130,28 @@ def test_artist_matching_folds_case_and_accents_on_whole_words(tmp_path):
     assert got["Joan Miró"] == 1 and got["Jean-Léon Gérôme"] == 1 and got["Nobody Here"] == 0 and got["!!!"] == 0
 
 
+def test_artist_counts_never_join_neighbouring_captions_and_add_up_across_batches_and_shards(tmp_path, monkeypatch):
+    """Captions are searched a batch at a time as one run of text: a name split over two captions
+    ("... Andy" + "Warhol ...") is no mention, and counts per shard add up whatever the batch size."""
+    from atlas.stages import stats as stats_stage
+
+    names = ["Andy Warhol", "Warhol", "Monet", "Claude Monet"]
+    first = ["pop art by Andy", "Warhol soup cans", "ANDY   WARHOL!", "", "Monet", "claude", "Monet.", None, "x Claude-Monet"]
+    second = ["andy", " warhol", "a Warhol, a Monet", "Claude", "  Monet  ", "Andy Warhol and Andy Warhol"]
+    shards = [write_shard(tmp_path / "a.parquet", {"URL": [f"http://a.com/{i}" for i in range(len(first))], "TEXT": first}),
+              write_shard(tmp_path / "b.parquet", {"URL": [f"http://b.com/{i}" for i in range(len(second))], "TEXT": second})]
+    expected = _python_counts(first + second, names)
+    assert expected == {"Andy Warhol": 2, "Warhol": 5, "Monet": 5, "Claude Monet": 1}
+    for batch in (1, 2, 3, 65_536):
+        monkeypatch.setattr(stats_stage, "ARTIST_BATCH", batch)
+        stats, _ = _stats(shards, artists=names)
+        assert {item["name"]: item["count"] for item in stats["artists"]} == expected, batch
+        rows = open_rows(resolve_sources([str(s) for s in shards], tmp_path), DataConfig())
+        per_shard = stats_stage.count_artists(rows, names)
+        assert per_shard[str(shards[0])] == {k: v for k, v in _python_counts(first, names).items() if v}
+        assert per_shard[str(shards[1])] == {k: v for k, v in _python_counts(second, names).items() if v}
+
+
 def test_artist_counts_agree_with_sqlite_fts5(tmp_path):
     """The matching rule of FTS5's unicode61 tokenizer (remove_diacritics 2), on hostile text."""
     import sqlite3

@@ -346,40 +346,83 @@ _FOLD = "strip_accents(lower({x}))"
 #: Words: runs of letters, digits and private-use characters (FTS5 ``unicode61``'s token
 #: characters); every other run becomes one space. Applied to folded text.
 _WORDS = "trim(regexp_replace({x}, '[^\\p{{L}}\\p{{N}}\\p{{Co}}]+', ' ', 'g'))"
-#: Over this many names the prefilter regex is skipped and every caption is tokenised instead
-#: (measured: with 203 names the prefilter passes ~4% of captions on; with 5,000 names RE2's
-#: automaton outgrows its memory budget and the prefilter is 6x slower than tokenising all).
-PREFILTER_MAX_NAMES = 300
+#: What the artist pass reads: ASCII captions as they are (:func:`_count_batch` folds them with a
+#: byte table), the others folded and split into words by DuckDB (7% of LAION captions).
+_ARTIST_TEXT = (f"CASE WHEN strlen(caption) = length(caption) THEN caption "
+                f"ELSE {_WORDS.format(x=_FOLD.format(x='caption'))} END")
+#: Rows handed to Python at a time, and batches in flight (two threads search at once).
+ARTIST_BATCH = 65_536
 
 
-def _name_words(names: list[str], con) -> list[tuple[str, str, str]]:
-    """(name, its folded words joined by spaces, its longest word) for names that have words."""
+def _ascii_fold_table():
+    """Byte -> byte: ASCII letters to lower case, ASCII digits kept, every other ASCII byte to a
+    space; bytes of multi-byte characters (only in text DuckDB has folded already) kept. For
+    ASCII text this is exactly :data:`_FOLD` + :data:`_WORDS`, up to runs of spaces."""
+    import numpy as np
+
+    table = np.full(256, 32, dtype=np.uint8)
+    for byte in range(128):
+        if chr(byte).isalnum():
+            table[byte] = ord(chr(byte).lower())
+    table[128:] = np.arange(128, 256, dtype=np.uint8)
+    return table
+
+
+def _name_words(names: list[str], con) -> list[tuple[str, str]]:
+    """(name, its folded words joined by single spaces) for the names that have words."""
     folded = con.execute(
         f"SELECT n, {_WORDS.format(x=_FOLD.format(x='n'))} FROM (SELECT unnest(?::VARCHAR[]) AS n)", [names]
     ).fetchall()
-    out = []
-    for name, words in folded:
-        if words:
-            out.append((name, words, max(words.split(" "), key=len)))
-    return out
+    return [(name, words) for name, words in folded if words]
 
 
-def _prefilter(keys: list[str]) -> str:
-    """SQL true for every caption whose folded text holds one of ``keys`` (folded words) as a
-    substring, and for few others; whole words are checked next, in :func:`count_artists`.
+def _count_batch(batch, searcher, table, n_names: int) -> tuple:
+    """(shard codes, name indices, shards) of the (caption, name) mentions in one Arrow batch of
+    (shard, text), each pair once: ``shards[code]`` is a mention's shard, ``name`` its index.
 
-    An ASCII caption (as many bytes as characters) folds to its lower case, so one
-    case-insensitive RE2 automaton over the raw caption finds the keys. Other captions have
-    their accents stripped first (lower case is left to the automaton). The automaton scans each
-    caption once, whatever the number of names.
+    The batch's text bytes, folded by ``table``, with runs of spaces collapsed, are searched in
+    one pass by an Aho-Corasick automaton of all the names (overlapping matches, so "Claude
+    Monet" also counts for "Monet"); a match counts when it lies inside one caption with a space
+    or the caption's edge on both sides (whole words, like FTS5's phrase queries).
     """
-    import re
+    import numpy as np
+    import pyarrow as pa
 
-    pattern = quote_literal("(?i)" + "|".join(re.escape(k) for k in sorted(set(keys), key=lambda k: (-len(k), k))))
-    return (
-        f"CASE WHEN strlen(caption) = length(caption) THEN regexp_matches(caption, {pattern}) "
-        f"ELSE regexp_matches(strip_accents(caption), {pattern}) END"
-    )
+    text_column = batch.column(1)
+    if text_column.null_count:
+        raise ValueError("artist text has NULLs")  # the query filters them out
+    n = len(text_column)
+    wide = pa.types.is_large_string(text_column.type)
+    offsets = np.frombuffer(text_column.buffers()[1], dtype=np.int64 if wide else np.int32)
+    offsets = offsets[text_column.offset:text_column.offset + n + 1].astype(np.int64)
+    raw = np.frombuffer(text_column.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    offsets -= offsets[0]
+    nothing = (np.zeros(0, np.int64), np.zeros(0, np.int64), [])
+    if not len(raw):
+        return nothing
+    folded = table[raw]
+    space = folded == 32
+    keep = np.empty(len(folded), dtype=bool)
+    keep[0] = True
+    np.logical_not(space[1:] & space[:-1], out=keep[1:])
+    text = folded[keep]
+    # Each caption's start in ``text``: the bytes kept before it (an empty caption keeps none).
+    kept = np.zeros(n, dtype=np.int64)
+    nonempty = offsets[1:] > offsets[:-1]
+    kept[nonempty] = np.add.reduceat(keep, offsets[:-1][nonempty], dtype=np.int64)
+    starts = np.concatenate(([0], np.cumsum(kept)))
+    found = searcher.find_matches_as_indexes(memoryview(text), overlapping=True)
+    if not found:
+        return nothing
+    name, begin, end = np.array(found, dtype=np.int64).T
+    row = np.searchsorted(starts, begin, side="right") - 1
+    whole = end <= starts[row + 1]
+    whole &= (begin == starts[row]) | (text[np.maximum(begin - 1, 0)] == 32)
+    whole &= (end == starts[row + 1]) | (text[np.minimum(end, len(text) - 1)] == 32)
+    pairs = np.unique(row[whole] * n_names + name[whole])  # a caption mentioning a name twice counts once
+    shard = batch.column(0).dictionary_encode()
+    codes = shard.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes[pairs // n_names], pairs % n_names, shard.dictionary.to_pylist()
 
 
 def count_artists(rows: Rows, names: list[str], shards: list[str] | None = None) -> dict[str, dict[str, int]]:
@@ -388,44 +431,52 @@ def count_artists(rows: Rows, names: list[str], shards: list[str] | None = None)
     Matching is case- and accent-insensitive on whole words, like SQLite FTS5's
     ``unicode61 remove_diacritics 2``: "Jakub Rozalski" and "JAKUB RÓŻALSKI" both mention
     "Jakub Różalski"; "Monetary" does not mention "Monet". A caption mentioning a name twice
-    counts once. One DuckDB pass: a prefilter (:func:`_prefilter`) keeps the captions that may
-    hold a name's longest word, only those are folded and split into words, their distinct words
-    are hash-joined with the names' longest words, and the whole name is then checked as a
-    sequence of words (``' w1 w2 '`` in ``' caption words '``).
+    counts once. One DuckDB pass streams the captions (folded and split into words by DuckDB
+    where they are not ASCII) to :func:`_count_batch`, which finds every name in a batch with
+    one Aho-Corasick automaton (``ahocorasick_rs``; an RE2 alternation of thousands of names
+    outgrows RE2's memory budget, and splitting every caption into words in SQL costs ~5x more:
+    benchmarks/bench_artists.py). Two threads search at once (the automaton and numpy release
+    the GIL).
     """
     if not names or not rows.has("caption"):
         return {}
-    con = rows.con
-    named = _name_words(names, con)
+    from concurrent.futures import ThreadPoolExecutor
+
+    import ahocorasick_rs
+    import numpy as np
+
+    named = _name_words(names, rows.con)
     if not named:
         return {}
-    import pyarrow as pa
-
-    con.register(
-        "artist_names",
-        pa.table({
-            "name": pa.array([n for n, _, _ in named], pa.string()),
-            "words": pa.array([w for _, w, _ in named], pa.string()),
-            "key": pa.array([k for _, _, k in named], pa.string()),
-        }),
-    )
-    where = f"caption IS NOT NULL AND {_in_shards(shards)}"
-    if len(named) <= PREFILTER_MAX_NAMES:
-        where += f" AND {_prefilter([k for _, _, k in named])}"
-    sql = f"""
-        WITH captions AS (
-            SELECT shard, ' ' || {_WORDS.format(x=_FOLD.format(x='caption'))} || ' ' AS words FROM rows WHERE {where}
-        ), tokens AS (
-            SELECT shard, words, unnest(list_distinct(string_split(trim(words), ' '))) AS word FROM captions
-        )
-        SELECT t.shard, a.name, count(*) FROM tokens t JOIN artist_names a ON a.key = t.word
-        WHERE contains(t.words, ' ' || a.words || ' ')
-        GROUP BY ALL
-    """
+    patterns = [words.encode("utf-8") for _, words in named]
+    searcher = ahocorasick_rs.BytesAhoCorasick(patterns, implementation=ahocorasick_rs.Implementation.DFA)
+    table = _ascii_fold_table()
+    sql = (f"SELECT shard, {_ARTIST_TEXT} AS text FROM rows "
+           f"WHERE caption IS NOT NULL AND {_in_shards(shards)}")
+    reader = rows.con.sql(sql).to_arrow_reader(ARTIST_BATCH)
     counts: dict[str, dict[str, int]] = {}
-    for shard, name, n in con.execute(sql).fetchall():
-        counts.setdefault(shard, {})[name] = n
-    con.unregister("artist_names")
+
+    def add(result) -> None:
+        codes, which, dictionary = result
+        if not len(codes):
+            return
+        pairs, n = np.unique(codes * len(named) + which, return_counts=True)
+        for pair, count in zip(pairs.tolist(), n.tolist()):
+            shard, name = dictionary[pair // len(named)], named[pair % len(named)][0]
+            per_shard = counts.setdefault(shard, {})
+            per_shard[name] = per_shard.get(name, 0) + count
+
+    def work(batch):
+        return _count_batch(batch, searcher, table, len(named))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending = []
+        for batch in reader:
+            pending.append(pool.submit(work, batch))
+            if len(pending) >= 4:  # a bounded window: memory stays flat however many rows
+                add(pending.pop(0).result())
+        for future in pending:
+            add(future.result())
     return counts
 
 
