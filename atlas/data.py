@@ -775,7 +775,10 @@ def words_prefilter_sql(column: str, keys: list[str]) -> str:
 
     if not keys:
         return "false"
-    alternatives = "|".join(_re.escape(k) for k in sorted(set(keys), key=lambda k: (-len(k), k)))
+    keys = set(keys)
+    # A text holding "porn" holds it whether or not it also holds "porno": the shorter key suffices.
+    keys = {k for k in keys if not any(other != k and other in k for other in keys)}
+    alternatives = "|".join(_re.escape(k) for k in sorted(keys, key=lambda k: (-len(k), k)))
     return (f"CASE WHEN strlen({column}) = length({column}) "
             f"THEN regexp_matches({column}, {quote_literal('(?i)' + alternatives)}) "
             f"ELSE regexp_matches(strip_accents(lower({column})), {quote_literal(alternatives)}) END")

@@ -160,12 +160,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-stats-"))
     empty_content = work / "content"  # a content folder without an artist list
     empty_content.mkdir()
+    # The same without the blocklist (shipped with atlas and on by default): what the safety
+    # rule's whole-word test of every caption and URL costs.
+    unblocked_content = work / "content-no-blocklist"
+    unblocked_content.mkdir()
+    (unblocked_content / "atlas.toml").write_text('[data]\nblocklist = ""\n', encoding="utf-8")
     out = work / "stats.json"
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     hand_cmd = python_child(HAND_CHILD, HAND_WRITTEN, glob)
     artists_file = ROOT / "content" / "artists.txt"
     with_artists = artists_file.exists() and args.artists
-    contenders = ["atlas", "hand"] + (["artists"] if with_artists else [])
+    contenders = ["atlas", "hand"] + (["artists"] if with_artists else []) + ["noblock"]
     runs: dict[str, list[dict]] = {c: [] for c in contenders}
     hand_result = None
     for i in range(args.repeat):
@@ -175,6 +180,8 @@ def main() -> None:
                 result = run_child(atlas_stats(glob, empty_content, out), cwd=ROOT, env=env)
             elif which == "artists":
                 result = run_child(atlas_stats(glob, ROOT / "content", work / "stats-artists.json"), cwd=ROOT, env=env)
+            elif which == "noblock":
+                result = run_child(atlas_stats(glob, unblocked_content, work / "stats-noblock.json"), cwd=ROOT, env=env)
             else:
                 result = run_child(hand_cmd, cwd=ROOT, env=env)
                 hand_result = json.loads(result["stdout"])
@@ -212,7 +219,9 @@ def main() -> None:
         return [label, f"{summary['median_seconds']:.2f}", f"{summary['median_cpu_seconds']:.2f}",
                 f"{summary['max_peak_rss_mb']:.0f}", f"{args.rows / summary['median_seconds'] / 1e6:.2f}"]
 
-    rows_table = [line("atlas stats (no artists)", atlas_s), line("hand-written DuckDB query", hand_s)]
+    noblock_s = summary(runs["noblock"])
+    rows_table = [line("atlas stats (no artists)", atlas_s), line("hand-written DuckDB query", hand_s),
+                  line("atlas stats, blocklist off", noblock_s)]
     payload = {
         "rows": args.rows,
         "shards": len(shards),
@@ -227,6 +236,11 @@ def main() -> None:
         "paired_ratios": [round(r, 3) for r in paired],
         "median_paired_ratio": round(median(paired), 3),
         "agreement": agreement,
+        "atlas_stats_without_blocklist": {
+            **noblock_s,
+            "ratio_to_hand_written": round(noblock_s["median_seconds"] / hand_s["median_seconds"], 3),
+            "cpu_ratio_to_hand_written": round(noblock_s["median_cpu_seconds"] / hand_s["median_cpu_seconds"], 3),
+        },
         "targets": {
             "ratio_max": TARGET_RATIO,
             "peak_rss_mb_max": TARGET_MB,
@@ -256,6 +270,8 @@ def main() -> None:
     print(f"atlas / hand-written, within each round: {', '.join(f'{r:.2f}' for r in paired)} "
           f"(median {median(paired):.2f}x)")
     print(f"atlas / hand-written, CPU seconds (user + system): {cpu_ratio:.2f}x")
+    print(f"atlas with the blocklist off / hand-written: {noblock_s['median_seconds'] / hand_s['median_seconds']:.2f}x wall, "
+          f"{noblock_s['median_cpu_seconds'] / hand_s['median_cpu_seconds']:.2f}x CPU")
     print(f"atlas / hand-written, medians: {ratio:.2f}x (target <= {TARGET_RATIO}x: "
           f"{'met' if payload['targets']['ratio_met'] else 'NOT met'}); peak memory "
           f"{atlas_s['max_peak_rss_mb']:.0f} MB (target < {TARGET_MB} MB: "

@@ -171,12 +171,15 @@ def test_artist_text_is_split_into_words_like_duckdb_splits_it(shared_data):
     folded, expected = zip(*con.execute(
         f"SELECT {stats_stage._FOLD.format(x='t')}, {stats_stage._WORDS.format(x=stats_stage._FOLD.format(x='t'))} "
         "FROM (SELECT unnest(?::VARCHAR[]) AS t)", [captions]).fetchall())
-    table = stats_stage._ascii_fold_table()
-    got = []
-    for text in folded:
-        raw = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-        words = table[stats_stage._separators_to_spaces(raw)] if len(raw) else raw
-        got.append(" ".join(w for w in words.tobytes().decode("utf-8").split(" ") if w))
+    from atlas.wordscan import fold_words
+
+    encoded = [text.encode("utf-8") for text in folded]
+    raw = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    offsets = np.concatenate(([0], np.cumsum([len(e) for e in encoded]))).astype(np.int64)
+    words, starts = np.empty(len(raw), np.uint8), np.empty(len(offsets), np.int64)
+    words = words[:fold_words(raw, offsets, stats_stage._ascii_fold_table(), stats_stage._token_bmp(),
+                              stats_stage._astral_separators(raw), words, starts)].tobytes()
+    got = [words[starts[i]:starts[i + 1]].decode("utf-8").strip(" ") for i in range(len(encoded))]
     assert [i for i, (a, b) in enumerate(zip(got, expected)) if a != b] == []
 
 

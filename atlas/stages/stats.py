@@ -346,7 +346,7 @@ _FOLD = "strip_accents(lower({x}))"
 #: Words: runs of letters, digits and private-use characters (FTS5 ``unicode61``'s token
 #: characters); every other run becomes one space. Applied to folded text.
 _WORDS = "trim(regexp_replace({x}, '[^\\p{{L}}\\p{{N}}\\p{{Co}}]+', ' ', 'g'))"
-#: What the artist pass reads: ASCII captions as they are (:func:`_count_batch` folds them with a
+#: What the artist pass reads: ASCII captions as they are (:func:`_mentions` folds them with a
 #: byte table), the others with case and accents folded by DuckDB (7% of LAION captions).
 _ARTIST_TEXT = f"CASE WHEN strlen(caption) = length(caption) THEN caption ELSE {_FOLD.format(x='caption')} END"
 #: Rows handed to Python at a time, and batches in flight (two threads search at once).
@@ -354,9 +354,8 @@ ARTIST_BATCH = 65_536
 
 
 def _ascii_fold_table():
-    """Byte -> byte: ASCII letters to lower case, ASCII digits kept, every other ASCII byte to a
-    space; bytes of multi-byte characters (only in text folded already) kept. For ASCII text
-    this is exactly :data:`_FOLD` + :data:`_WORDS`, up to runs of spaces."""
+    """Byte -> byte for ASCII: letters to lower case, digits kept, every other byte to a space
+    (exactly :data:`_FOLD` + :data:`_WORDS` for ASCII text, up to runs of spaces)."""
     import numpy as np
 
     table = np.full(256, 32, dtype=np.uint8)
@@ -370,45 +369,36 @@ def _ascii_fold_table():
 _TOKEN_BMP = None
 
 
-def _is_token_char(code_points):
-    """True for the code points FTS5 ``unicode61`` keeps in words (letters, numbers, private use:
-    :data:`_WORDS`), from Python's Unicode database: a table for the BMP, built once, and a
-    lookup for the few code points above it."""
+def _is_token(code_point: int) -> bool:
+    """FTS5 ``unicode61``'s token characters (as in :data:`_WORDS`): letters, numbers, private use."""
     import unicodedata
 
+    category = unicodedata.category(chr(code_point))
+    return category[0] in "LN" or category == "Co"
+
+
+def _token_bmp():
+    """:func:`_is_token` for every code point of the Basic Multilingual Plane (built once, ~40 ms)."""
     import numpy as np
 
     global _TOKEN_BMP
     if _TOKEN_BMP is None:
-        _TOKEN_BMP = np.array([unicodedata.category(chr(c))[0] in "LN" or unicodedata.category(chr(c)) == "Co"
-                               for c in range(0x10000)], dtype=bool)
-    out = np.zeros(len(code_points), dtype=bool)
-    bmp = code_points < 0x10000
-    out[bmp] = _TOKEN_BMP[code_points[bmp]]
-    for c in np.unique(code_points[~bmp]).tolist():
-        category = unicodedata.category(chr(c))
-        out[code_points == c] = category[0] in "LN" or category == "Co"
-    return out
+        _TOKEN_BMP = np.array([_is_token(c) for c in range(0x10000)], dtype=np.bool_)
+    return _TOKEN_BMP
 
 
-def _separators_to_spaces(raw):
-    """UTF-8 bytes with every byte of each character that is not a token character (see
-    :func:`_is_token_char`) turned into a space, decoded with numpy (valid UTF-8, as DuckDB's)."""
+def _astral_separators(raw):
+    """Sorted code points above the BMP in UTF-8 ``raw`` that are not token characters (emoji...)."""
     import numpy as np
 
-    lead = (raw & 0xC0) != 0x80
-    starts = np.flatnonzero(lead)
-    padded = np.concatenate((raw, np.zeros(3, np.uint8))).astype(np.int64)
-    first = padded[starts]
-    c1, c2, c3 = (padded[starts + i] & 0x3F for i in (1, 2, 3))
-    code = np.where(first < 0x80, first,
-           np.where(first < 0xE0, ((first & 0x1F) << 6) | c1,
-           np.where(first < 0xF0, ((first & 0x0F) << 12) | (c1 << 6) | c2,
-                    ((first & 0x07) << 18) | (c1 << 12) | (c2 << 6) | c3)))
-    separator = ~_is_token_char(code)
-    out = raw.copy()
-    out[separator[np.cumsum(lead) - 1]] = 32
-    return out
+    leads = np.flatnonzero(raw >= 0xF0)
+    found = set()
+    for at in leads.tolist():
+        try:
+            found.add(ord(bytes(raw[at:at + 4]).decode("utf-8")[0]))
+        except UnicodeDecodeError:  # truncated: the kernel treats it as a separator anyway
+            continue
+    return np.array(sorted(c for c in found if not _is_token(c)), dtype=np.int64)
 
 
 def _name_words(names: list[str], con) -> list[tuple[str, str]]:
@@ -423,26 +413,21 @@ def _mentions(raw, offsets, searcher, table, n_names: int):
     """``row * n_names + name`` for each (text, name) mention among the texts ``raw[offsets[i]:
     offsets[i + 1]]`` (UTF-8 bytes), each pair once.
 
-    The bytes, folded by ``table``, with runs of spaces collapsed, are searched in one pass by
-    an Aho-Corasick automaton of all the names (overlapping matches, so "Claude Monet" also
-    counts for "Monet"); a match counts when it lies inside one text with a space or the text's
-    edge on both sides (whole words, like FTS5's phrase queries).
+    The texts are split into words (:func:`atlas.wordscan.fold_words`: ASCII folded by ``table``,
+    other characters kept or made separators by their Unicode category, one space between
+    words) and searched in one pass by an Aho-Corasick automaton of all the names (overlapping
+    matches, so "Claude Monet" also counts for "Monet"); a match counts when it lies inside one
+    text with a space or the text's edge on both sides (whole words, like FTS5's phrase queries).
     """
     import numpy as np
 
     if not len(raw):
         return np.zeros(0, np.int64)
-    folded = table[raw]
-    space = folded == 32
-    keep = np.empty(len(folded), dtype=bool)
-    keep[0] = True
-    np.logical_not(space[1:] & space[:-1], out=keep[1:])
-    text = folded[keep]
-    # Each text's start in ``text``: the bytes kept before it (an empty text keeps none).
-    kept = np.zeros(len(offsets) - 1, dtype=np.int64)
-    nonempty = offsets[1:] > offsets[:-1]
-    kept[nonempty] = np.add.reduceat(keep, offsets[:-1][nonempty], dtype=np.int64)
-    starts = np.concatenate(([0], np.cumsum(kept)))
+    from atlas.wordscan import fold_words
+
+    text = np.empty(len(raw), dtype=np.uint8)
+    starts = np.empty(len(offsets), dtype=np.int64)
+    text = text[:fold_words(raw, offsets, table, _token_bmp(), _astral_separators(raw), text, starts)]
     found = searcher.find_matches_as_indexes(memoryview(text), overlapping=True)
     if not found:
         return np.zeros(0, np.int64)
@@ -456,35 +441,21 @@ def _mentions(raw, offsets, searcher, table, n_names: int):
 
 def _count_batch(batch, searcher, table, n_names: int) -> tuple:
     """(shard codes, name indices, shards) of the (caption, name) mentions in one Arrow batch of
-    (shard, text, ascii), each pair once: ``shards[code]`` is a mention's shard.
-
-    ASCII captions go to :func:`_mentions` as they are; the others (folded by DuckDB) have their
-    separators turned into spaces first (:func:`_separators_to_spaces`).
-    """
+    (shard, text), each pair once: ``shards[code]`` is a mention's shard."""
     import numpy as np
     import pyarrow as pa
 
     texts = batch.column(1)
     if texts.null_count:
         raise ValueError("artist text has NULLs")  # the query filters them out
-    is_ascii = batch.column(2).to_numpy(zero_copy_only=False)
-    found = []
-    for rows_of_part, folded in ((np.flatnonzero(is_ascii), False), (np.flatnonzero(~is_ascii), True)):
-        if not len(rows_of_part):
-            continue
-        part = texts if len(rows_of_part) == len(texts) else texts.take(pa.array(rows_of_part))
-        wide = pa.types.is_large_string(part.type)
-        offsets = np.frombuffer(part.buffers()[1], dtype=np.int64 if wide else np.int32)
-        offsets = offsets[part.offset:part.offset + len(part) + 1].astype(np.int64)
-        raw = np.frombuffer(part.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-        offsets -= offsets[0]
-        if folded:
-            raw = _separators_to_spaces(raw)
-        pairs = _mentions(raw, offsets, searcher, table, n_names)
-        found.append(rows_of_part[pairs // n_names] * n_names + pairs % n_names)
-    if not found:
+    wide = pa.types.is_large_string(texts.type)
+    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64 if wide else np.int32)
+    offsets = offsets[texts.offset:texts.offset + len(texts) + 1].astype(np.int64)
+    raw = np.frombuffer(texts.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    offsets -= offsets[0]
+    pairs = _mentions(raw, offsets, searcher, table, n_names)
+    if not len(pairs):
         return np.zeros(0, np.int64), np.zeros(0, np.int64), []
-    pairs = np.concatenate(found)
     shard = batch.column(0).dictionary_encode()
     codes = shard.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     return codes[pairs // n_names], pairs % n_names, shard.dictionary.to_pylist()
@@ -497,11 +468,11 @@ def count_artists(rows: Rows, names: list[str], shards: list[str] | None = None)
     ``unicode61 remove_diacritics 2``: "Jakub Rozalski" and "JAKUB RÓŻALSKI" both mention
     "Jakub Różalski"; "Monetary" does not mention "Monet". A caption mentioning a name twice
     counts once. One DuckDB pass streams the captions (case and accents folded by DuckDB where
-    they are not ASCII) to :func:`_count_batch`, which finds every name in a batch with
-    one Aho-Corasick automaton (``ahocorasick_rs``; an RE2 alternation of thousands of names
-    outgrows RE2's memory budget, and splitting every caption into words in SQL costs ~5x more:
-    benchmarks/bench_artists.py). Two threads search at once (the automaton and numpy release
-    the GIL).
+    they are not ASCII) to :func:`_mentions`, which splits a batch into words with a compiled
+    loop and finds every name in it with one Aho-Corasick automaton (``ahocorasick_rs``; an RE2
+    alternation of thousands of names outgrows RE2's memory budget, and splitting every caption
+    into words in SQL costs ~3x more: benchmarks/bench_artists.py). Two threads search at once
+    (the loop and the automaton release the GIL).
     """
     if not names or not rows.has("caption"):
         return {}
@@ -516,8 +487,7 @@ def count_artists(rows: Rows, names: list[str], shards: list[str] | None = None)
     patterns = [words.encode("utf-8") for _, words in named]
     searcher = ahocorasick_rs.BytesAhoCorasick(patterns, implementation=ahocorasick_rs.Implementation.DFA)
     table = _ascii_fold_table()
-    sql = (f"SELECT shard, {_ARTIST_TEXT} AS text, strlen(caption) = length(caption) AS ascii FROM rows "
-           f"WHERE caption IS NOT NULL AND {_in_shards(shards)}")
+    sql = f"SELECT shard, {_ARTIST_TEXT} AS text FROM rows WHERE caption IS NOT NULL AND {_in_shards(shards)}"
     reader = rows.con.sql(sql).to_arrow_reader(ARTIST_BATCH)
     counts: dict[str, dict[str, int]] = {}
 
