@@ -11,15 +11,21 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+#: What a character becomes (as in :class:`atlas.stages.stats._CharFolds`).
+REMOVED, SEPARATOR = -1, -2
+
 
 @numba.njit(cache=True, nogil=True)
-def fold_words(raw, offsets, table, token_bmp, astral_separators, text, starts):  # pragma: no cover - compiled
-    """Words of each text, separated by exactly one space: ``raw[offsets[i]:offsets[i + 1]]`` is
-    the i-th text (UTF-8); ASCII bytes go through ``table`` (lower case, or a space for a
-    separator); a multi-byte character is kept when it is a token character (``token_bmp`` for
-    the Basic Multilingual Plane; above it, every code point not in the sorted
-    ``astral_separators``), else becomes one space. Writes to ``text`` and each text's start to
-    ``starts`` (one more entry: the end); returns the bytes written.
+def fold_words(raw, offsets, ascii_table, bmp, astral_codes, astral_folds, text, starts):  # pragma: no cover - compiled
+    """Fold and split texts into words separated by exactly one space.
+
+    ``raw[offsets[i]:offsets[i + 1]]`` is the i-th text (UTF-8). An ASCII byte becomes
+    ``ascii_table[byte]`` (lower case, or a space for a separator); any other character the
+    code point ``bmp[code]`` gives (``astral_folds`` at its place in the sorted
+    ``astral_codes`` above the BMP), encoded again, or nothing (``REMOVED``), or a separator
+    (``SEPARATOR``; so are bytes that are not valid UTF-8). A separator writes one space unless
+    the last byte written was one. Writes to ``text`` (room for twice ``raw``) and each text's
+    start to ``starts`` (one more entry: the end); returns the bytes written.
     """
     written = 0
     previous_space = False
@@ -31,49 +37,65 @@ def fold_words(raw, offsets, table, token_bmp, astral_separators, text, starts):
         while i < end:
             byte = raw[i]
             if byte < 0x80:
-                out = table[byte]
-                if out == 32:
-                    if not previous_space:
-                        text[written] = 32
-                        written += 1
-                        previous_space = True
-                else:
+                out = ascii_table[byte]
+                if out != 32:
                     text[written] = out
                     written += 1
                     previous_space = False
+                elif not previous_space:
+                    text[written] = 32
+                    written += 1
+                    previous_space = True
                 i += 1
                 continue
-            if byte < 0xE0:
-                length = 2
-            elif byte < 0xF0:
-                length = 3
-            else:
+            if byte >= 0xF0:
                 length = 4
-            if i + length > end:  # a truncated character (not in valid UTF-8): a separator
+            elif byte >= 0xE0:
+                length = 3
+            elif byte >= 0xC0:
+                length = 2
+            else:
+                length = 1  # a stray continuation byte
+            fold = SEPARATOR
+            if length > 1 and i + length <= end:
+                code = byte & (0x7F >> length)
+                for k in range(1, length):
+                    code = (code << 6) | (raw[i + k] & 0x3F)
+                if code < 0x10000:
+                    fold = bmp[code]
+                else:
+                    at = np.searchsorted(astral_codes, code)
+                    if at < len(astral_codes) and astral_codes[at] == code:
+                        fold = astral_folds[at]
+            elif i + length > end:
                 length = end - i
-                code = -1
-            elif length == 2:
-                code = ((byte & 0x1F) << 6) | (raw[i + 1] & 0x3F)
-            elif length == 3:
-                code = ((byte & 0x0F) << 12) | ((raw[i + 1] & 0x3F) << 6) | (raw[i + 2] & 0x3F)
-            else:
-                code = ((byte & 0x07) << 18) | ((raw[i + 1] & 0x3F) << 12) | ((raw[i + 2] & 0x3F) << 6) | (raw[i + 3] & 0x3F)
-            if code < 0:
-                token = False
-            elif code < 0x10000:
-                token = token_bmp[code]
-            else:
-                at = np.searchsorted(astral_separators, code)
-                token = not (at < len(astral_separators) and astral_separators[at] == code)
-            if token:
-                for k in range(length):
-                    text[written] = raw[i + k]
-                    written += 1
-                previous_space = False
-            elif not previous_space:
-                text[written] = 32
-                written += 1
-                previous_space = True
             i += length
+            if fold == REMOVED:
+                continue
+            if fold == SEPARATOR:
+                if not previous_space:
+                    text[written] = 32
+                    written += 1
+                    previous_space = True
+                continue
+            previous_space = fold == 32
+            if fold < 0x80:
+                text[written] = fold
+                written += 1
+            elif fold < 0x800:
+                text[written] = 0xC0 | (fold >> 6)
+                text[written + 1] = 0x80 | (fold & 0x3F)
+                written += 2
+            elif fold < 0x10000:
+                text[written] = 0xE0 | (fold >> 12)
+                text[written + 1] = 0x80 | ((fold >> 6) & 0x3F)
+                text[written + 2] = 0x80 | (fold & 0x3F)
+                written += 3
+            else:
+                text[written] = 0xF0 | (fold >> 18)
+                text[written + 1] = 0x80 | ((fold >> 12) & 0x3F)
+                text[written + 2] = 0x80 | ((fold >> 6) & 0x3F)
+                text[written + 3] = 0x80 | (fold & 0x3F)
+                written += 4
     starts[count] = written
     return written

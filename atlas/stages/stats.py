@@ -10,6 +10,7 @@ import csv
 import json
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -346,11 +347,61 @@ _FOLD = "strip_accents(lower({x}))"
 #: Words: runs of letters, digits and private-use characters (FTS5 ``unicode61``'s token
 #: characters); every other run becomes one space. Applied to folded text.
 _WORDS = "trim(regexp_replace({x}, '[^\\p{{L}}\\p{{N}}\\p{{Co}}]+', ' ', 'g'))"
-#: What the artist pass reads: ASCII captions as they are (:func:`_mentions` folds them with a
-#: byte table), the others with case and accents folded by DuckDB (7% of LAION captions).
-_ARTIST_TEXT = f"CASE WHEN strlen(caption) = length(caption) THEN caption ELSE {_FOLD.format(x='caption')} END"
 #: Rows handed to Python at a time, and batches in flight (two threads search at once).
 ARTIST_BATCH = 65_536
+#: What a character becomes in a word (see :class:`_CharFolds`): removed, or a separator.
+_REMOVED, _SEPARATOR = -1, -2  # atlas.wordscan.REMOVED, SEPARATOR
+
+
+class _CharFolds:
+    """What each character becomes in :data:`_FOLD` + :data:`_WORDS`, one code point at a time:
+    its folded code point (lower case, accents stripped), ``_REMOVED`` (a combining mark) or
+    ``_SEPARATOR``; computed by DuckDB itself (every code point folds to at most one, and the
+    token classes are RE2's), for the BMP at once and for code points above it as they appear.
+
+    Folding a caption character by character gives DuckDB's result for the whole caption, except
+    that DuckDB recomposes Hangul written as separate jamo (FTS5, which folds character by
+    character too, does not either).
+    """
+
+    def __init__(self):
+        import duckdb
+        import numpy as np
+
+        self._con = duckdb.connect()
+        codes, folds = self._query("SELECT range AS c FROM range(128, 65536) WHERE range < 55296 OR range > 57343")
+        self.bmp = np.full(65536, _SEPARATOR, dtype=np.int32)  # surrogates never occur in UTF-8
+        self.bmp[codes] = folds
+        self.astral: dict[int, int] = {}
+        self._lock = threading.Lock()  # the artist pass asks from two threads; one connection
+
+    def _query(self, codes_sql: str, params=None):
+        import numpy as np
+
+        words = _WORDS.format(x=_FOLD.format(x="chr(c::INTEGER)"))
+        result = self._con.execute(
+            f"SELECT c, CASE WHEN {_FOLD.format(x='chr(c::INTEGER)')} = '' THEN {_REMOVED} "
+            f"WHEN {words} = '' THEN {_SEPARATOR} ELSE unicode({words}) END AS f FROM ({codes_sql})", params or []
+        ).fetchnumpy()
+        return np.asarray(result["c"], dtype=np.int64), np.asarray(result["f"], dtype=np.int32)
+
+    def above_bmp(self, raw):
+        """(sorted code points, their folds) for the characters above the BMP in UTF-8 ``raw``."""
+        import numpy as np
+
+        found = set()
+        for at in np.flatnonzero(raw >= 0xF0).tolist():
+            try:
+                found.add(ord(bytes(raw[at:at + 4]).decode("utf-8")[0]))
+            except UnicodeDecodeError:  # not valid UTF-8: the kernel makes it a separator
+                continue
+        keys = sorted(found)
+        with self._lock:
+            missing = [k for k in keys if k not in self.astral]
+            if missing:
+                codes, folds = self._query("SELECT unnest(?::BIGINT[]) AS c", [missing])
+                self.astral.update(zip(codes.tolist(), folds.tolist()))
+            return np.array(keys, dtype=np.int64), np.array([self.astral[k] for k in keys], dtype=np.int32)
 
 
 def _ascii_fold_table():
@@ -358,47 +409,11 @@ def _ascii_fold_table():
     (exactly :data:`_FOLD` + :data:`_WORDS` for ASCII text, up to runs of spaces)."""
     import numpy as np
 
-    table = np.full(256, 32, dtype=np.uint8)
+    table = np.full(128, 32, dtype=np.uint8)
     for byte in range(128):
         if chr(byte).isalnum():
             table[byte] = ord(chr(byte).lower())
-    table[128:] = np.arange(128, 256, dtype=np.uint8)
     return table
-
-
-_TOKEN_BMP = None
-
-
-def _is_token(code_point: int) -> bool:
-    """FTS5 ``unicode61``'s token characters (as in :data:`_WORDS`): letters, numbers, private use."""
-    import unicodedata
-
-    category = unicodedata.category(chr(code_point))
-    return category[0] in "LN" or category == "Co"
-
-
-def _token_bmp():
-    """:func:`_is_token` for every code point of the Basic Multilingual Plane (built once, ~40 ms)."""
-    import numpy as np
-
-    global _TOKEN_BMP
-    if _TOKEN_BMP is None:
-        _TOKEN_BMP = np.array([_is_token(c) for c in range(0x10000)], dtype=np.bool_)
-    return _TOKEN_BMP
-
-
-def _astral_separators(raw):
-    """Sorted code points above the BMP in UTF-8 ``raw`` that are not token characters (emoji...)."""
-    import numpy as np
-
-    leads = np.flatnonzero(raw >= 0xF0)
-    found = set()
-    for at in leads.tolist():
-        try:
-            found.add(ord(bytes(raw[at:at + 4]).decode("utf-8")[0]))
-        except UnicodeDecodeError:  # truncated: the kernel treats it as a separator anyway
-            continue
-    return np.array(sorted(c for c in found if not _is_token(c)), dtype=np.int64)
 
 
 def _name_words(names: list[str], con) -> list[tuple[str, str]]:
@@ -409,25 +424,33 @@ def _name_words(names: list[str], con) -> list[tuple[str, str]]:
     return [(name, words) for name, words in folded if words]
 
 
-def _mentions(raw, offsets, searcher, table, n_names: int):
+def _words_of(raw, offsets, table, folds: _CharFolds):
+    """(text, starts): the texts ``raw[offsets[i]:offsets[i + 1]]`` (UTF-8) folded and split into
+    words separated by one space (:func:`atlas.wordscan.fold_words`), the i-th from ``starts[i]``."""
+    import numpy as np
+
+    from atlas.wordscan import fold_words
+
+    text = np.empty(2 * len(raw) + 4, dtype=np.uint8)  # "Ⱥ" (2 bytes) folds to "ⱥ" (3): room for growth
+    starts = np.empty(len(offsets), dtype=np.int64)
+    codes, astral = folds.above_bmp(raw)
+    return text[:fold_words(raw, offsets, table, folds.bmp, codes, astral, text, starts)], starts
+
+
+def _mentions(raw, offsets, searcher, table, folds: _CharFolds, n_names: int):
     """``row * n_names + name`` for each (text, name) mention among the texts ``raw[offsets[i]:
     offsets[i + 1]]`` (UTF-8 bytes), each pair once.
 
-    The texts are split into words (:func:`atlas.wordscan.fold_words`: ASCII folded by ``table``,
-    other characters kept or made separators by their Unicode category, one space between
-    words) and searched in one pass by an Aho-Corasick automaton of all the names (overlapping
-    matches, so "Claude Monet" also counts for "Monet"); a match counts when it lies inside one
-    text with a space or the text's edge on both sides (whole words, like FTS5's phrase queries).
+    The texts are split into words (:func:`_words_of`) and searched in one pass by an
+    Aho-Corasick automaton of all the names (overlapping matches, so "Claude Monet" also counts
+    for "Monet"); a match counts when it lies inside one text with a space or the text's edge
+    on both sides (whole words, like FTS5's phrase queries).
     """
     import numpy as np
 
     if not len(raw):
         return np.zeros(0, np.int64)
-    from atlas.wordscan import fold_words
-
-    text = np.empty(len(raw), dtype=np.uint8)
-    starts = np.empty(len(offsets), dtype=np.int64)
-    text = text[:fold_words(raw, offsets, table, _token_bmp(), _astral_separators(raw), text, starts)]
+    text, starts = _words_of(raw, offsets, table, folds)
     found = searcher.find_matches_as_indexes(memoryview(text), overlapping=True)
     if not found:
         return np.zeros(0, np.int64)
@@ -439,26 +462,16 @@ def _mentions(raw, offsets, searcher, table, n_names: int):
     return np.unique(row[whole] * n_names + name[whole])  # a text mentioning a name twice counts once
 
 
-def _count_batch(batch, searcher, table, n_names: int) -> tuple:
-    """(shard codes, name indices, shards) of the (caption, name) mentions in one Arrow batch of
-    (shard, text), each pair once: ``shards[code]`` is a mention's shard."""
+def _arrow_bytes(strings):
+    """(UTF-8 bytes, offsets from 0) of an Arrow string array without NULLs, without copying."""
     import numpy as np
     import pyarrow as pa
 
-    texts = batch.column(1)
-    if texts.null_count:
-        raise ValueError("artist text has NULLs")  # the query filters them out
-    wide = pa.types.is_large_string(texts.type)
-    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int64 if wide else np.int32)
-    offsets = offsets[texts.offset:texts.offset + len(texts) + 1].astype(np.int64)
-    raw = np.frombuffer(texts.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-    offsets -= offsets[0]
-    pairs = _mentions(raw, offsets, searcher, table, n_names)
-    if not len(pairs):
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), []
-    shard = batch.column(0).dictionary_encode()
-    codes = shard.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    return codes[pairs // n_names], pairs % n_names, shard.dictionary.to_pylist()
+    wide = pa.types.is_large_string(strings.type)
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64 if wide else np.int32)
+    offsets = offsets[strings.offset:strings.offset + len(strings) + 1].astype(np.int64)
+    raw = np.frombuffer(strings.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    return raw, offsets - offsets[0]
 
 
 def count_artists(rows: Rows, names: list[str], shards: list[str] | None = None) -> dict[str, dict[str, int]]:
@@ -467,12 +480,12 @@ def count_artists(rows: Rows, names: list[str], shards: list[str] | None = None)
     Matching is case- and accent-insensitive on whole words, like SQLite FTS5's
     ``unicode61 remove_diacritics 2``: "Jakub Rozalski" and "JAKUB RÓŻALSKI" both mention
     "Jakub Różalski"; "Monetary" does not mention "Monet". A caption mentioning a name twice
-    counts once. One DuckDB pass streams the captions (case and accents folded by DuckDB where
-    they are not ASCII) to :func:`_mentions`, which splits a batch into words with a compiled
-    loop and finds every name in it with one Aho-Corasick automaton (``ahocorasick_rs``; an RE2
-    alternation of thousands of names outgrows RE2's memory budget, and splitting every caption
-    into words in SQL costs ~3x more: benchmarks/bench_artists.py). Two threads search at once
-    (the loop and the automaton release the GIL).
+    counts once. DuckDB streams each shard's captions to :func:`_mentions`, which splits a
+    batch into words with a compiled loop and finds every name in it with one Aho-Corasick
+    automaton (``ahocorasick_rs``; an RE2 alternation of thousands of names outgrows RE2's
+    memory budget, and splitting every caption into words in SQL costs ~3x more:
+    benchmarks/bench_artists.py). Two threads search at once (the loop and the automaton
+    release the GIL).
     """
     if not names or not rows.has("caption"):
         return {}
@@ -486,32 +499,30 @@ def count_artists(rows: Rows, names: list[str], shards: list[str] | None = None)
         return {}
     patterns = [words.encode("utf-8") for _, words in named]
     searcher = ahocorasick_rs.BytesAhoCorasick(patterns, implementation=ahocorasick_rs.Implementation.DFA)
-    table = _ascii_fold_table()
-    sql = f"SELECT shard, {_ARTIST_TEXT} AS text FROM rows WHERE caption IS NOT NULL AND {_in_shards(shards)}"
-    reader = rows.con.sql(sql).to_arrow_reader(ARTIST_BATCH)
+    table, folds = _ascii_fold_table(), _CharFolds()
     counts: dict[str, dict[str, int]] = {}
 
-    def add(result) -> None:
-        codes, which, dictionary = result
-        if not len(codes):
-            return
-        pairs, n = np.unique(codes * len(named) + which, return_counts=True)
-        for pair, count in zip(pairs.tolist(), n.tolist()):
-            shard, name = dictionary[pair // len(named)], named[pair % len(named)][0]
-            per_shard = counts.setdefault(shard, {})
-            per_shard[name] = per_shard.get(name, 0) + count
-
     def work(batch):
-        return _count_batch(batch, searcher, table, len(named))
+        captions = batch.column(0)
+        if captions.null_count:
+            raise ValueError("NULL captions in the artist pass")  # the query filters them out
+        return _mentions(*_arrow_bytes(captions), searcher, table, folds, len(named))
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        pending = []
-        for batch in reader:
-            pending.append(pool.submit(work, batch))
-            if len(pending) >= 4:  # a bounded window: memory stays flat however many rows
-                add(pending.pop(0).result())
-        for future in pending:
-            add(future.result())
+    # One query per shard: no shard column to carry, and DuckDB reads only that file.
+    for shard in shards if shards is not None else [s.location for s in rows.sources]:
+        reader = rows.con.sql(f"SELECT caption FROM rows WHERE caption IS NOT NULL AND shard = {quote_literal(shard)}"
+                              ).to_arrow_reader(ARTIST_BATCH)
+        found = []
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            pending = []
+            for batch in reader:
+                pending.append(pool.submit(work, batch))
+                if len(pending) >= 4:  # a bounded window: memory stays flat however many rows
+                    found.append(pending.pop(0).result() % len(named))
+            found += [future.result() % len(named) for future in pending]
+        which, n = np.unique(np.concatenate(found) if found else np.zeros(0, np.int64), return_counts=True)
+        if len(which):
+            counts[shard] = {named[i][0]: c for i, c in zip(which.tolist(), n.tolist())}
     return counts
 
 
