@@ -16,13 +16,56 @@ REMOVED, SEPARATOR = -1, -2
 
 
 @numba.njit(cache=True, nogil=True)
-def fold_words(raw, offsets, ascii_table, bmp, astral_codes, astral_folds, text, starts):  # pragma: no cover - compiled
+def _code_point(raw, i, end):  # pragma: no cover - compiled
+    """(code point, bytes) of the UTF-8 character at ``raw[i]``; code point -1 for bytes that are
+    not valid UTF-8 (a stray continuation byte, a cut or impossible character)."""
+    byte = raw[i]
+    if byte < 0x80:
+        return byte, 1
+    if byte >= 0xF0:
+        length = 4
+    elif byte >= 0xE0:
+        length = 3
+    elif byte >= 0xC0:
+        length = 2
+    else:
+        return -1, 1
+    if i + length > end:
+        return -1, end - i
+    code = byte & (0x7F >> length)
+    for k in range(1, length):
+        code = (code << 6) | (raw[i + k] & 0x3F)
+    if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+        return -1, length
+    return code, length
+
+
+@numba.njit(cache=True, nogil=True)
+def unknown_code_points(raw, known, out):  # pragma: no cover - compiled
+    """Write the code points of the non-ASCII characters of ``raw`` that ``known`` does not have
+    to ``out`` (repeats included); returns how many."""
+    found = 0
+    i = 0
+    end = len(raw)
+    while i < end:
+        if raw[i] < 0x80:
+            i += 1
+            continue
+        code, length = _code_point(raw, i, end)
+        if code >= 0 and not known[code]:
+            out[found] = code
+            found += 1
+        i += length
+    return found
+
+
+@numba.njit(cache=True, nogil=True)
+def fold_words(raw, offsets, ascii_table, folds, text, starts):  # pragma: no cover - compiled
     """Fold and split texts into words separated by exactly one space.
 
     ``raw[offsets[i]:offsets[i + 1]]`` is the i-th text (UTF-8). An ASCII byte becomes
     ``ascii_table[byte]`` (lower case, or a space for a separator); any other character the
-    code point ``bmp[code]`` gives (``astral_folds`` at its place in the sorted
-    ``astral_codes`` above the BMP), encoded again, or nothing (``REMOVED``), or a separator
+    code point ``folds[code]`` gives, encoded again, or nothing (``REMOVED``), or a separator
     (``SEPARATOR``; so are bytes that are not valid UTF-8). A separator writes one space unless
     the last byte written was one. Writes to ``text`` (room for twice ``raw``) and each text's
     start to ``starts`` (one more entry: the end); returns the bytes written.
@@ -37,48 +80,21 @@ def fold_words(raw, offsets, ascii_table, bmp, astral_codes, astral_folds, text,
         while i < end:
             byte = raw[i]
             if byte < 0x80:
-                out = ascii_table[byte]
-                if out != 32:
-                    text[written] = out
-                    written += 1
-                    previous_space = False
-                elif not previous_space:
-                    text[written] = 32
-                    written += 1
-                    previous_space = True
+                fold = ascii_table[byte]
                 i += 1
-                continue
-            if byte >= 0xF0:
-                length = 4
-            elif byte >= 0xE0:
-                length = 3
-            elif byte >= 0xC0:
-                length = 2
             else:
-                length = 1  # a stray continuation byte
-            fold = SEPARATOR
-            if length > 1 and i + length <= end:
-                code = byte & (0x7F >> length)
-                for k in range(1, length):
-                    code = (code << 6) | (raw[i + k] & 0x3F)
-                if code < 0x10000:
-                    fold = bmp[code]
-                else:
-                    at = np.searchsorted(astral_codes, code)
-                    if at < len(astral_codes) and astral_codes[at] == code:
-                        fold = astral_folds[at]
-            elif i + length > end:
-                length = end - i
-            i += length
+                code, length = _code_point(raw, i, end)
+                fold = folds[code] if code >= 0 else SEPARATOR
+                i += length
             if fold == REMOVED:
                 continue
-            if fold == SEPARATOR:
+            if fold == SEPARATOR or fold == 32:
                 if not previous_space:
                     text[written] = 32
                     written += 1
                     previous_space = True
                 continue
-            previous_space = fold == 32
+            previous_space = False
             if fold < 0x80:
                 text[written] = fold
                 written += 1

@@ -356,8 +356,9 @@ _REMOVED, _SEPARATOR = -1, -2  # atlas.wordscan.REMOVED, SEPARATOR
 class _CharFolds:
     """What each character becomes in :data:`_FOLD` + :data:`_WORDS`, one code point at a time:
     its folded code point (lower case, accents stripped), ``_REMOVED`` (a combining mark) or
-    ``_SEPARATOR``; computed by DuckDB itself (every code point folds to at most one, and the
-    token classes are RE2's), for the BMP at once and for code points above it as they appear.
+    ``_SEPARATOR``, in ``table``; computed by DuckDB itself (every code point folds to at most
+    one, and the token classes are RE2's) for the characters the captions hold, as they appear
+    (:meth:`learn`; a few hundred per million captions, where the whole table would cost 0.3 s).
 
     Folding a caption character by character gives DuckDB's result for the whole caption, except
     that DuckDB recomposes Hangul written as separate jamo (FTS5, which folds character by
@@ -369,39 +370,31 @@ class _CharFolds:
         import numpy as np
 
         self._con = duckdb.connect()
-        codes, folds = self._query("SELECT range AS c FROM range(128, 65536) WHERE range < 55296 OR range > 57343")
-        self.bmp = np.full(65536, _SEPARATOR, dtype=np.int32)  # surrogates never occur in UTF-8
-        self.bmp[codes] = folds
-        self.astral: dict[int, int] = {}
-        self._lock = threading.Lock()  # the artist pass asks from two threads; one connection
+        self.table = np.full(0x110000, _SEPARATOR, dtype=np.int32)
+        self._known = np.zeros(0x110000, dtype=np.bool_)
+        self._lock = threading.Lock()  # the artist pass learns from two threads; one connection
 
-    def _query(self, codes_sql: str, params=None):
+    def learn(self, raw) -> None:
+        """Make ``table`` right for every character of the UTF-8 bytes ``raw``."""
         import numpy as np
 
-        words = _WORDS.format(x=_FOLD.format(x="chr(c::INTEGER)"))
-        result = self._con.execute(
-            f"SELECT c, CASE WHEN {_FOLD.format(x='chr(c::INTEGER)')} = '' THEN {_REMOVED} "
-            f"WHEN {words} = '' THEN {_SEPARATOR} ELSE unicode({words}) END AS f FROM ({codes_sql})", params or []
-        ).fetchnumpy()
-        return np.asarray(result["c"], dtype=np.int64), np.asarray(result["f"], dtype=np.int32)
+        from atlas.wordscan import unknown_code_points
 
-    def above_bmp(self, raw):
-        """(sorted code points, their folds) for the characters above the BMP in UTF-8 ``raw``."""
-        import numpy as np
-
-        found = set()
-        for at in np.flatnonzero(raw >= 0xF0).tolist():
-            try:
-                found.add(ord(bytes(raw[at:at + 4]).decode("utf-8")[0]))
-            except UnicodeDecodeError:  # not valid UTF-8: the kernel makes it a separator
-                continue
-        keys = sorted(found)
+        found = np.empty(len(raw), dtype=np.int64)
+        found = np.unique(found[:unknown_code_points(raw, self._known, found)])
+        if not len(found):
+            return
         with self._lock:
-            missing = [k for k in keys if k not in self.astral]
-            if missing:
-                codes, folds = self._query("SELECT unnest(?::BIGINT[]) AS c", [missing])
-                self.astral.update(zip(codes.tolist(), folds.tolist()))
-            return np.array(keys, dtype=np.int64), np.array([self.astral[k] for k in keys], dtype=np.int32)
+            found = found[~self._known[found]]
+            if len(found):
+                words = _WORDS.format(x=_FOLD.format(x="chr(c::INTEGER)"))
+                result = self._con.execute(
+                    f"SELECT c, CASE WHEN {_FOLD.format(x='chr(c::INTEGER)')} = '' THEN {_REMOVED} "
+                    f"WHEN {words} = '' THEN {_SEPARATOR} ELSE unicode({words}) END AS f "
+                    "FROM (SELECT unnest(?::BIGINT[]) AS c)", [found.tolist()]).fetchnumpy()
+                codes = np.asarray(result["c"], dtype=np.int64)
+                self.table[codes] = np.asarray(result["f"], dtype=np.int32)
+                self._known[codes] = True  # after the table: a reader that sees it known sees the fold
 
 
 def _ascii_fold_table():
@@ -433,8 +426,8 @@ def _words_of(raw, offsets, table, folds: _CharFolds):
 
     text = np.empty(2 * len(raw) + 4, dtype=np.uint8)  # "Ⱥ" (2 bytes) folds to "ⱥ" (3): room for growth
     starts = np.empty(len(offsets), dtype=np.int64)
-    codes, astral = folds.above_bmp(raw)
-    return text[:fold_words(raw, offsets, table, folds.bmp, codes, astral, text, starts)], starts
+    folds.learn(raw)
+    return text[:fold_words(raw, offsets, table, folds.table, text, starts)], starts
 
 
 def _mentions(raw, offsets, searcher, table, folds: _CharFolds, n_names: int):
