@@ -467,18 +467,6 @@ def _arrow_bytes(strings):
     return raw, offsets - offsets[0]
 
 
-def _warm_artist_pass() -> None:
-    """Import and load (or compile, the first time) what :func:`count_artists` runs."""
-    import numpy as np
-
-    from atlas.wordscan import fold_words, unknown_code_points
-
-    raw, offsets = np.frombuffer(b"a", dtype=np.uint8), np.array([0, 1], dtype=np.int64)
-    unknown_code_points(raw, np.zeros(0x110000, dtype=np.bool_), np.empty(1, dtype=np.int64))
-    fold_words(raw, offsets, _ascii_fold_table(), np.zeros(0x110000, dtype=np.int32), np.empty(6, dtype=np.uint8),
-               np.empty(2, dtype=np.int64))
-
-
 def count_artists(rows: Rows, names: list[str], shards: list[str] | None = None) -> dict[str, dict[str, int]]:
     """Captions mentioning each name, per shard: {shard: {name: count}} (names with a mention).
 
@@ -547,15 +535,8 @@ def compute_partials(rows: Rows, config: DataConfig, artists: list[str], shards:
     """Every partial of :func:`scan_partials` plus the artist mention counts of each shard."""
     import duckdb
 
-    warm = None
-    if artists and rows.has("caption"):
-        # Loading the artist pass's compiled loop (numba, ~0.5 s) overlaps the main scan.
-        warm = threading.Thread(target=_warm_artist_pass, daemon=True)
-        warm.start()
     try:
         partials = scan_partials(rows, config, shards)
-        if warm is not None:
-            warm.join()
         for shard, counts in count_artists(rows, artists, shards).items():
             partials[shard]["artists"] = counts
     except duckdb.Error as error:
