@@ -182,6 +182,23 @@ def test_artist_text_is_split_into_words_like_duckdb_splits_it(shared_data):
     assert [(captions[i], a, b) for i, (a, b) in enumerate(zip(got, expected)) if a != b] == []
 
 
+def test_artist_counts_of_a_glob_source_are_kept_per_file(tmp_path):
+    """A remote glob stays a pattern until DuckDB lists it; its files' mentions must still count
+    (here a local glob given as one source, as a remote one would be)."""
+    from atlas.data import Source
+    from atlas.stages import stats as stats_stage
+
+    for name, captions in (("a", ["Monet in spring", "x"]), ("b", ["MONET", "after monet", "Manet"])):
+        write_shard(tmp_path / f"{name}.parquet", {"URL": [f"http://{name}.com/{i}" for i in range(len(captions))],
+                                                   "TEXT": captions})
+    rows = open_rows(resolve_sources([str(tmp_path / "*.parquet")], tmp_path), DataConfig())
+    rows.sources = [Source(str(tmp_path / "*.parquet"))]  # what a remote glob's rows hold (local ones are expanded)
+    counts = stats_stage.count_artists(rows, ["Monet", "Manet"])
+    assert counts == {str(tmp_path / "a.parquet"): {"Monet": 1}, str(tmp_path / "b.parquet"): {"Monet": 2, "Manet": 1}}
+    stats, _ = compute_stats(rows, DataConfig(), ["Monet", "Manet"])
+    assert {item["name"]: item["count"] for item in stats["artists"]} == {"Monet": 3, "Manet": 1}
+
+
 def test_artist_counts_agree_with_sqlite_fts5(tmp_path):
     """The matching rule of FTS5's unicode61 tokenizer (remove_diacritics 2), on hostile text."""
     import sqlite3

@@ -467,6 +467,19 @@ def _arrow_bytes(strings):
     return raw, offsets - offsets[0]
 
 
+def _shard_names(rows: Rows) -> list[str]:
+    """The files the view ``rows`` reads (its ``shard`` values): the sources, with globs (remote
+    ones stay patterns, see :func:`atlas.data.resolve_sources`) listed by DuckDB's ``glob``, the
+    listing ``read_parquet`` expands them with."""
+    names = []
+    for source in rows.sources:
+        if is_glob(source.location):
+            names += [f for (f,) in rows.con.execute("SELECT file FROM glob(?) ORDER BY file", [source.location]).fetchall()]
+        else:
+            names.append(source.location)
+    return list(dict.fromkeys(names))
+
+
 def count_artists(rows: Rows, names: list[str], shards: list[str] | None = None) -> dict[str, dict[str, int]]:
     """Captions mentioning each name, per shard: {shard: {name: count}} (names with a mention).
 
@@ -502,7 +515,7 @@ def count_artists(rows: Rows, names: list[str], shards: list[str] | None = None)
         return _mentions(*_arrow_bytes(captions), searcher, table, folds, len(named))
 
     # One query per shard: no shard column to carry, and DuckDB reads only that file.
-    for shard in shards if shards is not None else [s.location for s in rows.sources]:
+    for shard in shards if shards is not None else _shard_names(rows):
         reader = rows.con.sql(f"SELECT caption FROM rows WHERE caption IS NOT NULL AND shard = {quote_literal(shard)}"
                               ).to_arrow_reader(ARTIST_BATCH)
         found = []
