@@ -41,26 +41,7 @@ def _code_point(raw, i, end):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def unknown_code_points(raw, known, out):  # pragma: no cover - compiled
-    """Write the code points of the non-ASCII characters of ``raw`` that ``known`` does not have
-    to ``out`` (repeats included); returns how many."""
-    found = 0
-    i = 0
-    end = len(raw)
-    while i < end:
-        if raw[i] < 0x80:
-            i += 1
-            continue
-        code, length = _code_point(raw, i, end)
-        if code >= 0 and not known[code]:
-            out[found] = code
-            found += 1
-        i += length
-    return found
-
-
-@numba.njit(cache=True, nogil=True)
-def fold_words(raw, offsets, ascii_table, folds, text, starts):  # pragma: no cover - compiled
+def fold_words(raw, offsets, ascii_table, folds, known, text, starts, unknown):  # pragma: no cover - compiled
     """Fold and split texts into words separated by exactly one space.
 
     ``raw[offsets[i]:offsets[i + 1]]`` is the i-th text (UTF-8). An ASCII byte becomes
@@ -68,9 +49,12 @@ def fold_words(raw, offsets, ascii_table, folds, text, starts):  # pragma: no co
     code point ``folds[code]`` gives, encoded again, or nothing (``REMOVED``), or a separator
     (``SEPARATOR``; so are bytes that are not valid UTF-8). A separator writes one space unless
     the last byte written was one. Writes to ``text`` (room for twice ``raw``) and each text's
-    start to ``starts`` (one more entry: the end); returns the bytes written.
+    start to ``starts`` (one more entry: the end). Code points ``known`` does not have are
+    written to ``unknown`` (room for half of ``raw``; repeats included): the text is only right
+    when there are none. Returns (bytes written, unknown code points).
     """
     written = 0
+    missing = 0
     previous_space = False
     count = len(offsets) - 1
     for row in range(count):
@@ -84,7 +68,12 @@ def fold_words(raw, offsets, ascii_table, folds, text, starts):  # pragma: no co
                 i += 1
             else:
                 code, length = _code_point(raw, i, end)
-                fold = folds[code] if code >= 0 else SEPARATOR
+                fold = SEPARATOR
+                if code >= 0:
+                    fold = folds[code]
+                    if not known[code]:
+                        unknown[missing] = code
+                        missing += 1
                 i += length
             if fold == REMOVED:
                 continue
@@ -114,4 +103,4 @@ def fold_words(raw, offsets, ascii_table, folds, text, starts):  # pragma: no co
                 text[written + 3] = 0x80 | (fold & 0x3F)
                 written += 4
     starts[count] = written
-    return written
+    return written, missing

@@ -349,6 +349,7 @@ _FOLD = "strip_accents(lower({x}))"
 _WORDS = "trim(regexp_replace({x}, '[^\\p{{L}}\\p{{N}}\\p{{Co}}]+', ' ', 'g'))"
 #: Rows handed to Python at a time, and batches in flight (two threads search at once).
 ARTIST_BATCH = 65_536
+ARTIST_THREADS = 2
 #: What a character becomes in a word (see :class:`_CharFolds`): removed, or a separator.
 _REMOVED, _SEPARATOR = -1, -2  # atlas.wordscan.REMOVED, SEPARATOR
 
@@ -356,9 +357,11 @@ _REMOVED, _SEPARATOR = -1, -2  # atlas.wordscan.REMOVED, SEPARATOR
 class _CharFolds:
     """What each character becomes in :data:`_FOLD` + :data:`_WORDS`, one code point at a time:
     its folded code point (lower case, accents stripped), ``_REMOVED`` (a combining mark) or
-    ``_SEPARATOR``, in ``table``; computed by DuckDB itself (every code point folds to at most
+    ``_SEPARATOR``, in ``state``; computed by DuckDB itself (every code point folds to at most
     one, and the token classes are RE2's) for the characters the captions hold, as they appear
     (:meth:`learn`; a few hundred per million captions, where the whole table would cost 0.3 s).
+    :func:`_words_of` folds a batch, learns the characters it did not know and, only then (rarely
+    after the first batches), folds it again.
 
     Folding a caption character by character gives DuckDB's result for the whole caption, except
     that DuckDB recomposes Hangul written as separate jamo (FTS5, which folds character by
@@ -370,31 +373,30 @@ class _CharFolds:
         import numpy as np
 
         self._con = duckdb.connect()
-        self.table = np.full(0x110000, _SEPARATOR, dtype=np.int32)
-        self._known = np.zeros(0x110000, dtype=np.bool_)
+        #: (folds, known): replaced as a whole, never changed in place, so a thread folding with
+        #: one pair while another learns sees a consistent table.
+        self.state = (np.full(0x110000, _SEPARATOR, dtype=np.int32), np.zeros(0x110000, dtype=np.bool_))
         self._lock = threading.Lock()  # the artist pass learns from two threads; one connection
 
-    def learn(self, raw) -> None:
-        """Make ``table`` right for every character of the UTF-8 bytes ``raw``."""
+    def learn(self, codes) -> None:
+        """Make ``table`` right for the code points ``codes`` (numpy ints, repeats allowed)."""
         import numpy as np
 
-        from atlas.wordscan import unknown_code_points
-
-        found = np.empty(len(raw), dtype=np.int64)
-        found = np.unique(found[:unknown_code_points(raw, self._known, found)])
-        if not len(found):
-            return
         with self._lock:
-            found = found[~self._known[found]]
-            if len(found):
+            table, known = self.state
+            codes = np.unique(codes)
+            codes = codes[~known[codes]]
+            if len(codes):
                 words = _WORDS.format(x=_FOLD.format(x="chr(c::INTEGER)"))
                 result = self._con.execute(
                     f"SELECT c, CASE WHEN {_FOLD.format(x='chr(c::INTEGER)')} = '' THEN {_REMOVED} "
                     f"WHEN {words} = '' THEN {_SEPARATOR} ELSE unicode({words}) END AS f "
-                    "FROM (SELECT unnest(?::BIGINT[]) AS c)", [found.tolist()]).fetchnumpy()
+                    "FROM (SELECT unnest(?::BIGINT[]) AS c)", [codes.tolist()]).fetchnumpy()
                 codes = np.asarray(result["c"], dtype=np.int64)
-                self.table[codes] = np.asarray(result["f"], dtype=np.int32)
-                self._known[codes] = True  # after the table: a reader that sees it known sees the fold
+                table, known = table.copy(), known.copy()
+                table[codes] = np.asarray(result["f"], dtype=np.int32)
+                known[codes] = True
+                self.state = (table, known)
 
 
 def _ascii_fold_table():
@@ -426,8 +428,13 @@ def _words_of(raw, offsets, table, folds: _CharFolds):
 
     text = np.empty(2 * len(raw) + 4, dtype=np.uint8)  # "Ⱥ" (2 bytes) folds to "ⱥ" (3): room for growth
     starts = np.empty(len(offsets), dtype=np.int64)
-    folds.learn(raw)
-    return text[:fold_words(raw, offsets, table, folds.table, text, starts)], starts
+    unknown = np.empty(len(raw) // 2 + 1, dtype=np.int64)  # a non-ASCII character has 2 bytes or more
+    written, missing = fold_words(raw, offsets, table, *folds.state, text, starts, unknown)
+    if missing:
+        folds.learn(unknown[:missing])
+        written, missing = fold_words(raw, offsets, table, *folds.state, text, starts, unknown)
+        assert not missing
+    return text[:written], starts
 
 
 def _mentions(raw, offsets, searcher, table, folds: _CharFolds, n_names: int):
@@ -519,7 +526,7 @@ def count_artists(rows: Rows, names: list[str], shards: list[str] | None = None)
         reader = rows.con.sql(f"SELECT caption FROM rows WHERE caption IS NOT NULL AND shard = {quote_literal(shard)}"
                               ).to_arrow_reader(ARTIST_BATCH)
         found = []
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=ARTIST_THREADS) as pool:
             pending = []
             for batch in reader:
                 pending.append(pool.submit(work, batch))
