@@ -9,7 +9,6 @@ already (umap-learn). Compiled once and kept in numba's on-disk cache.
 from __future__ import annotations
 
 import numba
-import numpy as np
 
 #: What a character becomes (as in :class:`atlas.stages.stats._CharFolds`).
 REMOVED, SEPARATOR = -1, -2

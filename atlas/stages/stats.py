@@ -347,7 +347,8 @@ _FOLD = "strip_accents(lower({x}))"
 #: Words: runs of letters, digits and private-use characters (FTS5 ``unicode61``'s token
 #: characters); every other run becomes one space. Applied to folded text.
 _WORDS = "trim(regexp_replace({x}, '[^\\p{{L}}\\p{{N}}\\p{{Co}}]+', ' ', 'g'))"
-#: Rows handed to Python at a time, and batches in flight (two threads search at once).
+#: Captions handed to Python at a time by the artist pass, and the threads searching them (the
+#: compiled loop and the automaton release the GIL; at most twice as many batches are in flight).
 ARTIST_BATCH = 65_536
 ARTIST_THREADS = 2
 #: What a character becomes in a word (see :class:`_CharFolds`): removed, or a separator.
@@ -530,7 +531,7 @@ def count_artists(rows: Rows, names: list[str], shards: list[str] | None = None)
             pending = []
             for batch in reader:
                 pending.append(pool.submit(work, batch))
-                if len(pending) >= 4:  # a bounded window: memory stays flat however many rows
+                if len(pending) >= 2 * ARTIST_THREADS:  # a bounded window: memory stays flat however many rows
                     found.append(pending.pop(0).result() % len(named))
             found += [future.result() % len(named) for future in pending]
         which, n = np.unique(np.concatenate(found) if found else np.zeros(0, np.int64), return_counts=True)
