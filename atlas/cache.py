@@ -96,6 +96,18 @@ def file_stamp(path: Path) -> dict:
     return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
+def read_json(folder: Path | None, name: str) -> Any:
+    """The JSON file ``name`` in a stage's output ``folder``, or None when there is no folder or
+    the file is missing or unreadable (the stage did not run, or wrote nothing usable): what the
+    stages' ``read`` functions start from."""
+    if folder is None:
+        return None
+    try:
+        return json.loads((Path(folder) / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename, so readers see
     the old file or the new one, never a half-written one. Raises OSError (e.g.

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from browser import launch, skip_reason
+from browser import skip_reason
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
 
@@ -48,16 +48,6 @@ def site_url(shared):
     server.server_close()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
 def _visit(browser, url: str) -> tuple[list[str], dict]:
     """Open ``url``; every request is recorded and only 127.0.0.1 is reached (others aborted).
     Returns (requested URLs, {links, stylesheets} as absolute URLs after the script ran)."""
@@ -88,8 +78,8 @@ def _visit(browser, url: str) -> tuple[list[str], dict]:
 
 @pytest.mark.parametrize("path", ["//evil.example/x", "//evil.example/a/b/", "///evil.example/x",
                                   "/\\evil.example/x", "/a//evil.example/x", "//127.0.0.2:1/x"])
-def test_a_network_path_in_the_address_never_leaves_the_site(browser, site_url, path):
-    requested, found = _visit(browser, site_url + path)
+def test_a_network_path_in_the_address_never_leaves_the_site(chromium, site_url, path):
+    requested, found = _visit(chromium, site_url + path)
     assert found["title"] == "Page not found"
     origin = site_url + "/"
     assert all(url.startswith(origin) for url in requested), requested
@@ -99,7 +89,7 @@ def test_a_network_path_in_the_address_never_leaves_the_site(browser, site_url, 
     assert origin in found["links"]
 
 
-def test_links_are_rewritten_to_the_site_root_from_any_depth(browser, site_url):
-    _, found = _visit(browser, site_url + "/no/such/deep/page")
+def test_links_are_rewritten_to_the_site_root_from_any_depth(chromium, site_url):
+    _, found = _visit(chromium, site_url + "/no/such/deep/page")
     assert site_url + "/" in found["links"] and site_url + "/map/" in found["links"]
     assert found["styles"] and all(style.startswith(site_url + "/static/") for style in found["styles"])

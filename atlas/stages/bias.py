@@ -20,6 +20,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from atlas.cache import read_json
 from atlas.data import quote_literal
 from atlas.errors import ContentError
 from atlas.pipeline import Stage
@@ -233,11 +234,8 @@ class BiasFigures:
 
 def read(folder: Path | None) -> BiasFigures | None:
     """The bias stage's output in ``folder``, or None when the stage did not run."""
-    if folder is None:
-        return None
-    try:
-        data = json.loads((Path(folder) / RESULT).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    data = read_json(folder, RESULT)
+    if data is None:
         return None
     return BiasFigures(data, Path(folder) / CSV_NAME)
 

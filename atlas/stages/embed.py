@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 
-from atlas.cache import file_stamp
+from atlas.cache import file_stamp, read_json
 from atlas.config import EmbedConfig, content_path
 from atlas.device import resolve_device
 from atlas.errors import ConfigError, DataError, ModelError
@@ -645,7 +645,6 @@ def embed_sample(table, config: EmbedConfig, base: Path | None = None, reporter=
     captions = table.column("caption").to_pylist()
     n = len(captions)
     method = config.method
-    notice = None
     if method == "precomputed":
         if not config.precomputed:
             raise ConfigError("method = \"precomputed\" but no files are listed", where="[embed] precomputed",
@@ -1034,11 +1033,8 @@ class EmbedInfo:
 
 def read(folder: Path | None) -> EmbedInfo | None:
     """The embed stage's output in ``folder``, or None (no folder, or no readable ``info.json``)."""
-    if folder is None:
-        return None
-    try:
-        info = json.loads((Path(folder) / "info.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    info = read_json(folder, "info.json")
+    if info is None:
         return None
     return EmbedInfo(
         method=info.get("method"),

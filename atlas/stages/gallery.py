@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from atlas.cache import read_json
 from atlas.generate import GENERATED, read_manifest
 from atlas.paths import inside_content
 from atlas.pipeline import Stage
@@ -88,11 +89,8 @@ class Neighbours:
 
 def read(folder: Path | None) -> Neighbours | None:
     """The gallery stage's output in ``folder``, or None (no folder or no readable file)."""
-    if folder is None:
-        return None
-    try:
-        data = json.loads((Path(folder) / NEIGHBOURS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    data = read_json(folder, NEIGHBOURS)
+    if data is None:
         return None
     return Neighbours(data.get("reason"), data.get("model") or "", data.get("images") or {})
 

@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from atlas.cache import read_json
 from atlas.errors import ModelError
 from atlas.pipeline import Stage
 
@@ -133,11 +134,8 @@ class PromptCaptions:
 
 def read(folder: Path | None) -> PromptCaptions | None:
     """The stage's output in ``folder``, or None when it did not run."""
-    if folder is None:
-        return None
-    try:
-        data = json.loads((Path(folder) / RESULT).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    data = read_json(folder, RESULT)
+    if data is None:
         return None
     return PromptCaptions(str(data.get("method") or "tfidf"), str(data.get("model") or ""), data.get("prompts") or {})
 
