@@ -771,14 +771,12 @@ def words_prefilter_sql(column: str, keys: list[str]) -> str:
     case-insensitive scan of the raw text spares the copy. Measured: ~0.4 µs a caption for 100
     keys, against ~5 µs for normalising and splitting it.
     """
-    import re as _re
-
     if not keys:
         return "false"
     keys = set(keys)
     # A text holding "porn" holds it whether or not it also holds "porno": the shorter key suffices.
     keys = {k for k in keys if not any(other != k and other in k for other in keys)}
-    alternatives = "|".join(_re.escape(k) for k in sorted(keys, key=lambda k: (-len(k), k)))
+    alternatives = "|".join(re.escape(k) for k in sorted(keys, key=lambda k: (-len(k), k)))
     return (f"CASE WHEN strlen({column}) = length({column}) "
             f"THEN regexp_matches({column}, {quote_literal('(?i)' + alternatives)}) "
             f"ELSE regexp_matches(strip_accents(lower({column})), {quote_literal(alternatives)}) END")
@@ -795,10 +793,8 @@ def blocked_sql(policy: Policy) -> str:
     """
     if not policy.blocklist:
         return "false"
-    import re as _re
-
     entries = sorted(policy.blocklist, key=lambda w: (-len(w), w))
-    exact = quote_literal(" (?:" + "|".join(_re.escape(w) for w in entries) + ") ")
+    exact = quote_literal(" (?:" + "|".join(re.escape(w) for w in entries) + ") ")
     # A phrase is in the text only when each of its words is: its longest word stands for it.
     keys = [max(w.split(" "), key=len) for w in entries]
     tests = [

@@ -351,14 +351,12 @@ _WORDS = "trim(regexp_replace({x}, '[^\\p{{L}}\\p{{N}}\\p{{Co}}]+', ' ', 'g'))"
 #: compiled loop and the automaton release the GIL; at most twice as many batches are in flight).
 ARTIST_BATCH = 65_536
 ARTIST_THREADS = 2
-#: What a character becomes in a word (see :class:`_CharFolds`): removed, or a separator.
-_REMOVED, _SEPARATOR = -1, -2  # atlas.wordscan.REMOVED, SEPARATOR
 
 
 class _CharFolds:
     """What each character becomes in :data:`_FOLD` + :data:`_WORDS`, one code point at a time:
-    its folded code point (lower case, accents stripped), ``_REMOVED`` (a combining mark) or
-    ``_SEPARATOR``, in ``state``; computed by DuckDB itself (every code point folds to at most
+    its folded code point (lower case, accents stripped), ``REMOVED`` (a combining mark) or
+    ``SEPARATOR`` (see :mod:`atlas.wordscan`), in ``state``; computed by DuckDB itself (every code point folds to at most
     one, and the token classes are RE2's) for the characters the captions hold, as they appear
     (:meth:`learn`; a few hundred per million captions, where the whole table would cost 0.3 s).
     :func:`_words_of` folds a batch, learns the characters it did not know and, only then (rarely
@@ -373,15 +371,19 @@ class _CharFolds:
         import duckdb
         import numpy as np
 
+        from atlas.wordscan import SEPARATOR
+
         self._con = duckdb.connect()
         #: (folds, known): replaced as a whole, never changed in place, so a thread folding with
         #: one pair while another learns sees a consistent table.
-        self.state = (np.full(0x110000, _SEPARATOR, dtype=np.int32), np.zeros(0x110000, dtype=np.bool_))
+        self.state = (np.full(0x110000, SEPARATOR, dtype=np.int32), np.zeros(0x110000, dtype=np.bool_))
         self._lock = threading.Lock()  # the artist pass learns from two threads; one connection
 
     def learn(self, codes) -> None:
         """Make ``table`` right for the code points ``codes`` (numpy ints, repeats allowed)."""
         import numpy as np
+
+        from atlas.wordscan import REMOVED, SEPARATOR
 
         with self._lock:
             table, known = self.state
@@ -390,8 +392,8 @@ class _CharFolds:
             if len(codes):
                 words = _WORDS.format(x=_FOLD.format(x="chr(c::INTEGER)"))
                 result = self._con.execute(
-                    f"SELECT c, CASE WHEN {_FOLD.format(x='chr(c::INTEGER)')} = '' THEN {_REMOVED} "
-                    f"WHEN {words} = '' THEN {_SEPARATOR} ELSE unicode({words}) END AS f "
+                    f"SELECT c, CASE WHEN {_FOLD.format(x='chr(c::INTEGER)')} = '' THEN {REMOVED} "
+                    f"WHEN {words} = '' THEN {SEPARATOR} ELSE unicode({words}) END AS f "
                     "FROM (SELECT unnest(?::BIGINT[]) AS c)", [codes.tolist()]).fetchnumpy()
                 codes = np.asarray(result["c"], dtype=np.int64)
                 table, known = table.copy(), known.copy()
