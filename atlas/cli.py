@@ -197,7 +197,7 @@ def generate(app: App, content_dir: Path, model: str | None, force: bool, prompt
 def stats(app: App, data: tuple[str, ...], content: Path, json_path: Path | None) -> None:
     """Run only the statistics stage and print (or write) the JSON the site publishes."""
     from atlas.config import AtlasConfig, load_config
-    from atlas.data import select_sources
+    from atlas.data import load_policy, select_sources
     from atlas.cache import write_atomic
     from atlas.stages.stats import run_stats, stats_json
 
@@ -205,7 +205,8 @@ def stats(app: App, data: tuple[str, ...], content: Path, json_path: Path | None
     if not data and not config.data.sources:
         raise AtlasError("atlas stats needs data", hint="Pass --data 'shards/*.parquet' or set [data] sources.")
     sources = select_sources(list(data), config.data.sources, content)
-    result, _, _, _ = run_stats(sources, config.data, content, app.reporter, app.settings)
+    policy = load_policy(config.data, content if content.is_dir() else None)  # once, as a build does
+    result, _, _, _ = run_stats(sources, config.data, content, app.reporter, app.settings, policy=policy)
     text = stats_json(result)
     if json_path:
         try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from atlas.config import CANONICAL_COLUMNS, DataConfig, content_path
 from atlas.errors import ConfigError, ContentError, DataError
 from atlas.paths import inside_content
+from atlas import urls
 from atlas.settings import HTTP_RETRIES, Settings
 
 log = logging.getLogger(__name__)
@@ -288,13 +289,6 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-#: Lower-cased host of a URL: no scheme, user-info or port; a leading ``www.`` dropped.
-HOST_SQL = (
-    "nullif(regexp_replace(lower(regexp_extract({col}, "
-    "'^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/?#]*@)?(\\[[^\\]/]*\\]|[^:/?#@]*)', 1)), '^www\\.', ''), '')"
-)
-
-
 def connect(threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     import duckdb
 
@@ -309,6 +303,7 @@ def connect(threads: int | None = None, memory_limit: str | None = None) -> duck
     # them: reading a shard alone, it decides ``isnan(x)`` is always false and counts NaN scores
     # as valid (the same shard read beside others is counted right). Full scans lose nothing.
     con.execute("SET disabled_optimizers = 'statistics_propagation'")
+    urls.register(con)  # the canonical URL form, for the URLs SQL leaves to Python
     return con
 
 
@@ -370,9 +365,12 @@ def parquet_list_sql(sources: list[Source]) -> str:
 class Rows:
     """An open DuckDB connection with the view ``rows`` over the shards.
 
-    ``rows`` has the canonical columns, ``host``, ``blocked`` (the caption or URL has a word of
-    the blocklist) and ``shown`` (the row may be published: :func:`shown_sql`); rows of the
-    opt-out lists are not in it at all. ``rows_all`` is the same before the opt-outs.
+    ``rows`` has the canonical columns, with ``url`` in its canonical form (:mod:`atlas.urls`:
+    the link a browser would follow, NULL where it is not an http(s) URL) and ``url_raw`` as the
+    shard wrote it, ``host`` (the canonical host, also for URLs that are not linked), ``blocked``
+    (the caption or URL has a word of the blocklist) and ``shown`` (the row may be published:
+    :func:`shown_sql`); rows of the opt-out lists are not in it at all. ``rows_all`` is the same
+    before the opt-outs. The policy has no default: whoever opens rows says what may be shown.
     """
 
     con: duckdb.DuckDBPyConnection
@@ -380,9 +378,13 @@ class Rows:
     sources: list[Source]
     notes: list[str]
     #: The environment's settings the connection was opened with (retries, token, memory).
-    settings: Settings = field(default_factory=Settings)
+    settings: Settings
     #: What may be shown and which rows are opted out.
-    policy: "Policy" = field(default_factory=lambda: Policy())
+    policy: "Policy"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.policy, Policy):
+            raise TypeError(f"Rows needs a Policy (atlas.data.load_policy), not {type(self.policy).__name__}")
 
     def has(self, canonical: str) -> bool:
         return canonical in self.columns
@@ -402,8 +404,10 @@ class Rows:
         """
         present = self.columns if present is None else present
         self.con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {name}_all AS SELECT *, {host_sql(present)} AS host "
-            f"FROM (SELECT {canonical_select_sql(present)}{extra} FROM {rows_from})"
+            f"CREATE OR REPLACE TEMP VIEW {name}_all AS SELECT * EXCLUDE (_fast), {host_sql(present)} AS host "
+            f"FROM (SELECT *, {link_sql(present)} AS url FROM ("
+            f"SELECT *, {urls.FAST_SQL.format(col='url_raw')} AS _fast FROM ("
+            f"SELECT {canonical_select_sql(present)}{extra} FROM {rows_from})))"
         )
         where = f" WHERE NOT {excluded_sql(self.policy)}" if self.policy.exclusions else ""
         self.con.execute(
@@ -412,17 +416,17 @@ class Rows:
         )
 
 
-def open_rows(sources: list[Source], config: DataConfig, threads: int | None = None,
-              settings: Settings | None = None, policy: "Policy | None" = None) -> Rows:
+def open_rows(sources: list[Source], config: DataConfig, *, policy: "Policy", threads: int | None = None,
+              settings: Settings | None = None) -> Rows:
     """Check the shards and register the view ``rows`` (see :class:`Rows`).
 
-    ``policy`` says what may be shown and which rows are opted out; by default it is read from
-    ``config`` with the blocklist shipped with atlas and no opt-out lists (see :func:`load_policy`).
+    ``policy`` says what may be shown and which rows are opted out (:func:`load_policy`, built
+    once per build); there is no default, so no caller can forget the blocklist or the opt-outs.
     """
     import duckdb
 
+    _require_policy(policy, "open_rows")
     settings = settings or Settings()
-    policy = policy if policy is not None else load_policy(config, None)
     usable, available, notes, schemas = check_sources(sources)
     con = connect(threads, settings.duckdb_memory)
     _load_httpfs(con, usable, settings)
@@ -457,7 +461,7 @@ def _define_rows_view(rows: Rows, sources: list[Source], present: dict[str, str]
 
 
 def open_shard(source: Source, mapping: dict[str, str], settings: Settings | None = None,
-               threads: int | None = None, policy: "Policy | None" = None) -> Rows:
+               threads: int | None = None, *, policy: "Policy") -> Rows:
     """The view ``rows`` over one shard, read with the column ``mapping`` that :func:`open_rows`
     found over all the shards (``Rows.columns``) and the same ``policy``: a mapped column this
     shard lacks is NULL, as it is in the union of all shards, so a query gives this shard's rows
@@ -466,8 +470,8 @@ def open_shard(source: Source, mapping: dict[str, str], settings: Settings | Non
     """
     import duckdb
 
+    _require_policy(policy, "open_shard")
     settings = settings or Settings()
-    policy = policy if policy is not None else Policy()
     con = connect(threads, settings.duckdb_memory)
     try:
         _load_httpfs(con, [source], settings)
@@ -517,19 +521,26 @@ def indexed_rows_view(rows: Rows) -> str | None:
 
 
 def canonical_select_sql(mapping: dict[str, str]) -> str:
-    """Every canonical column, cast from the shard column ``mapping`` names, or a typed NULL."""
+    """Every canonical column, cast from the shard column ``mapping`` names, or a typed NULL;
+    the URL as ``url_raw`` (the view adds its canonical form as ``url``)."""
     parts = []
     for canonical in CANONICAL_COLUMNS:
+        name = "url_raw" if canonical == "url" else canonical
         if canonical in mapping:
-            parts.append(f"TRY_CAST({quote_ident(mapping[canonical])} AS {TYPES[canonical]}) AS {canonical}")
+            parts.append(f"TRY_CAST({quote_ident(mapping[canonical])} AS {TYPES[canonical]}) AS {name}")
         else:
-            parts.append(f"NULL::{TYPES[canonical]} AS {canonical}")
+            parts.append(f"NULL::{TYPES[canonical]} AS {name}")
     return ", ".join(parts)
 
 
+def link_sql(mapping: dict[str, str]) -> str:
+    """The canonical link of ``url_raw`` (:func:`atlas.urls.canonical`), given the column ``_fast``."""
+    return urls.link_sql("url_raw", "_fast") if "url" in mapping else "NULL::VARCHAR"
+
+
 def host_sql(mapping: dict[str, str]) -> str:
-    """The host of the (canonical, already cast) ``url`` column, or NULL when there is none."""
-    return HOST_SQL.format(col="url") if "url" in mapping else "NULL::VARCHAR"
+    """The canonical host of ``url_raw`` (:func:`atlas.urls.canonical`), or NULL when there is none."""
+    return urls.host_sql("url_raw", "_fast", "url") if "url" in mapping else "NULL::VARCHAR"
 
 
 def select_sources(data: list[str] | None, configured: list[str], content_dir: Path) -> list[Source]:
@@ -610,6 +621,15 @@ class Exclusion:
     digest: str = ""
 
 
+#: Bumped when the canonical URL form or the text fold changes what a policy matches.
+RULES_VERSION = 2
+
+
+def _require_policy(policy: object, caller: str) -> None:
+    if not isinstance(policy, Policy):
+        raise TypeError(f"{caller} needs a Policy (atlas.data.load_policy), not {type(policy).__name__}")
+
+
 @dataclass(frozen=True)
 class Policy:
     """What may be published: the one rule every stage that publishes a row goes through.
@@ -631,8 +651,10 @@ class Policy:
     exclusions: tuple[Exclusion, ...] = ()
 
     def fingerprint(self) -> dict:
-        """What a stage reading rows depends on (list contents by digest)."""
+        """What a stage reading rows depends on (list contents by digest, and the version of the
+        rules that read URLs and words, so a change of those rebuilds what they decided)."""
         return {
+            "rules": RULES_VERSION,
             "threshold": self.threshold,
             "unscored": self.unscored,
             "blocklist": self.blocklist_digest,
@@ -691,29 +713,48 @@ def normalise_words(texts: list[str]) -> list[str]:
 _HOST_ENTRY = re.compile(r"^(?:[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$|^\[[0-9a-f:.]+\]$")
 
 
+def canonical_hash(value: str) -> str:
+    """A ``hash`` as opt-out lists and rows are compared: no surrounding space, lower case."""
+    return value.strip().lower()
+
+
+#: SQL of :func:`canonical_hash` over the view's ``hash`` column.
+HASH_SQL = "lower(trim(hash))"
+
+
 def read_exclusion(path: Path, name: str) -> Exclusion:
-    """Parse an opt-out list: ``https://...`` URLs, ``hash:VALUE``, or a host/registrable domain."""
+    """Parse an opt-out list: ``https://...`` URLs, ``hash:VALUE``, or a host/registrable domain.
+
+    Every entry is put in the canonical form rows are matched in (:mod:`atlas.urls`,
+    :func:`canonical_hash`), so ``HTTPS://Example.com:443/a.jpg#x`` and ``https://example.com/a.jpg``
+    name the same image, and ``ＥＸＡＭＰＬＥ.com.`` the same host.
+    """
     key = f"[data] exclude ({name})"
     lines, digest = _read_lines(path, key)
-    urls, hosts, hashes = [], [], []
+    links, hosts, hashes = [], [], []
     for number, entry in lines:
         if entry.lower().startswith("hash:"):
-            value = entry[5:].strip()
+            value = canonical_hash(entry[5:])
             if not value:
                 raise ContentError(f"line {number} of {path} is 'hash:' with no value", where=key)
             hashes.append(value)
-        elif "://" in entry:
-            urls.append(entry)
+        elif "://" in entry or entry.lower().startswith(("http:", "https:")):
+            link, host = urls.canonical(entry)
+            if link is None:
+                raise ContentError(
+                    f"line {number} of {path} is not an http(s) URL a browser can open: {entry!r}",
+                    where=key, hint="Write image URLs as https://host/path/image.jpg, or name the host alone.",
+                )
+            links.append(link)
         else:
-            host = entry.lower().rstrip(".")
-            host = host[4:] if host.startswith("www.") else host  # hosts are compared without www.
-            if not _HOST_ENTRY.match(host):
+            host = urls.canonical_host(entry)
+            if host is None or not _HOST_ENTRY.match(host):
                 raise ContentError(
                     f"line {number} of {path} is neither a URL (with ://), a host or domain, nor hash:VALUE: {entry!r}",
                     where=key, hint="Write one entry a line: https://host/image.jpg, example.com or hash:123.",
                 )
             hosts.append(host)
-    return Exclusion(name, tuple(dict.fromkeys(urls)), tuple(dict.fromkeys(hosts)), tuple(dict.fromkeys(hashes)), digest)
+    return Exclusion(name, tuple(dict.fromkeys(links)), tuple(dict.fromkeys(hosts)), tuple(dict.fromkeys(hashes)), digest)
 
 
 def load_policy(config: DataConfig, content_dir: Path | None) -> Policy:
@@ -840,7 +881,7 @@ def excluded_sql(policy: Policy, index: int | None = None) -> str:
     entries = f"(SELECT value FROM _atlas_exclude WHERE kind = '{{kind}}'{only})"
     return (
         f"(coalesce(url IN {entries.format(kind='url')}, false)"
-        f" OR coalesce(hash IN {entries.format(kind='hash')}, false)"
+        f" OR coalesce({HASH_SQL} IN {entries.format(kind='hash')}, false)"
         f" OR coalesce(list_has_any({_SUFFIXES}, (SELECT list(value) FROM _atlas_exclude "
         f"WHERE kind = 'host'{only})), false))"
     )
@@ -891,10 +932,10 @@ def registrable_domain(host: str) -> str:
 
 
 def safe_http_url(value: object) -> str | None:
-    """The URL if it is a plain http(s) URL (the only kind ever linked), else None."""
-    if not isinstance(value, str):
+    """The canonical link of ``value`` (:func:`atlas.urls.canonical`) if it is an http(s) URL (the
+    only kind ever linked), else None. What is linked is what the rules were checked on: the
+    canonical form, never the text as written."""
+    link = urls.canonical_link(value)
+    if link is None or not re.match(r"^https?://[^\s\"'<>\\`]+$", link):
         return None
-    text = value.strip()
-    if re.match(r"^https?://[^\s\"'<>\\`]+$", text, re.I) and len(text) < 4096:
-        return text
-    return None
+    return link

@@ -54,14 +54,14 @@ ATLAS_CHILD = r"""
 import json, sys, time
 launched = time.perf_counter()
 from atlas.config import DataConfig
-from atlas.data import open_rows, resolve_sources
+from atlas.data import load_policy, open_rows, resolve_sources
 from atlas.stages.stats import count_artists
 from pathlib import Path
 import ahocorasick_rs, duckdb, numpy, pyarrow  # what count_artists imports when called
 start = time.perf_counter()  # like the FTS5 side, timed once its libraries are imported
 shard, names_file = sys.argv[1], sys.argv[2]
 names = json.loads(Path(names_file).read_text())
-rows = open_rows(resolve_sources([shard], Path.cwd()), DataConfig())
+rows = open_rows(resolve_sources([shard], Path.cwd()), DataConfig(), policy=load_policy(DataConfig(), None))
 opened = time.perf_counter()
 per_shard = count_artists(rows, names)
 done = time.perf_counter()

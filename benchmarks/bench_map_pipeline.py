@@ -131,7 +131,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from atlas.config import DataConfig, EmbedConfig, ProjectConfig
-    from atlas.data import open_rows, resolve_sources
+    from atlas.data import load_policy, open_rows, resolve_sources
     from atlas.stages.embed import embed_sample
     from atlas.stages.project import project, write_projection
     from atlas.stages.sample import draw_sample
@@ -149,7 +149,7 @@ def main() -> None:
             pq.write_table(pa.table({"URL": urls, "TEXT": captions,
                                      "punsafe": np.zeros(len(captions), dtype=np.float32)}), shard)
         with Step("sample", results, args.tracemalloc):
-            rows = open_rows(resolve_sources([str(shard)], tmp), DataConfig())
+            rows = open_rows(resolve_sources([str(shard)], tmp), DataConfig(), policy=load_policy(DataConfig(), None))
             table = draw_sample(rows, args.rows, seed=42)
             rows.con.close()
             pq.write_table(table.replace_schema_metadata(None), tmp / "sample.parquet")

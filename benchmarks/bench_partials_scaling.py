@@ -54,7 +54,7 @@ def small_shards(count: int, rows: int) -> list[Path]:
 
 def main() -> None:
     from atlas.config import DataConfig
-    from atlas.data import open_rows, resolve_sources
+    from atlas.data import load_policy, open_rows, resolve_sources
     from atlas.stages.stats import compute_partials, finish_stats, merge_partials, read_artists
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -67,7 +67,7 @@ def main() -> None:
     print(f"load average at start: {load_start}", flush=True)
     results = []
     for n in sorted({25, 50, 100, args.shards} & set(range(1, args.shards + 1))):
-        rows = open_rows(resolve_sources([str(p) for p in shards[:n]], Path.cwd()), DataConfig())
+        rows = open_rows(resolve_sources([str(p) for p in shards[:n]], Path.cwd()), DataConfig(), policy=load_policy(DataConfig(), None))
         c0, t0 = cpu(), time.perf_counter()
         partials = compute_partials(rows, DataConfig(), names)
         scan_s, scan_cpu = time.perf_counter() - t0, cpu() - c0

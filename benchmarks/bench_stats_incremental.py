@@ -55,7 +55,7 @@ def extra_shard(folder: Path) -> Path:
 def main() -> None:
     from atlas.cache import Cache
     from atlas.config import DataConfig
-    from atlas.data import resolve_sources
+    from atlas.data import load_policy, resolve_sources
     from atlas.stages.stats import run_stats
     from bench_stats import prepare
 
@@ -78,7 +78,8 @@ def main() -> None:
     def run(paths, cache):
         sources = resolve_sources([str(p) for p in paths], Path.cwd())
         start = time.perf_counter()
-        stats, examples, _, scanned = run_stats(sources, config, content, _Quiet(), cache=cache)
+        stats, examples, _, scanned = run_stats(sources, config, content, _Quiet(), cache=cache,
+                                                policy=load_policy(config, content))
         return time.perf_counter() - start, (stats, examples), len(scanned)
 
     steps = {"cold": [], "add one": [], "remove one": []}

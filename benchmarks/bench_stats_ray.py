@@ -45,7 +45,7 @@ def main() -> None:
     import ray
 
     from atlas.config import DataConfig
-    from atlas.data import resolve_sources
+    from atlas.data import load_policy, resolve_sources
     from atlas.raycluster import LOCAL_CPUS
     from atlas.stages.stats import run_stats
     from bench_stats import prepare
@@ -66,8 +66,8 @@ def main() -> None:
 
     def run(engine: str):
         start = time.perf_counter()
-        stats, examples, _, scanned = run_stats(sources, DataConfig(artists="artists.txt", engine=engine), content,
-                                                _Quiet())
+        config = DataConfig(artists="artists.txt", engine=engine)
+        stats, examples, _, scanned = run_stats(sources, config, content, _Quiet(), policy=load_policy(config, content))
         return time.perf_counter() - start, (stats, examples), len(scanned)
 
     def warm():

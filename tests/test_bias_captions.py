@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO, SAMPLE_10K, write_shard
 
 from atlas.config import DataConfig
-from atlas.data import open_rows, resolve_sources
+from atlas.data import load_policy, open_rows, resolve_sources
 from atlas.errors import ContentError
 from atlas.stages.bias import (
     WordList,
@@ -27,7 +27,7 @@ needs_sample = pytest.mark.skipif(not SAMPLE_10K.exists(), reason=f"the shared L
 
 
 def _rows(pattern: str):
-    return open_rows(resolve_sources([pattern], Path(".")), DataConfig(unscored="keyword-filter"))  # the real sample has no scores
+    return open_rows(resolve_sources([pattern], Path(".")), DataConfig(unscored="keyword-filter"), policy=load_policy(DataConfig(unscored="keyword-filter"), None))  # the real sample has no scores
 
 
 def _python_count(captions: list, words: list[str]) -> list[bool]:

@@ -103,9 +103,11 @@ def test_only_plain_http_urls_are_emitted_as_links(built):
         by_caption.update({c: d for c, d in zip(captions, details)})
     assert by_caption["js link"][0] is None
     assert by_caption["data link"][0] is None
-    assert by_caption["space in url"][0] is None
-    assert by_caption["<script>window.x=1</script>"][0] == "HTTPS://fine.example/x.jpg"
-    assert summary["unsafe_urls"] == 3
+    # Links are published in their canonical form (what a browser would request): a space is
+    # percent-encoded, the scheme and host lower-cased.
+    assert by_caption["space in url"][0] == "https://ok.example/a%20b.jpg"
+    assert by_caption["<script>window.x=1</script>"][0] == "https://fine.example/x.jpg"
+    assert summary["unsafe_urls"] == 2
     everything = "".join(p.read_text() for p in (folder / "detail").glob("*.json")).lower()
     assert "javascript:" not in everything and "data:text" not in everything
 

@@ -7,14 +7,14 @@ import pyarrow.parquet as pq
 from conftest import SAMPLE_10K, make_context, needs_shared, write_shard
 
 from atlas.config import DataConfig
-from atlas.data import open_rows, resolve_sources
+from atlas.data import load_policy, open_rows, resolve_sources
 from atlas.pipeline import run_stages
 from atlas.stages import sample as sample_stage
 from atlas.stages.sample import OUTPUT_COLUMNS, allocate, draw_sample
 
 
 def _rows(paths, base):
-    return open_rows(resolve_sources([str(p) for p in paths], base), DataConfig(unscored="keyword-filter"))
+    return open_rows(resolve_sources([str(p) for p in paths], base), DataConfig(unscored="keyword-filter"), policy=load_policy(DataConfig(unscored="keyword-filter"), None))
 
 
 @needs_shared

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from atlas.config import DataConfig
-from atlas.data import open_rows, registrable_domain, resolve_sources
+from atlas.data import load_policy, open_rows, registrable_domain, resolve_sources
 from atlas.errors import DataError
 from atlas.stages.stats import compute_stats, read_artists, stats_json
 
@@ -23,7 +23,7 @@ from conftest import write_shard
 
 
 def _stats(paths, artists=None, **config):
-    rows = open_rows(resolve_sources([str(p) for p in paths], Path.cwd()), DataConfig(**config))
+    rows = open_rows(resolve_sources([str(p) for p in paths], Path.cwd()), DataConfig(**config), policy=load_policy(DataConfig(**config), None))
     return compute_stats(rows, DataConfig(**config), artists)
 
 
@@ -147,7 +147,7 @@ def test_artist_counts_never_join_neighbouring_captions_and_add_up_across_batche
         monkeypatch.setattr(stats_stage, "ARTIST_BATCH", batch)
         stats, _ = _stats(shards, artists=names)
         assert {item["name"]: item["count"] for item in stats["artists"]} == expected, batch
-        rows = open_rows(resolve_sources([str(s) for s in shards], tmp_path), DataConfig())
+        rows = open_rows(resolve_sources([str(s) for s in shards], tmp_path), DataConfig(), policy=load_policy(DataConfig(), None))
         per_shard = stats_stage.count_artists(rows, names)
         assert per_shard[str(shards[0])] == {k: v for k, v in _python_counts(first, names).items() if v}
         assert per_shard[str(shards[1])] == {k: v for k, v in _python_counts(second, names).items() if v}
@@ -191,7 +191,7 @@ def test_artist_counts_of_a_glob_source_are_kept_per_file(tmp_path):
     for name, captions in (("a", ["Monet in spring", "x"]), ("b", ["MONET", "after monet", "Manet"])):
         write_shard(tmp_path / f"{name}.parquet", {"URL": [f"http://{name}.com/{i}" for i in range(len(captions))],
                                                    "TEXT": captions})
-    rows = open_rows(resolve_sources([str(tmp_path / "*.parquet")], tmp_path), DataConfig())
+    rows = open_rows(resolve_sources([str(tmp_path / "*.parquet")], tmp_path), DataConfig(), policy=load_policy(DataConfig(), None))
     rows.sources = [Source(str(tmp_path / "*.parquet"))]  # what a remote glob's rows hold (local ones are expanded)
     counts = stats_stage.count_artists(rows, ["Monet", "Manet"])
     assert counts == {str(tmp_path / "a.parquet"): {"Monet": 1}, str(tmp_path / "b.parquet"): {"Monet": 2, "Manet": 1}}
@@ -335,7 +335,7 @@ def test_empty_shards_are_fine(tmp_path):
     empty = pa.table({"URL": pa.array([], pa.string()), "TEXT": pa.array([], pa.string())})
     pq.write_table(empty, tmp_path / "empty.parquet")
     (tmp_path / "zero-bytes.parquet").write_bytes(b"")
-    rows = open_rows(resolve_sources([str(tmp_path / "*.parquet")], Path.cwd()), DataConfig())
+    rows = open_rows(resolve_sources([str(tmp_path / "*.parquet")], Path.cwd()), DataConfig(), policy=load_policy(DataConfig(), None))
     stats, _ = compute_stats(rows, DataConfig())
     assert stats["rows"] == 1
     assert any("zero-bytes.parquet" in note for note in rows.notes)

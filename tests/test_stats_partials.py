@@ -12,7 +12,7 @@ import pytest
 
 from atlas.cache import Cache
 from atlas.config import DataConfig
-from atlas.data import Source, open_rows, remote_fingerprint, resolve_sources
+from atlas.data import Source, load_policy, open_rows, remote_fingerprint, resolve_sources
 from atlas.stages.stats import EXAMPLES, compute_stats, run_stats, shard_fingerprint
 
 from conftest import write_shard
@@ -55,7 +55,9 @@ def _run(paths, cache=None, artists=("Claude Monet", "Jakub Rozalski", "Nobody")
     content.mkdir(exist_ok=True)
     (content / "artists.txt").write_text("\n".join(artists), encoding="utf-8")
     sources = resolve_sources([str(p) for p in paths], Path.cwd())
-    stats, examples, _, scanned = run_stats(sources, DataConfig(artists="artists.txt"), content, _Quiet(), cache=cache)
+    config = DataConfig(artists="artists.txt")
+    stats, examples, _, scanned = run_stats(sources, config, content, _Quiet(), cache=cache,
+                                            policy=load_policy(config, content))
     return stats, examples, [Path(s).name for s in scanned]
 
 
@@ -105,9 +107,9 @@ def test_merged_examples_are_the_single_pass_choice(tmp_path):
     """The examples picked from per-shard candidates are the EXAMPLES shown rows with the smallest
     seeded hash over all rows, as one query over everything picks them."""
     shards = [_shard(tmp_path / f"part-{i}.parquet", i, n=300) for i in range(5)]
-    rows = open_rows(resolve_sources([str(tmp_path / "*.parquet")], Path.cwd()), DataConfig())
+    rows = open_rows(resolve_sources([str(tmp_path / "*.parquet")], Path.cwd()), DataConfig(), policy=load_policy(DataConfig(), None))
     _, examples = compute_stats(rows, DataConfig())
-    rows = open_rows(resolve_sources([str(tmp_path / "*.parquet")], Path.cwd()), DataConfig())
+    rows = open_rows(resolve_sources([str(tmp_path / "*.parquet")], Path.cwd()), DataConfig(), policy=load_policy(DataConfig(), None))
     expected = rows.con.execute(
         f"""
         SELECT caption FROM rows

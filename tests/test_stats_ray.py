@@ -14,7 +14,7 @@ import pytest
 
 from atlas.cache import Cache
 from atlas.config import DataConfig, load_config
-from atlas.data import open_rows, resolve_sources
+from atlas.data import load_policy, open_rows, resolve_sources
 from atlas.errors import ConfigError, DataError
 from atlas.stages.stats import ray_partials, run_stats, stats_json
 
@@ -86,8 +86,9 @@ def shards(shared_data, tmp_path) -> list[Path]:
 def _run(paths: list[Path], engine: str, cache=None):
     content = paths[0].parent.parent / "content"
     sources = resolve_sources([str(p) for p in paths], Path.cwd())
-    stats, examples, _, scanned = run_stats(sources, DataConfig(artists="artists.txt", engine=engine), content, _Quiet(),
-                                            cache=cache)
+    config = DataConfig(artists="artists.txt", engine=engine)
+    stats, examples, _, scanned = run_stats(sources, config, content, _Quiet(), cache=cache,
+                                            policy=load_policy(config, content))
     return stats, examples, sorted(Path(s).name for s in scanned)
 
 
@@ -137,7 +138,7 @@ def test_the_shard_cache_is_shared_between_the_engines(shards, tmp_path, local_r
 def test_a_shard_a_task_cannot_read_is_a_data_error(shards, local_ray):
     """On a cluster a worker may not see a driver's local file: the task's DataError reaches the
     build as it is (no Ray traceback), naming the shard and what to do."""
-    rows = open_rows(resolve_sources([str(p) for p in shards[:2]], Path.cwd()), DataConfig())
+    rows = open_rows(resolve_sources([str(p) for p in shards[:2]], Path.cwd()), DataConfig(), policy=load_policy(DataConfig(), None))
     shards[1].unlink()
     with pytest.raises(DataError) as error:
         ray_partials(rows, DataConfig(engine="ray"), [])

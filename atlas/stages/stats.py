@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from atlas.config import DataConfig
+from atlas import urls
 from atlas.data import (
-    HOST_SQL,
     Policy,
     Rows,
     exclusion_counts,
-    load_policy,
     Source,
     is_glob,
     open_rows,
@@ -117,19 +116,6 @@ def _present(rows: Rows) -> list[Histogram]:
     return [h for h in HISTOGRAMS if rows.has("caption" if h.column == "caption_length" else h.column)]
 
 
-#: The part of a URL its host is taken from. For ``http://`` and ``https://`` URLs (nearly all),
-#: the text between the second and third ``/`` (user-info, host, port: ``split_part``, no regex);
-#: for others, everything before the first ``/`` after the first ``//``. :data:`atlas.data.HOST_SQL`
-#: never looks past either, so counting rows by this cheap prefix and applying the host expression
-#: to the distinct prefixes afterwards (:func:`_hosts_of_prefixes`) gives the same host counts as
-#: counting by ``host``, with the costly host regexes run once per distinct prefix instead of once
-#: per row. NULL exactly where the URL is NULL. (A prefix of the first kind has no ``/``; one of the
-#: second kind has ``//`` or is empty.)
-AUTHORITY_SQL = (
-    "CASE WHEN starts_with(url, 'https://') OR starts_with(url, 'http://') THEN split_part(url, '/', 3) "
-    "ELSE regexp_extract(url, '^[^/]*//[^/]*') END"
-)
-
 #: A caption is blank when it has nothing but space characters (Unicode Zs, what ``trim`` removes).
 #: Nearly every caption starts with another character, which settles it without the regex.
 _ZS = (32, 160, 5760, *range(8192, 8203), 8239, 8287, 12288)
@@ -170,14 +156,15 @@ def scan_partials(rows: Rows, config: DataConfig, shards: list[str] | None = Non
     """
     hists = _present(rows)
     cats = [c for c in CATEGORIES if rows.has(c)]
-    threshold = float(config.unsafe_threshold)
-    # One projection computes each value once; the aggregates read its columns.
-    inner = ["shard", f"{AUTHORITY_SQL if rows.has('url') else 'NULL::VARCHAR'} AS authority"]
+    threshold = float(rows.policy.threshold)
+    # One projection computes each value once; the aggregates read its columns. Hosts are the
+    # view's canonical ones (atlas.urls), the form the opt-out lists were matched on.
+    inner = ["shard", "host", "url_raw IS NOT NULL AND host IS NULL AS bad_url"]
     inner += [f"{_bin_key_sql(h)} AS b_{h.column}" for h in hists]
     inner += [f"coalesce({c}, '(missing)') AS c_{c}" for c in cats]
     # Counted as unsafe: at or over the threshold. NaN is unknown, not unsafe (it is never shown either).
     inner.append(f"punsafe >= {threshold!r} AND NOT isnan(punsafe) AS unsafe" if rows.has("punsafe") else "false AS unsafe")
-    outer = ["shard", "count(*)", "histogram(authority)"]
+    outer = ["shard", "count(*)", "histogram(host)", "count(*) FILTER (WHERE bad_url)"]
     outer += [f"histogram(b_{h.column})" for h in hists]
     outer += ["count(*) FILTER (WHERE unsafe)"] + [f"histogram(c_{c})" for c in cats]
     if rows.has("caption"):
@@ -197,19 +184,10 @@ def scan_partials(rows: Rows, config: DataConfig, shards: list[str] | None = Non
         f"GROUP BY shard"
     )
     records = rows.con.execute(sql).fetchall()
-    host_of = _hosts_of_prefixes(rows, {p for record in records for p in (record[2] or {})})
     partials = {}
     for record in records:
         it = iter(record)
-        shard, count, prefixes = next(it), next(it), next(it) or {}
-        hosts: dict[str, int] = {}
-        bad_urls = 0
-        for prefix, n in prefixes.items():
-            host = host_of.get(prefix)
-            if host is None:  # a URL without a host
-                bad_urls += n
-            else:  # several prefixes (www., ports, case) can share a host
-                hosts[host] = hosts.get(host, 0) + n
+        shard, count, hosts, bad_urls = next(it), next(it), dict(next(it) or {}), next(it)
         part = {"rows": count, "hosts": hosts, "bad_urls": bad_urls, "bins": {}, "invalid": {}, "over": []}
         for h in hists:
             bins, over = [0] * h.bins, [0] * len(h.thresholds)
@@ -265,23 +243,6 @@ def _empty_partial(rows: Rows) -> dict:
     if rows.has("caption"):
         part["examples"], part["html"] = [], []
     return part
-
-
-def _hosts_of_prefixes(rows: Rows, prefixes: set[str]) -> dict[str, str | None]:
-    """:data:`atlas.data.HOST_SQL` applied to each distinct :data:`AUTHORITY_SQL` prefix (once, not
-    once per row); a prefix without ``/`` is the authority of an http(s) URL."""
-    return _hosts(rows, prefixes, "CASE WHEN contains(p, '/') OR p = '' THEN p ELSE 'http://' || p END")
-
-
-def _hosts(rows: Rows, values: set[str], url_sql: str = "p") -> dict[str, str | None]:
-    """{value: host of ``url_sql``} for the distinct values (one small DuckDB query)."""
-    if not values:
-        return {}
-    return dict(
-        rows.con.execute(
-            f"SELECT p, {HOST_SQL.format(col=url_sql)} FROM (SELECT unnest(?::VARCHAR[]) AS p)", [sorted(values)]
-        ).fetchall()
-    )
 
 
 def _add(total: dict, part: dict) -> None:
@@ -543,13 +504,13 @@ def count_artists(rows: Rows, names: list[str], shards: list[str] | None = None)
 
 
 def _shape_examples(rows: Rows, merged: dict) -> dict:
-    """The picked candidates as published: only plain http(s) URLs linked; hosts for the picked rows."""
+    """The picked candidates as published: only plain http(s) URLs linked (their canonical form,
+    which the view's ``url`` already is); hosts for the picked rows."""
     picked, html = merged.get("examples", []), merged.get("html", [])
-    urls = sorted({url for _, url, _ in picked + html if url is not None})
-    hosts = _hosts(rows, set(urls))
 
     def shape(items):
-        return [{"url": safe_http_url(url), "caption": caption, "host": hosts.get(url)} for _, url, caption in items]
+        return [{"url": safe_http_url(url), "caption": caption, "host": urls.canonical(url)[1] if url else None}
+                for _, url, caption in items]
 
     return {"captions": shape(picked), "html": shape(html)}
 
@@ -568,7 +529,7 @@ def compute_partials(rows: Rows, config: DataConfig, artists: list[str], shards:
 
 
 def shard_partials(source: Source, columns: dict[str, str], config: DataConfig, artists: list[str],
-                   settings: Settings, threads: int = 1, policy: Policy | None = None) -> dict[str, dict]:
+                   settings: Settings, threads: int = 1, *, policy: Policy) -> dict[str, dict]:
     """:func:`compute_partials` of one shard (of each file of a remote glob) in a DuckDB of its own
     (:func:`atlas.data.open_shard`, ``threads`` threads): the same SQL, so the same partial as the
     local pass. ``columns`` is the mapping found over all the shards (``Rows.columns``). Plain,
@@ -595,7 +556,7 @@ def ray_partials(rows: Rows, config: DataConfig, artists: list[str], shards: lis
     with ray_session(rows.settings, "[data] engine") as ray:
         cpus = _cpus_per_task(ray, len(sources))
         task = ray.remote(num_cpus=cpus)(shard_partials)
-        refs = [task.remote(source, rows.columns, config, artists, rows.settings, cpus, rows.policy)
+        refs = [task.remote(source, rows.columns, config, artists, rows.settings, cpus, policy=rows.policy)
                 for source in sources]
         try:
             results = ray.get(refs)
@@ -618,7 +579,7 @@ def _cpus_per_task(ray, tasks: int) -> int:
 #: Cache folder (see :class:`atlas.cache.Cache`) of the per-shard partials; bump the version
 #: when a partial's meaning changes.
 PARTIALS = "stats-shard"
-PARTIAL_VERSION = "3"
+PARTIAL_VERSION = "4"
 
 
 def shard_fingerprint(source: Source) -> dict | None:
@@ -728,10 +689,10 @@ def finish_stats(rows: Rows, config: DataConfig, merged: dict, artists: list[str
         "shares": shares,
         "categories": {c: _ranked(v, "value") for c, v in merged["categories"].items()},
         "safety": {
-            "threshold": config.unsafe_threshold,
+            "threshold": rows.policy.threshold,
             "unsafe_rows": merged["unsafe"],
             "scored": rows.scored,
-            "unscored": config.unscored,
+            "unscored": rows.policy.unscored,
             "blocklist_words": len(rows.policy.blocklist),
             "blocklist_rows": merged["blocklist_rows"],
             "shown_rows": merged["shown_rows"],
@@ -836,15 +797,15 @@ def artists_path(config: DataConfig, content_dir: Path) -> Path | None:
 
 
 def run_stats(sources: list, config: DataConfig, content_dir: Path, reporter,
-              settings: Settings | None = None, cache=None,
-              policy: Policy | None = None) -> tuple[dict, dict, Rows, list[str]]:
+              settings: Settings | None = None, cache=None, *,
+              policy: Policy) -> tuple[dict, dict, Rows, list[str]]:
     """The whole stage as a plain function: read the artist list, scan the shards, merge.
 
     With a ``cache`` (:class:`atlas.cache.Cache`), each shard's partial statistics are kept under
     the shard's fingerprint and only new or changed shards are scanned. Returns (stats, examples,
     rows, shards scanned); ``rows`` tells which shards and columns were read (its connection is
     closed). ``atlas build`` (with its cache) and ``atlas stats`` (without) both call this.
-    ``policy`` defaults to the one ``config`` and the content folder give (:func:`atlas.data.load_policy`).
+    ``policy`` (:func:`atlas.data.load_policy`) is built once by the caller, never here.
     """
     if config.engine == "ray":
         from atlas.raycluster import import_ray
@@ -852,7 +813,6 @@ def run_stats(sources: list, config: DataConfig, content_dir: Path, reporter,
         import_ray("[data] engine")  # before any work: a clear error when the extra is missing
     path = artists_path(config, content_dir)
     names = read_artists(path) if path is not None else []
-    policy = policy if policy is not None else load_policy(config, content_dir)
     rows = open_rows(sources, config, settings=settings, policy=policy)
     try:
         for note in rows.notes:
