@@ -73,11 +73,45 @@ def _fragment():
     return st.one_of(st.sampled_from(PAYLOADS), st.text(max_size=12), st.just("x" * 100_000))
 
 
+#: The opt-out list of the fuzz site names this host (written plainly); rows name it in every
+#: way a browser still reads as that host (atlas.urls: the canonical form).
+OPTOUT_HOST = "optout-host.example"
+OPTOUT_URL = st.builds(
+    lambda lead, scheme, user, host, port, sep, path, frag, tail: f"{lead}{scheme}{user}{host}{port}{sep}{path}{frag}{tail}",
+    st.sampled_from(["", " ", "\t", "\n ", "\x0c"]),
+    st.sampled_from(["https://", "HTTPS://", "https:/", "https:", "http://", "https:\\\\", "hTTp:\\/"]),
+    st.sampled_from(["", "u@", "u:p@", "@"]),
+    st.sampled_from([OPTOUT_HOST, "OPTOUT-Host.Example", "ｏｐｔｏｕｔ-host.example", "%6Fptout-host.example",
+                     "optout-host.example.", "optout-host.example%2e", "img.optout-host.example",
+                     "www.optout-host.example", "opt\tout-host.example", "optout-host.ｅｘａｍｐｌｅ"]),
+    st.sampled_from(["", ":443", ":80"]),
+    st.sampled_from(["/", "\\"]),
+    st.text(alphabet="abc/.%20?=", max_size=8),
+    st.sampled_from(["", "#x", "#"]),
+    st.sampled_from(["", " ", "\n"]),
+)
+#: The blocklist of the fuzz site holds this made-up word; captions spell it as readers (and
+#: the search's fold) still read it: compatibility forms and invisible characters inside.
+BLOCKED_WORD = "quokkaz"
+_LETTER_FORMS = [
+    lambda c: c, lambda c: c.upper(), lambda c: chr(0xFF41 + ord(c) - 97),  # full-width
+    lambda c: chr(0x1D41A + ord(c) - 97),  # mathematical bold
+    lambda c: chr(0x24D0 + ord(c) - 97),  # circled
+    lambda c: chr(0x1D5BA + ord(c) - 97),  # mathematical sans-serif
+]
+_INVISIBLE = ["", "", "\u00ad", "\u200b", "\u200c", "\u200d", "\u2060", "\u200e", "\u200f", "\ufeff"]
+BLOCKED_SPELLING = st.lists(st.tuples(st.sampled_from(range(len(_LETTER_FORMS))), st.sampled_from(_INVISIBLE)),
+                            min_size=len(BLOCKED_WORD), max_size=len(BLOCKED_WORD)).map(
+    lambda forms: "".join(_LETTER_FORMS[f](c) + (gap if i < len(BLOCKED_WORD) - 1 else "")
+                          for i, (c, (f, gap)) in enumerate(zip(BLOCKED_WORD, forms))))
+
 ROW = st.fixed_dictionaries({
     "caption": st.lists(_fragment(), max_size=5).map("".join),
     "url": st.one_of(st.sampled_from(BAD_URLS), st.just(None), st.text(max_size=20).map(lambda t: f"https://ok.example/{t}")),
     "punsafe": SCORES,
     "nsfw": TAGS,
+    "optout_url": st.one_of(st.none(), st.none(), OPTOUT_URL),
+    "blocked": st.one_of(st.none(), st.none(), BLOCKED_SPELLING),
 })
 DATASET = st.fixed_dictionaries({
     "rows": st.lists(ROW, min_size=1, max_size=10),
@@ -87,7 +121,10 @@ DATASET = st.fixed_dictionaries({
 
 
 def may_show(row: dict, with_nsfw: bool) -> bool:
-    """The README's rule, written independently of atlas.data."""
+    """The README's rule, written independently of atlas.data (opted-out and blocked rows are
+    known by how the strategy made them)."""
+    if row.get("optout_url") is not None or row.get("blocked") is not None:
+        return False
     p = row["punsafe"]
     if p is None or not (0 <= p < THRESHOLD):
         return False
@@ -103,8 +140,9 @@ def write_dataset(dataset: dict, path: Path) -> list[tuple[str, bool]]:
     captions, urls, tagged = [], [], []
     for i, row in enumerate(dataset["rows"]):
         marker = _marker(i)
-        captions.append(_utf8(f"{marker} {row['caption']}"))
-        url = row["url"]
+        blocked = f" {row['blocked']} " if row.get("blocked") is not None else ""
+        captions.append(_utf8(f"{marker} {row['caption']}{blocked}"))
+        url = row["url"] if row.get("optout_url") is None else row["optout_url"]
         if url is not None and url.startswith("https://ok.example/"):
             url = f"https://ok.example/{marker}/{url[len('https://ok.example/'):]}"
         urls.append(None if url is None else _utf8(url))
@@ -219,7 +257,8 @@ def fuzz_env(tmp_path_factory):
     toml = textwrap.dedent(f"""\
         [data]
         unsafe_threshold = {THRESHOLD}
-        blocklist = ""
+        blocklist = "words.txt"
+        exclude = ["optout.txt"]
 
         [sample]
         size = 50
@@ -229,6 +268,8 @@ def fuzz_env(tmp_path_factory):
         n_neighbors = 5
         """)
     content = write_content(root / "content", pages, toml)
+    (content / "words.txt").write_text(f"{BLOCKED_WORD}\n", encoding="utf-8")
+    (content / "optout.txt").write_text(f"{OPTOUT_HOST}\n", encoding="utf-8")
     env = {"root": root, "content": content, "cache": root / "cache", "site": root / "site", "browser": None}
     yield env
     print(f"\nhostile inputs tried: {COUNTS}")
