@@ -17,6 +17,8 @@ from atlas.stages.search import SearchIndex
 from conftest import quiet_build, write_content
 from test_urls import OPTED_OUT_FORMS, SAME_IMAGE_FORMS
 
+pytestmark = pytest.mark.slow  # builds a site
+
 #: Captions that spell a word of the shipped blocklist in a way a reader (and the search) reads as it.
 BLOCKED_CAPTIONS = [
     "ｐｏｒｎ ｎｕｄｅ",  # full-width
