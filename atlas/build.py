@@ -2,7 +2,8 @@
 
 The stages, in order: demo shards (only without data) -> statistics -> bias (caption words of
 the Bias page's occupations) -> sample -> embed -> project -> map data -> prompt captions (nearest
-to each prompt) -> gallery (only with generated images) -> render. The GPU stages (embed,
+to each prompt) -> screen (the generated images through a nudity classifier; only with generated
+images) -> gallery (only with generated images) -> render. The GPU stages (embed,
 project, gallery) may come from committed artifacts instead (see atlas/artifacts.py). A failed build raises before anything touches ``--out``; a
 successful one swaps the new site in with two renames, so readers never see half a site.
 """
@@ -49,11 +50,11 @@ DEMO_STAGE = Stage(
 
 def stages() -> list[Stage]:
     """The build's stages in order."""
-    from atlas.stages import bias, embed, gallery, mapdata, project, prompt_captions, render, sample, search, stats
+    from atlas.stages import bias, embed, gallery, mapdata, project, prompt_captions, render, sample, screen, search, stats
 
     return [
         DEMO_STAGE, stats.STAGE, bias.STAGE, sample.STAGE, embed.STAGE, project.STAGE, mapdata.STAGE, search.STAGE,
-        prompt_captions.STAGE, gallery.STAGE, render.STAGE,
+        prompt_captions.STAGE, screen.STAGE, gallery.STAGE, render.STAGE,
     ]
 
 
@@ -162,6 +163,9 @@ def build(
         "render_key": render.key,
         "stages": {r.name: {"status": r.status, "seconds": round(r.seconds, 3)} for r in results},
     }
+    screened = ctx.summary("screen")
+    if screened:  # how many generated images were screened, and withheld (atlas/stages/screen.py)
+        info["generated_images"] = screened
     fetched = images_fetch(ctx)
     if fetched:
         info["images_fetch"] = fetched

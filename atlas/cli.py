@@ -90,6 +90,13 @@ def _summary_table(report) -> None:
         parts = [f"{rows:,} rows" if rows is not None else None, f"{sample:,} on the map" if sample else None,
                  f"site {report.site_bytes / 1e6:.1f} MB of GitHub Pages' 1 GB", info.get("embedder")]
         reporter.info(" · ".join(p for p in parts if p))
+        screened = info.get("generated_images")
+        if screened:
+            reporter.info(
+                f"generated images: {screened['images']} screened by {screened['classifier'] or 'no classifier'} "
+                f"(threshold {screened['threshold']}), {screened['withheld']} withheld as flagged, "
+                f"{screened['unscreened']} withheld as unscreened"
+            )
         if info.get("images_fetch"):
             from atlas.fetch import summary_line
 

@@ -186,6 +186,10 @@ class GenerateConfig(_Section):
     width: int | None = Field(None, ge=64, le=2048)
     height: int | None = Field(None, ge=64, le=2048)
     format: Literal["webp", "png"] = "webp"
+    #: Generated images that the nudity classifier (Open-NSFW, :mod:`atlas.screen`) scores at or
+    #: above this are withheld from the site. 0.2 is where the classifier's own documentation ends
+    #: "safe"; at most 0.8, its "pornographic" edge, so screening cannot be switched off here.
+    nsfw_threshold: float = Field(0.2, ge=0.0, le=0.8)
 
 
 class AtlasConfig(_Section):

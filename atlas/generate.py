@@ -4,7 +4,9 @@
 every prompt of ``content/prompts.toml`` at each of its seeds into
 ``content/generated/<prompt-id>/<seed>.webp`` with a JSON manifest beside each image holding
 its exact recipe. An image whose recipe hash is unchanged is skipped; ``force`` redoes all.
-:mod:`atlas.stages.gallery` and :mod:`atlas.widgets.gallery` put them on the site.
+Each image is screened by a nudity classifier before it is written (:mod:`atlas.screen`): a
+flagged one is not written, and its manifest says why. :mod:`atlas.stages.gallery` and
+:mod:`atlas.widgets.gallery` put them on the site, after the build screened them again.
 
 torch and diffusers are imported inside the functions that use them, so importing this module
 (which every build does, through the gallery widgets) stays fast.
@@ -21,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from atlas import screen
 from atlas.cache import file_digest, fingerprint
 from atlas.config import AtlasConfig, GenerateConfig, load_config
 from atlas.device import resolve_device
@@ -379,21 +382,41 @@ def _web_sized(image):
     return image.convert("RGB")
 
 
+@dataclass
+class Encoded:
+    """An image as it will be committed: its file's bytes and its size in pixels."""
+
+    data: bytes
+    size: tuple[int, int]
+
+
+def encode(image, fmt: str) -> Encoded:
+    """The web-sized file of a PIL image, in memory: what the screening scores is exactly what
+    is committed and published (the WebP encoding changes pixels)."""
+    import io
+
+    image = _web_sized(image)
+    buffer = io.BytesIO()
+    if fmt == "webp":
+        image.save(buffer, format="WEBP", quality=WEBP_QUALITY, method=6)
+    else:
+        image.save(buffer, format="PNG", optimize=True)
+    return Encoded(buffer.getvalue(), image.size)
+
+
 def write_result(content_dir: Path, prompt_id: str, seed: int, image, manifest: dict) -> Path:
     """Write ``<seed>.<fmt>`` then ``<seed>.json`` atomically; the image goes first, so a manifest
-    never names a missing image. ``image`` is a PIL image, or None when it was withheld."""
+    never names a missing image. ``image`` is a PIL image or an :class:`Encoded` one, or None
+    when it was withheld (then no image file is left)."""
     fmt = manifest["recipe"]["output"]["format"]
     target = image_path(content_dir, prompt_id, seed, fmt)
     target.parent.mkdir(parents=True, exist_ok=True)
     if image is not None:
-        image = _web_sized(image)
+        encoded = image if isinstance(image, Encoded) else encode(image, fmt)
         tmp = target.with_name(f".{target.name}.tmp")
-        if fmt == "webp":
-            image.save(tmp, format="WEBP", quality=WEBP_QUALITY, method=6)
-        else:
-            image.save(tmp, format="PNG", optimize=True)
+        tmp.write_bytes(encoded.data)
         os.replace(tmp, target)
-        manifest = {**manifest, "image": target.name, "image_size": list(image.size)}
+        manifest = {**manifest, "image": target.name, "image_size": list(encoded.size)}
     else:
         target.unlink(missing_ok=True)
         manifest = {**manifest, "image": None, "image_size": None}
@@ -484,9 +507,13 @@ def generate(
 ) -> dict:
     """Render every prompt x seed of ``prompts.toml`` whose recipe changed (all with ``force``).
 
-    ``model`` (a diffusers folder or a hub id) overrides ``[generate] model``. Returns a summary:
-    ``{"model", "licence", "device", "generated", "skipped", "withheld", "images", "seconds",
-    "stale"}`` where ``stale`` lists generated folders no prompt uses any more.
+    ``model`` (a diffusers folder or a hub id) overrides ``[generate] model``. Every image made is
+    scored by the nudity classifier (:mod:`atlas.screen`) and by the model's safety checker when
+    the model folder has one; its manifest records both (``nsfw``, ``safety_checker``), and a
+    flagged image is not written (``"image": null``). Returns a summary: ``{"model", "licence",
+    "device", "generated", "skipped", "screened", "flagged", "withheld", "classifier", "threshold",
+    "images", "seconds", "stale"}`` where ``withheld`` counts images flagged by either check and
+    ``stale`` lists generated folders no prompt uses any more.
     """
     from atlas.report import Reporter
 
@@ -514,6 +541,10 @@ def generate(
         "generated": 0,
         "skipped": fresh,
         "withheld": 0,
+        "screened": 0,
+        "flagged": 0,
+        "classifier": screen.describe(),
+        "threshold": settings.nsfw_threshold,
         "device": None,
         "seconds": 0.0,
         "stale": _stale_folders(content_dir, prompts) if not prompt_ids else [],
@@ -524,6 +555,10 @@ def generate(
         reporter.info(f"all {fresh} image(s) up to date (use --force to regenerate)")
         return summary
 
+    # Before the (slow) model loads: no image may be written unscreened (atlas/screen.py).
+    if screen.classifier_version() is None:
+        raise screen.missing_error()
+    threshold = settings.nsfw_threshold
     torch, diffusers = _load_torch_stack()
     import transformers
 
@@ -555,8 +590,20 @@ def generate(
                     generator=generator,
                     output_type="pil",
                 )
+            seconds = time.perf_counter() - t0
+            # diffusers' safety checker, when the model folder holds its weights (else None).
             flagged = getattr(output, "nsfw_content_detected", None)
-            withheld = bool(flagged and flagged[0])
+            checker = None if flagged is None else bool(flagged[0])
+            # Open-NSFW on the file as it would be committed, whatever the checker said.
+            encoded = encode(output.images[0], recipe["output"]["format"])
+            nsfw = screen.record(screen.score_bytes(encoded.data), threshold, hashlib.sha256(encoded.data).hexdigest())
+            withheld = bool(checker) or nsfw["verdict"] == screen.FLAGGED
+            if checker:
+                safety = "withheld by the model's safety checker"
+            elif withheld:
+                safety = f"withheld by the nudity classifier ({screen.CLASSIFIER} score {nsfw['score']:.3f} >= {threshold})"
+            else:
+                safety = None
             manifest = {
                 "recipe": recipe,
                 "recipe_hash": job.hash,
@@ -566,18 +613,22 @@ def generate(
                 "versions": versions,
                 "device": device_name,
                 "dtype": str(dtype).removeprefix("torch."),
-                "seconds": round(time.perf_counter() - t0, 3),
-                "safety": "withheld by the model's safety checker" if withheld else None,
+                "seconds": round(seconds, 3),
+                "safety_checker": checker,
+                "nsfw": nsfw,
+                "safety": safety,
             }
-            write_result(content_dir, job.prompt.id, job.seed, None if withheld else output.images[0], manifest)
+            write_result(content_dir, job.prompt.id, job.seed, None if withheld else encoded, manifest)
             summary["generated"] += 1
+            summary["screened"] += 1
             summary["withheld"] += int(withheld)
+            summary["flagged"] += int(nsfw["verdict"] == screen.FLAGGED)
             task.advance()
     summary["device"] = device_name
     summary["seconds"] = round(time.perf_counter() - started, 2)
     reporter.info(
         f"generated {summary['generated']} image(s), {summary['skipped']} up to date"
-        + (f", {summary['withheld']} withheld by the safety checker" if summary["withheld"] else "")
+        + f", {summary['screened']} screened by {summary['classifier']}, {summary['withheld']} withheld"
         + f" ({summary['seconds']:.1f} s on {device_name})"
     )
     return summary

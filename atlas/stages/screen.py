@@ -1,0 +1,94 @@
+"""The screen stage (``screen``, part of ``atlas build``, CPU only): every committed generated
+image scored by the nudity classifier (Open-NSFW, :mod:`atlas.screen`) before a page may show it.
+
+Committed images are screened here even when their manifest records a score: images committed
+before screening existed have none, a hand-edited manifest may say anything, and the threshold may
+have changed since. Scores are cached per image digest under ``<cache>/nsfw-scores/``, so a build
+scores only new or changed files. The verdicts (:data:`atlas.screen.VERDICTS`) are read by the
+gallery and bias-grid widgets; flagged and unscreened images are never copied into the site, and
+the counts reach ``data/build.json`` (``generated_images``) and the build summary.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from atlas import screen
+from atlas.cache import file_digest
+from atlas.generate import read_manifest
+from atlas.pipeline import Stage
+
+SCORES_DIR = "nsfw-scores"
+
+
+def _images(ctx) -> list[tuple[str, Path]]:
+    from atlas.stages.gallery import generated_images
+
+    return generated_images(ctx.content_dir)
+
+
+def _manifest(path: Path) -> dict | None:
+    """The manifest beside a committed image (``<seed>.json`` for ``<seed>.webp``)."""
+    return read_manifest(path.with_suffix(".json"))
+
+
+def _inputs(ctx) -> dict:
+    images = []
+    for key, path in _images(ctx):
+        recorded = (_manifest(path) or {}).get("nsfw")
+        images.append([key, file_digest(path), recorded if isinstance(recorded, dict) else None])
+    return {
+        "images": images,
+        "classifier": screen.classifier_version(),
+        "threshold": ctx.config.generate.nsfw_threshold,
+    }
+
+
+def _run(ctx, folder: Path) -> dict:
+    threshold = ctx.config.generate.nsfw_threshold
+    cache_dir = Path(ctx.cache.root) / SCORES_DIR
+    verdicts = {}
+    for key, path in _images(ctx):
+        verdicts[key] = screen.screen_file(path, threshold, _manifest(path), cache_dir=cache_dir)
+    version = screen.classifier_version()
+    data = {
+        "classifier": screen.describe(version) if version else None,
+        "threshold": threshold,
+        "images": {key: found.as_json() for key, found in verdicts.items()},
+    }
+    (folder / screen.VERDICTS).write_text(json.dumps(data, indent=1), encoding="utf-8")
+    states = [found.state for found in verdicts.values()]
+    summary = {
+        "classifier": data["classifier"],
+        "threshold": threshold,
+        "images": len(states),
+        "passed": states.count(screen.PASSED),
+        "withheld": states.count(screen.FLAGGED),
+        "unscreened": states.count(screen.UNSCREENED),
+    }
+    if summary["withheld"]:
+        ctx.reporter.warn(
+            "nsfw",
+            f"{summary['withheld']} generated image(s) were withheld from the site: the nudity classifier "
+            f"({screen.describe(version)}) scored them at or above {threshold} ([generate] nsfw_threshold); "
+            "delete them from content/generated/ or regenerate them with other seeds",
+        )
+    if summary["unscreened"]:
+        problems = sorted({found.problem for found in verdicts.values() if found.state == screen.UNSCREENED})
+        ctx.reporter.warn(
+            "nsfw",
+            f"{summary['unscreened']} generated image(s) were withheld from the site because they could not be "
+            f"screened for nudity: {'; '.join(problems)[:300]}",
+        )
+    return summary
+
+
+STAGE = Stage(
+    name="screen",
+    version="1",
+    inputs=_inputs,
+    run=_run,
+    enabled=lambda ctx: bool(_images(ctx)),
+    description="the committed Stable Diffusion images screened by a nudity classifier (Open-NSFW)",
+)
