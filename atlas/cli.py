@@ -192,7 +192,8 @@ def generate(app: App, content_dir: Path, model: str | None, force: bool, prompt
     summary = run_generate(content_dir, model, force, app.reporter, prompt_ids=prompt_ids)
     app.reporter.info(
         f"{summary['generated']} generated, {summary['skipped']} up to date, "
-        f"{summary['withheld']} withheld; model {summary['model']} (licence: {summary['licence']})"
+        f"{summary['withheld']} withheld ({summary['flagged']} of {summary['screened']} screened flagged by "
+        f"{summary['classifier']} at {summary['threshold']}); model {summary['model']} (licence: {summary['licence']})"
     )
 
 
