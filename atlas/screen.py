@@ -32,7 +32,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from atlas.cache import file_digest, read_json, write_atomic
+from atlas.cache import file_digest, write_atomic
 from atlas.errors import ModelError
 
 CLASSIFIER = "Open-NSFW"
@@ -138,19 +138,21 @@ _SCORES: dict[str, float] = {}
 
 def _cached_score(digest: str, path: Path, cache_dir: Path | None, version: str) -> float:
     """The score of the file with ``digest``: from memory, the on-disk cache, or the classifier."""
-    if digest in _SCORES:
-        return _SCORES[digest]
     stored = cache_dir / version / digest[:2] / f"{digest}.json" if cache_dir is not None else None
-    if stored is not None:
+    score = _SCORES.get(digest)
+    if score is None and stored is not None:
         try:
-            _SCORES[digest] = float(json.loads(stored.read_text())["score"])
-            return _SCORES[digest]
+            score = float(json.loads(stored.read_text())["score"])
+            if not 0.0 <= score <= 1.0:  # NaN included: not a score this cache wrote
+                raise ValueError(score)
         except (OSError, ValueError, KeyError, TypeError):
-            pass
-    score = score_bytes(Path(path).read_bytes())
-    _SCORES[digest] = score
-    if stored is not None:
-        stored.parent.mkdir(parents=True, exist_ok=True)
+            score = None
+        else:
+            _SCORES[digest] = score
+            return score
+    if score is None:
+        score = _SCORES[digest] = score_bytes(Path(path).read_bytes())
+    if stored is not None:  # also when remembered from a widget: the next build is another process
         write_atomic(stored, json.dumps({"score": score, "classifier": describe(version)}))
     return score
 
@@ -175,18 +177,15 @@ def screen_file(path: Path, threshold: float, manifest: dict | None = None, cach
     return Verdict(UNSCREENED, digest, problem=f"the classifier is not installed ({INSTALL_HINT})")
 
 
-def read_verdicts(folder: Path | None) -> dict[str, dict]:
-    """The screen stage's verdicts by ``<prompt-id>/<seed>``, or {} (no folder or no file)."""
-    data = read_json(folder, VERDICTS)
-    return (data or {}).get("images") or {}
-
-
 def check(ctx, key: str, path: Path, manifest: dict | None) -> Verdict:
     """The verdict on the image ``key`` about to be published from ``path``: the screen stage's
     when it judged this very file, else screened here and now (a widget rendered outside a build,
     or a file changed since), so no code path publishes an image that was not screened."""
+    from atlas.stages import screen as stage
+
     digest = file_digest(path)
-    found = read_verdicts(ctx.outputs.get("screen")).get(key)
+    verdicts = stage.read(ctx.outputs.get("screen"))
+    found = verdicts.images.get(key) if verdicts is not None else None
     if isinstance(found, dict) and found.get("sha256") == digest and found.get("state") in (PASSED, FLAGGED, UNSCREENED):
         return Verdict(found["state"], digest, found.get("score"), found.get("by") or "classifier", found.get("problem") or "")
     return screen_file(path, ctx.config.generate.nsfw_threshold, manifest, digest=digest)

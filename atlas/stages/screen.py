@@ -4,18 +4,19 @@ image scored by the nudity classifier (Open-NSFW, :mod:`atlas.screen`) before a 
 Committed images are screened here even when their manifest records a score: images committed
 before screening existed have none, a hand-edited manifest may say anything, and the threshold may
 have changed since. Scores are cached per image digest under ``<cache>/nsfw-scores/``, so a build
-scores only new or changed files. The verdicts (:data:`atlas.screen.VERDICTS`) are read by the
-gallery and bias-grid widgets; flagged and unscreened images are never copied into the site, and
+scores only new or changed files. The verdicts (:func:`read`) are what the gallery and bias-grid
+widgets check (:func:`atlas.screen.check`); flagged and unscreened images are never copied into the site, and
 the counts reach ``data/build.json`` (``generated_images``) and the build summary.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from atlas import screen
-from atlas.cache import file_digest
+from atlas.cache import file_digest, read_json
 from atlas.generate import read_manifest
 from atlas.pipeline import Stage
 
@@ -82,6 +83,25 @@ def _run(ctx, folder: Path) -> dict:
             f"screened for nudity: {'; '.join(problems)[:300]}",
         )
     return summary
+
+
+@dataclass
+class Verdicts:
+    """What the screen stage decided: per image (``<prompt-id>/<seed>``) its state, the SHA-256 of
+    the file it judged, its score; and the classifier and threshold used."""
+
+    classifier: str | None
+    threshold: float | None
+    images: dict[str, dict] = field(default_factory=dict)
+
+
+def read(folder: Path | None) -> Verdicts | None:
+    """The screen stage's output in ``folder``, or None (no folder or no readable file)."""
+    data = read_json(folder, screen.VERDICTS)
+    if not isinstance(data, dict):
+        return None
+    images = data.get("images")
+    return Verdicts(data.get("classifier"), data.get("threshold"), images if isinstance(images, dict) else {})
 
 
 STAGE = Stage(
