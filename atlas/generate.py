@@ -453,6 +453,8 @@ def plan(prompts: list[Prompt], content_dir: Path, model: ModelSource, scheduler
                 reason = "recipe changed"
             elif manifest.get("image") and not image_path(content_dir, prompt.id, seed, config.format).exists():
                 reason = "image missing"
+            elif _allowed_now(manifest, config.nsfw_threshold):
+                reason = "withheld under a lower nudity threshold"
             elif force:
                 reason = "forced"
             else:
@@ -460,6 +462,67 @@ def plan(prompts: list[Prompt], content_dir: Path, model: ModelSource, scheduler
                 continue
             jobs.append(Job(prompt, seed, recipe, digest, reason))
     return jobs, fresh
+
+
+def _allowed_now(manifest: dict, threshold: float) -> bool:
+    """Was this image withheld only by the nudity classifier, at a score that the threshold now
+    lets through? (It was never written, so it must be generated again.)"""
+    nsfw = manifest.get("nsfw")
+    if manifest.get("image") or manifest.get("safety_checker") or not isinstance(nsfw, dict):
+        return False
+    score = nsfw.get("score")
+    return nsfw.get("verdict") == screen.FLAGGED and isinstance(score, (int, float)) and score < threshold
+
+
+def _write_manifest(path: Path, manifest: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def screen_committed(content_dir: Path, prompts: list[Prompt], threshold: float, skip: set) -> tuple[int, int]:
+    """Screen the committed images that are up to date but have no verdict for their very file at
+    this threshold (committed before screening existed, edited, or judged at another threshold):
+    record the score in the manifest, and delete a flagged image (``"image": null``), as if it
+    had just been generated. ``skip``: (prompt id, seed) about to be generated anyway. Returns
+    (screened, flagged)."""
+    screened = flagged = 0
+    package = f"{screen.PACKAGE} {screen.classifier_version()}"
+    for prompt in prompts:
+        for seed in prompt.seeds:
+            path = manifest_path(content_dir, prompt.id, seed)
+            manifest = read_manifest(path)
+            name = manifest.get("image") if manifest and (prompt.id, seed) not in skip else None
+            if not isinstance(name, str) or Path(name).name != name or not (path.parent / name).is_file():
+                continue
+            image = path.parent / name
+            data = image.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            known = manifest.get("nsfw")
+            if isinstance(known, dict) and (known.get("image_sha256"), known.get("threshold"), known.get("package")) == (
+                digest, threshold, package
+            ):
+                continue
+            try:
+                nsfw = screen.record(screen.score_bytes(data), threshold, digest)
+            except Exception as error:  # not an image the classifier can read
+                raise ContentError(
+                    f"cannot screen the committed image for nudity: {type(error).__name__}: {error}",
+                    where=str(image),
+                    hint="Delete the image and its manifest, then run atlas generate again.",
+                ) from None
+            manifest = {**manifest, "nsfw": nsfw}
+            screened += 1
+            if nsfw["verdict"] == screen.FLAGGED:
+                flagged += 1
+                image.unlink()
+                manifest.update(image=None, image_size=None, safety=_classifier_safety(nsfw))
+            _write_manifest(path, manifest)
+    return screened, flagged
+
+
+def _classifier_safety(nsfw: dict) -> str:
+    return f"withheld by the nudity classifier ({screen.CLASSIFIER} score {nsfw['score']:.3f} >= {nsfw['threshold']})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -531,6 +594,10 @@ def generate(
                 hint=f"Known ids: {', '.join(p.id for p in prompts)}.",
             )
         prompts = [p for p in prompts if p.id in prompt_ids]
+    # First: no image may be written, nor a committed one left, unscreened (atlas/screen.py).
+    if screen.classifier_version() is None:
+        raise screen.missing_error()
+    threshold = settings.nsfw_threshold
     source = resolve_model(model or settings.model, content_dir)
     scheduler = make_scheduler(source, settings.scheduler)
     jobs, fresh = plan(prompts, content_dir, source, scheduler_recipe(scheduler), settings, force)
@@ -551,14 +618,17 @@ def generate(
     }
     for name in summary["stale"]:
         reporter.warn("generate", f"{GENERATED}/{name}/ belongs to no prompt in prompts.toml any more; delete it if unwanted")
+    screened, flagged = screen_committed(content_dir, prompts, threshold, {(job.prompt.id, job.seed) for job in jobs})
+    summary.update(screened=screened, flagged=flagged, withheld=flagged)
+    if screened:
+        reporter.info(
+            f"screened {screened} committed image(s) that had no verdict for this file and threshold: "
+            f"{flagged} flagged and removed"
+        )
     if not jobs:
         reporter.info(f"all {fresh} image(s) up to date (use --force to regenerate)")
         return summary
 
-    # Before the (slow) model loads: no image may be written unscreened (atlas/screen.py).
-    if screen.classifier_version() is None:
-        raise screen.missing_error()
-    threshold = settings.nsfw_threshold
     torch, diffusers = _load_torch_stack()
     import transformers
 
@@ -601,7 +671,7 @@ def generate(
             if checker:
                 safety = "withheld by the model's safety checker"
             elif withheld:
-                safety = f"withheld by the nudity classifier ({screen.CLASSIFIER} score {nsfw['score']:.3f} >= {threshold})"
+                safety = _classifier_safety(nsfw)
             else:
                 safety = None
             manifest = {

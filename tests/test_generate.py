@@ -385,3 +385,33 @@ def test_generate_refuses_to_run_without_the_classifier(tiny_model, tmp_path, mo
         gen.generate(content, str(tiny_model), False, Reporter(quiet=True))
     assert "pip install" in str(error.value) and "unscreened" in str(error.value)
     assert not (content / "generated").exists()
+
+
+def test_images_committed_before_screening_are_screened_by_generate(generated, tiny_model, tmp_path):
+    """Up-to-date images whose manifest has no score are screened, not regenerated: the score is
+    recorded; at a threshold that flags them, the image goes (as if it had just been made); when
+    the threshold is raised again, the withheld images are generated anew."""
+    original, _ = generated
+    content = tmp_path / "content"
+    shutil.copytree(original, content)
+    for path in (content / "generated").glob("*/*.json"):
+        manifest = json.loads(path.read_text())
+        del manifest["nsfw"]  # as committed before screening existed
+        path.write_text(json.dumps(manifest))
+    summary = gen.generate(content, str(tiny_model), False, Reporter(quiet=True))
+    assert summary["generated"] == 0 and summary["skipped"] == summary["screened"] == 4 and summary["withheld"] == 0
+    for key, manifest in _manifests(content).items():
+        image = content / "generated" / f"{key}.webp"
+        assert manifest["nsfw"]["image_sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+    assert gen.generate(content, str(tiny_model), False, Reporter(quiet=True))["screened"] == 0, "screened once"
+
+    (content / "atlas.toml").write_text("[generate]\nsteps = 2\nnsfw_threshold = 0.0\n", encoding="utf-8")
+    summary = gen.generate(content, str(tiny_model), False, Reporter(quiet=True))
+    assert summary["generated"] == 0 and summary["screened"] == summary["withheld"] == 4
+    assert not list((content / "generated").glob("*/*.webp"))
+    assert all(m["image"] is None and m["nsfw"]["verdict"] == "flagged" for m in _manifests(content).values())
+
+    (content / "atlas.toml").write_text("[generate]\nsteps = 2\nnsfw_threshold = 0.8\n", encoding="utf-8")
+    summary = gen.generate(content, str(tiny_model), False, Reporter(quiet=True))
+    assert summary["generated"] == 4 and summary["withheld"] == 0
+    assert len(list((content / "generated").glob("*/*.webp"))) == 4
