@@ -17,9 +17,9 @@ ONNX, weights BSD-2-Clause, run by onnxruntime on a CPU in about 10-40 ms an ima
 The verdict is ``score >= [generate] nsfw_threshold`` (default :data:`DEFAULT_THRESHOLD`).
 
 This is not LAION's classifier. LAION's ``punsafe`` is a score LAION computed for the rows of its
-data, and it alone (with the blocklist) decides which rows the site shows (:mod:`atlas.data`).
-Open-NSFW only ever looks at the images this project generates, and never stands in for
-``punsafe``.
+data; it (with the ``NSFW`` tag and the blocklist) decides which rows the site shows
+(:mod:`atlas.data`). Open-NSFW only ever looks at the images this project generates, and never
+stands in for ``punsafe``.
 """
 
 from __future__ import annotations
