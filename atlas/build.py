@@ -229,7 +229,10 @@ def embed_description(ctx: BuildContext) -> str | None:
 
 
 def missing_images(content_dir: Path) -> int:
-    """How many prompt x seed images of prompts.toml have not been generated (committed) yet."""
+    """How many prompt x seed images of prompts.toml have not been generated (committed) yet.
+    Images withheld when they were generated are not missing: running generate again would not
+    bring them (the screen stage counts them)."""
+    from atlas.generate import manifest_path, read_manifest
     from atlas.prompts import load_prompts
     from atlas.stages.gallery import generated_images
 
@@ -238,7 +241,13 @@ def missing_images(content_dir: Path) -> int:
     except AtlasError:
         return 0
     have = {key for key, _ in generated_images(content_dir)}
-    return sum(1 for p in prompts for seed in p.seeds if f"{p.id}/{seed}" not in have)
+    return sum(
+        1
+        for p in prompts
+        for seed in p.seeds
+        if f"{p.id}/{seed}" not in have
+        and (read_manifest(manifest_path(content_dir, p.id, seed)) or {}).get("image", "") is not None
+    )
 
 
 def build_warnings(ctx: BuildContext, warnings: Warnings, site_bytes: int) -> list[str]:

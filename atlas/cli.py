@@ -95,7 +95,8 @@ def _summary_table(report) -> None:
             reporter.info(
                 f"generated images: {screened['images']} screened by {screened['classifier'] or 'no classifier'} "
                 f"(threshold {screened['threshold']}), {screened['withheld']} withheld as flagged, "
-                f"{screened['unscreened']} withheld as unscreened"
+                f"{screened['unscreened']} withheld as unscreened, "
+                f"{screened.get('withheld_when_generated', 0)} withheld when generated"
             )
         if info.get("images_fetch"):
             from atlas.fetch import summary_line

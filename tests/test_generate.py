@@ -370,7 +370,9 @@ def test_images_the_classifier_flags_are_never_written(tiny_model, tmp_path):
         root="../", stats={}, outputs={}, env=make_env(content),
     )
     html = str(render_widget("atlas gallery", ctx, "stable-diffusion.md"))
-    assert "<img" not in html and ctx.assets == {} and "3 images were withheld" in html
+    assert "<img" not in html and ctx.assets == {}
+    assert "3 images were withheld and are not shown (3 flagged by that classifier)" in html
+    assert html.count("The automatic nudity check flagged this image") == 3 and "safety checker flagged" not in html
     # Unchanged recipes stay withheld: nothing is generated again, nothing is written.
     again = gen.generate(content, str(tiny_model), False, Reporter(quiet=True))
     assert again["generated"] == 0 and again["skipped"] == 4

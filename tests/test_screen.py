@@ -149,6 +149,14 @@ def test_the_threshold_cannot_switch_screening_off():
 # ------------------------------------------------------------------------------- the whole build
 
 
+def _missing(warnings: list[str]) -> int:
+    """N of the build's "N generated image(s) of prompts.toml are missing" warning."""
+    import re
+
+    found = [re.match(r"(\d+) generated image\(s\) of prompts.toml are missing", w) for w in warnings]
+    return next(int(m.group(1)) for m in found if m)
+
+
 def _published(site: Path) -> dict[str, bytes]:
     return {p.relative_to(site).as_posix(): p.read_bytes() for p in site.rglob("*") if p.is_file()}
 
@@ -179,6 +187,14 @@ def test_the_build_screens_committed_images_and_withholds_flagged_ones_everywher
     assert scores[2][0] > scores[3][0]
     threshold = round((scores[2][0] + scores[3][0]) / 2, 8)
     withheld = {key for _, key in scores[:3]}
+    # And one image that `atlas generate` flagged, so never wrote: counted, not called missing.
+    prompt = next(p for p in load_prompts(content) if p.id == "dog-cloud")
+    recipe = gen.make_recipe(prompt, 1, MODEL, SCHEDULER, GenerateConfig())
+    gen.write_result(content, "dog-cloud", 1, None, {
+        "recipe": recipe, "recipe_hash": gen.recipe_hash(recipe), "safety_checker": None,
+        "nsfw": screen.record(0.93, 0.2, "ab" * 32),
+    })
+    missing_before = _missing(report.warnings)
     config = content / "atlas.toml"
     config.write_text(config.read_text(encoding="utf-8") + f"\n[generate]\nnsfw_threshold = {threshold}\n", encoding="utf-8")
     # Scores are cached per image digest: this build scores nothing again.
@@ -186,8 +202,9 @@ def test_the_build_screens_committed_images_and_withholds_flagged_ones_everywher
     monkeypatch.setattr(screen, "score_bytes", lambda data: pytest.fail("an image was scored twice"))
     report = quiet_build(content, site, shared["cache"])
     info = json.loads((site / "data" / "build.json").read_text())
-    assert info["generated_images"] == dict(screened, threshold=threshold, passed=4, withheld=3)
+    assert info["generated_images"] == dict(screened, threshold=threshold, passed=4, withheld=3, withheld_when_generated=1)
     assert any("3 generated image(s) were withheld" in w for w in info["warnings"] + report.warnings)
+    assert _missing(report.warnings) == missing_before - 1
     files = _published(site)
     for key, path in committed.items():
         if key in withheld:
@@ -200,6 +217,6 @@ def test_the_build_screens_committed_images_and_withholds_flagged_ones_everywher
         else:
             assert files[f"generated/{key}.webp"] == path.read_bytes()
     page = (site / "stable-diffusion" / "index.html").read_text()
-    assert "3 images were withheld and are not shown (3 flagged by that classifier)" in page
-    assert page.count("The automatic nudity check flagged this image") == 3
+    assert "4 images were withheld and are not shown (4 flagged by that classifier)" in page
+    assert page.count("The automatic nudity check flagged this image") == 4
     assert "nsfw_threshold" not in page and "punsafe" not in page

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from atlas import screen
 from atlas.cache import file_digest, read_json
-from atlas.generate import read_manifest
+from atlas.generate import GENERATED, read_manifest
 from atlas.pipeline import Stage
 
 SCORES_DIR = "nsfw-scores"
@@ -34,6 +34,16 @@ def _manifest(path: Path) -> dict | None:
     return read_manifest(path.with_suffix(".json"))
 
 
+def _never_written(ctx) -> list[str]:
+    """``<prompt-id>/<seed>`` of the manifests whose image ``atlas generate`` withheld."""
+    root = Path(ctx.content_dir) / GENERATED
+    return [
+        f"{path.parent.name}/{path.stem}"
+        for path in sorted(root.glob("*/*.json"))
+        if (manifest := read_manifest(path)) is not None and manifest.get("image") is None
+    ]
+
+
 def _inputs(ctx) -> dict:
     images = []
     for key, path in _images(ctx):
@@ -43,6 +53,7 @@ def _inputs(ctx) -> dict:
         "images": images,
         "classifier": screen.classifier_version(),
         "threshold": ctx.config.generate.nsfw_threshold,
+        "never_written": _never_written(ctx),
     }
 
 
@@ -67,6 +78,8 @@ def _run(ctx, folder: Path) -> dict:
         "passed": states.count(screen.PASSED),
         "withheld": states.count(screen.FLAGGED),
         "unscreened": states.count(screen.UNSCREENED),
+        # Flagged when they were generated (by either check), so never committed.
+        "withheld_when_generated": len(_never_written(ctx)),
     }
     if summary["withheld"]:
         ctx.reporter.warn(
@@ -109,6 +122,6 @@ STAGE = Stage(
     version="1",
     inputs=_inputs,
     run=_run,
-    enabled=lambda ctx: bool(_images(ctx)),
+    enabled=lambda ctx: bool(_images(ctx) or _never_written(ctx)),
     description="the committed Stable Diffusion images screened by a nudity classifier (Open-NSFW)",
 )

@@ -68,6 +68,14 @@ def recipe_view(manifest: dict) -> dict:
     }
 
 
+def withheld_by(manifest: dict) -> str:
+    """The state of an image ``atlas generate`` did not write: "flagged" when only the nudity
+    classifier flagged it, else "withheld" (the model's safety checker; also every manifest from
+    before the classifier)."""
+    nsfw = manifest.get("nsfw") if isinstance(manifest.get("nsfw"), dict) else {}
+    return "flagged" if nsfw.get("verdict") == screen.FLAGGED and not manifest.get("safety_checker") else "withheld"
+
+
 def _neighbours(ctx: WidgetContext) -> gallery.Neighbours:
     found = gallery.read(ctx.outputs.get("gallery"))
     if found is not None:
@@ -97,8 +105,8 @@ def collect_shots(prompt: Prompt, ctx: WidgetContext, neighbours: dict | None = 
             shots.append(Shot(seed, "stale", manifest=manifest, recipe=recipe_view(manifest)))
             continue
         name = manifest.get("image")
-        if not name:
-            shots.append(Shot(seed, "withheld", manifest=manifest, recipe=recipe_view(manifest)))
+        if not name:  # never written: flagged when it was generated (by the model's checker or by ours)
+            shots.append(Shot(seed, withheld_by(manifest), manifest=manifest, recipe=recipe_view(manifest)))
             continue
         source = manifest_path(ctx.content_dir, prompt.id, seed).parent / str(name)
         if Path(str(name)).name != str(name) or str(name).startswith(".") or not source.is_file():
