@@ -498,10 +498,8 @@ def screen_committed(content_dir: Path, prompts: list[Prompt], threshold: float,
             image = path.parent / name
             data = image.read_bytes()
             digest = hashlib.sha256(data).hexdigest()
-            known = manifest.get("nsfw")
-            if isinstance(known, dict) and (known.get("image_sha256"), known.get("threshold"), known.get("package")) == (
-                digest, threshold, package
-            ):
+            known = manifest.get("nsfw") if isinstance(manifest.get("nsfw"), dict) else {}
+            if (known.get("image_sha256"), known.get("threshold"), known.get("package")) == (digest, threshold, package):
                 continue
             try:
                 nsfw = screen.record(screen.score_bytes(data), threshold, digest)

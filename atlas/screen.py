@@ -187,5 +187,6 @@ def check(ctx, key: str, path: Path, manifest: dict | None) -> Verdict:
     verdicts = stage.read(ctx.outputs.get("screen"))
     found = verdicts.images.get(key) if verdicts is not None else None
     if isinstance(found, dict) and found.get("sha256") == digest and found.get("state") in (PASSED, FLAGGED, UNSCREENED):
-        return Verdict(found["state"], digest, found.get("score"), found.get("by") or "classifier", found.get("problem") or "")
+        return Verdict(found["state"], digest, found.get("score"), found.get("by") or "classifier",
+                       found.get("problem") or "")
     return screen_file(path, ctx.config.generate.nsfw_threshold, manifest, digest=digest)

@@ -105,7 +105,8 @@ def test_images_at_or_above_the_threshold_are_withheld_and_the_page_says_how_man
 def test_the_bias_grid_withholds_flagged_portraits_too(photos):
     commit_photo(photos, "bias-nurse", 0, PHOTOS[0])
     commit_photo(photos, "bias-nurse", 1, PHOTOS[1])
-    first, second = (screen.screen_file(photos / "generated" / "bias-nurse" / f"{seed}.webp", 0.5).score for seed in (0, 1))
+    folder = photos / "generated" / "bias-nurse"
+    first, second = (screen.screen_file(folder / f"{seed}.webp", 0.5).score for seed in (0, 1))
     assert second < first
     ctx = _ctx(photos, threshold=first, page="bias")  # a score equal to the threshold is withheld
     grid = str(render_widget("atlas bias-grid", ctx, "bias.md"))
@@ -195,13 +196,16 @@ def test_the_build_screens_committed_images_and_withholds_flagged_ones_everywher
     })
     missing_before = _missing(report.warnings)
     config = content / "atlas.toml"
-    config.write_text(config.read_text(encoding="utf-8") + f"\n[generate]\nnsfw_threshold = {threshold}\n", encoding="utf-8")
+    config.write_text(config.read_text(encoding="utf-8") + f"\n[generate]\nnsfw_threshold = {threshold}\n",
+                      encoding="utf-8")
     # Scores are cached per image digest: this build scores nothing again.
     monkeypatch.setattr(screen, "_SCORES", {})
     monkeypatch.setattr(screen, "score_bytes", lambda data: pytest.fail("an image was scored twice"))
     report = quiet_build(content, site, shared["cache"])
     info = json.loads((site / "data" / "build.json").read_text())
-    assert info["generated_images"] == dict(screened, threshold=threshold, passed=4, withheld=3, withheld_when_generated=1)
+    assert info["generated_images"] == dict(
+        screened, threshold=threshold, passed=4, withheld=3, withheld_when_generated=1
+    )
     assert any("3 generated image(s) were withheld" in w for w in info["warnings"] + report.warnings)
     assert _missing(report.warnings) == missing_before - 1
     files = _published(site)
