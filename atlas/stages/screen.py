@@ -5,8 +5,8 @@ Committed images are screened here even when their manifest records a score: ima
 before screening existed have none, a hand-edited manifest may say anything, and the threshold may
 have changed since. Scores are cached per image digest under ``<cache>/nsfw-scores/``, so a build
 scores only new or changed files. The verdicts (:func:`read`) are what the gallery and bias-grid
-widgets check (:func:`atlas.screen.check`); flagged and unscreened images are never copied into the site, and
-the counts reach ``data/build.json`` (``generated_images``) and the build summary.
+widgets check (:func:`atlas.screen.check`); flagged and unscreened images are never copied into
+the site, and the counts reach ``data/build.json`` (``generated_images``) and the build summary.
 """
 
 from __future__ import annotations
