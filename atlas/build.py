@@ -2,7 +2,8 @@
 
 The stages, in order: demo shards (only without data) -> statistics -> bias (caption words of
 the Bias page's occupations) -> sample -> embed -> project -> map data -> prompt captions (nearest
-to each prompt) -> gallery (only with generated images) -> render. The GPU stages (embed,
+to each prompt) -> screen (the generated images through a nudity classifier; only with generated
+images) -> gallery (only with generated images) -> render. The GPU stages (embed,
 project, gallery) may come from committed artifacts instead (see atlas/artifacts.py). A failed build raises before anything touches ``--out``; a
 successful one swaps the new site in with two renames, so readers never see half a site.
 """
@@ -49,11 +50,11 @@ DEMO_STAGE = Stage(
 
 def stages() -> list[Stage]:
     """The build's stages in order."""
-    from atlas.stages import bias, embed, gallery, mapdata, project, prompt_captions, render, sample, search, stats
+    from atlas.stages import bias, embed, gallery, mapdata, project, prompt_captions, render, sample, screen, search, stats
 
     return [
         DEMO_STAGE, stats.STAGE, bias.STAGE, sample.STAGE, embed.STAGE, project.STAGE, mapdata.STAGE, search.STAGE,
-        prompt_captions.STAGE, gallery.STAGE, render.STAGE,
+        prompt_captions.STAGE, screen.STAGE, gallery.STAGE, render.STAGE,
     ]
 
 
@@ -162,6 +163,9 @@ def build(
         "render_key": render.key,
         "stages": {r.name: {"status": r.status, "seconds": round(r.seconds, 3)} for r in results},
     }
+    screened = ctx.summary("screen")
+    if screened:  # how many generated images were screened, and withheld (atlas/stages/screen.py)
+        info["generated_images"] = screened
     fetched = images_fetch(ctx)
     if fetched:
         info["images_fetch"] = fetched
@@ -225,7 +229,10 @@ def embed_description(ctx: BuildContext) -> str | None:
 
 
 def missing_images(content_dir: Path) -> int:
-    """How many prompt x seed images of prompts.toml have not been generated (committed) yet."""
+    """How many prompt x seed images of prompts.toml have not been generated (committed) yet.
+    Images withheld when they were generated are not missing: running generate again would not
+    bring them (the screen stage counts them)."""
+    from atlas.generate import manifest_path, read_manifest
     from atlas.prompts import load_prompts
     from atlas.stages.gallery import generated_images
 
@@ -234,7 +241,13 @@ def missing_images(content_dir: Path) -> int:
     except AtlasError:
         return 0
     have = {key for key, _ in generated_images(content_dir)}
-    return sum(1 for p in prompts for seed in p.seeds if f"{p.id}/{seed}" not in have)
+    return sum(
+        1
+        for p in prompts
+        for seed in p.seeds
+        if f"{p.id}/{seed}" not in have
+        and (read_manifest(manifest_path(content_dir, p.id, seed)) or {}).get("image", "") is not None
+    )
 
 
 def build_warnings(ctx: BuildContext, warnings: Warnings, site_bytes: int) -> list[str]:

@@ -90,6 +90,14 @@ def _summary_table(report) -> None:
         parts = [f"{rows:,} rows" if rows is not None else None, f"{sample:,} on the map" if sample else None,
                  f"site {report.site_bytes / 1e6:.1f} MB of GitHub Pages' 1 GB", info.get("embedder")]
         reporter.info(" · ".join(p for p in parts if p))
+        screened = info.get("generated_images")
+        if screened:
+            reporter.info(
+                f"generated images: {screened['images']} screened by {screened['classifier'] or 'no classifier'} "
+                f"(threshold {screened['threshold']}), {screened['withheld']} withheld as flagged, "
+                f"{screened['unscreened']} withheld as unscreened, "
+                f"{screened.get('withheld_when_generated', 0)} withheld when generated"
+            )
         if info.get("images_fetch"):
             from atlas.fetch import summary_line
 
@@ -185,7 +193,8 @@ def generate(app: App, content_dir: Path, model: str | None, force: bool, prompt
     summary = run_generate(content_dir, model, force, app.reporter, prompt_ids=prompt_ids)
     app.reporter.info(
         f"{summary['generated']} generated, {summary['skipped']} up to date, "
-        f"{summary['withheld']} withheld; model {summary['model']} (licence: {summary['licence']})"
+        f"{summary['withheld']} withheld ({summary['flagged']} of {summary['screened']} screened flagged by "
+        f"{summary['classifier']} at {summary['threshold']}); model {summary['model']} (licence: {summary['licence']})"
     )
 
 

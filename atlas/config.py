@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from atlas.errors import ConfigError
+from atlas.screen import DEFAULT_THRESHOLD as NSFW_THRESHOLD
 
 CONFIG_NAME = "atlas.toml"
 
@@ -186,6 +187,10 @@ class GenerateConfig(_Section):
     width: int | None = Field(None, ge=64, le=2048)
     height: int | None = Field(None, ge=64, le=2048)
     format: Literal["webp", "png"] = "webp"
+    #: Generated images that the nudity classifier (Open-NSFW, :mod:`atlas.screen`) scores at or
+    #: above this are withheld from the site. 0.2 is where the classifier's own documentation ends
+    #: "safe"; at most 0.8, its "pornographic" edge, so screening cannot be switched off here.
+    nsfw_threshold: float = Field(NSFW_THRESHOLD, ge=0.0, le=0.8)
 
 
 class AtlasConfig(_Section):

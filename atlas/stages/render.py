@@ -316,6 +316,6 @@ STAGE = Stage(
     "3",
     _inputs,
     _run,
-    after=("stats", "bias", "sample", "embed", "project", "mapdata", "search", "prompt_captions", "gallery"),
+    after=("stats", "bias", "sample", "embed", "project", "mapdata", "search", "prompt_captions", "screen", "gallery"),
     description="Markdown + theme -> static HTML",
 )

@@ -33,5 +33,6 @@ def bias_grid_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
         models=models(all_shots),
         example=recipe,
         ready=sum(s.state == "ready" for s in all_shots),
+        withheld=sum(s.state in ("flagged", "unscreened", "withheld") for s in all_shots),
         total=len(all_shots),
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from markupsafe import Markup
 
+from atlas import screen
 from atlas.errors import ContentError
 from atlas.generate import GENERATED, MAP_ZOOM, manifest_path, read_manifest
 from atlas.nearest import unavailable_reason
@@ -23,7 +24,9 @@ class Shot:
     """One prompt x seed as the gallery shows it."""
 
     seed: int
-    state: str  # "ready", "missing", "stale", "withheld"
+    #: "ready", "missing", "stale", "withheld" (by the model's safety checker), "flagged" (by the
+    #: nudity classifier) or "unscreened" (could not be screened, so not published either).
+    state: str
     src: str = ""
     width: int | None = None
     height: int | None = None
@@ -65,6 +68,14 @@ def recipe_view(manifest: dict) -> dict:
     }
 
 
+def withheld_by(manifest: dict) -> str:
+    """The state of an image ``atlas generate`` did not write: "flagged" when only the nudity
+    classifier flagged it, else "withheld" (the model's safety checker; also every manifest from
+    before the classifier)."""
+    nsfw = manifest.get("nsfw") if isinstance(manifest.get("nsfw"), dict) else {}
+    return "flagged" if nsfw.get("verdict") == screen.FLAGGED and not manifest.get("safety_checker") else "withheld"
+
+
 def _neighbours(ctx: WidgetContext) -> gallery.Neighbours:
     found = gallery.read(ctx.outputs.get("gallery"))
     if found is not None:
@@ -94,12 +105,17 @@ def collect_shots(prompt: Prompt, ctx: WidgetContext, neighbours: dict | None = 
             shots.append(Shot(seed, "stale", manifest=manifest, recipe=recipe_view(manifest)))
             continue
         name = manifest.get("image")
-        if not name:
-            shots.append(Shot(seed, "withheld", manifest=manifest, recipe=recipe_view(manifest)))
+        if not name:  # never written: flagged when it was generated (by the model's checker or by ours)
+            shots.append(Shot(seed, withheld_by(manifest), manifest=manifest, recipe=recipe_view(manifest)))
             continue
         source = manifest_path(ctx.content_dir, prompt.id, seed).parent / str(name)
         if Path(str(name)).name != str(name) or str(name).startswith(".") or not source.is_file():
             shots.append(Shot(seed, "missing"))
+            continue
+        # Published only when this build's nudity screening passed this very file (atlas/screen.py).
+        checked = screen.check(ctx, f"{prompt.id}/{seed}", source, manifest)
+        if checked.state != screen.PASSED:
+            shots.append(Shot(seed, checked.state, manifest=manifest, recipe=recipe_view(manifest)))
             continue
         destination = f"{GENERATED}/{prompt.id}/{source.name}"
         ctx.assets[destination] = source
@@ -175,4 +191,20 @@ def gallery_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
         laion_reason=neighbours.reason if published else None,
         published=published,
         nearest_by=nearest.describe() if nearest else "",
+        screening=screening(all_shots),
     )
+
+
+def screening(shots: list[Shot]) -> dict:
+    """What the page tells readers about the nudity screening of its images: how many were
+    checked and how many are not shown because of it (or because they could not be checked)."""
+    states = [s.state for s in shots]
+    counts = {state: states.count(state) for state in ("ready", "flagged", "unscreened", "withheld")}
+    return {
+        "checked": counts["ready"] + counts["flagged"],
+        "flagged": counts["flagged"],
+        "unscreened": counts["unscreened"],
+        "safety_checker": counts["withheld"],
+        "withheld": counts["flagged"] + counts["unscreened"] + counts["withheld"],
+        "classifier": screen.CLASSIFIER,
+    }
