@@ -422,12 +422,10 @@ def _example(place: _Place, given: Any = None) -> str | None:
             value = True
         elif get_origin(annotation) is Literal:
             value = get_args(annotation)[0]
-        elif get_origin(annotation) is list:
-            value = [given] if isinstance(given, str) else ["…"]
-        elif annotation is str:
-            value = "…"
+        elif get_origin(annotation) is list and isinstance(given, str):
+            value = [given]
         else:
-            return None
+            return None  # a made-up "…" would teach nothing
     if get_origin(annotation) is list and isinstance(given, str):
         value = [given]  # sources = "a.parquet" -> sources = ["a.parquet"]
     if _is_model(annotation):
@@ -523,7 +521,9 @@ def _describe(item: dict, root: type[BaseModel]) -> list[str]:
         return [_unknown(place, given, root)]
     if kind == "missing":
         head = f"{place.header} " if place.header else ""
-        return [_sentence(f"{head}{place.key} is missing{eg}")]
+        text = place.field is not None and _bare(place.field.annotation) is str
+        add = eg or (f': add a line {place.key} = "…"' if text else "")
+        return [_sentence(f"{head}{place.key} is missing{add}")]
     if kind == "unknown_column":  # [data.columns] (DataConfig._columns)
         known = list(ctx.get("known", ()))
         sentences = []
@@ -550,6 +550,10 @@ def _describe(item: dict, root: type[BaseModel]) -> list[str]:
         what = "one text value in quotes, not a list" if isinstance(given, list) else "text in quotes"
         return [_sentence(f"{subject}: expected {what}{eg}")]
     if kind in ("list_type", "tuple_type", "set_type"):
+        annotation = _bare(place.field.annotation) if place.field else None
+        if get_origin(annotation) is list and (get_args(annotation) or (None,))[0] is dict:
+            table = ".".join((*place.table, place.key or ""))
+            return [_sentence(f"{subject}: expected [[{table}]] tables, each starting with a line [[{table}]]")]
         return [_sentence(f"{subject}: expected a list in square brackets{eg}")]
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         table = ".".join((*place.table, place.key or ""))
