@@ -160,3 +160,11 @@ def test_every_config_key_is_documented():
             if not re.search(rf"`{key}`", readme):
                 missing.append(f"[{section}] {key}")
     assert not missing, f"README.md does not document: {', '.join(missing)}"
+
+
+def test_a_hint_is_its_own_sentence():
+    """``where: message`` and the hint never run together ("... (looked for x) Check the path")."""
+    from atlas.errors import DataError
+
+    assert str(DataError("no shards match 'x'", hint="Check the path.")) == "no shards match 'x'. Check the path."
+    assert str(DataError("is it there?", where="a.toml", hint="Look.")) == "a.toml: is it there? Look."
