@@ -153,15 +153,51 @@ def resolve_sources(patterns: list[str], base: Path) -> list[Source]:
 
 
 def shard_schema(source: Source) -> dict[str, str]:
-    """Column name -> type name of a local shard, read from its footer; a damaged file is a DataError."""
+    """Column name -> type name of a local shard, read from its footer.
+
+    A file that fails is a DataError whose advice fits what the file is: one that is not parquet
+    at all (a CSV, a README caught by a glob) is named as such with the bytes it starts with,
+    since re-downloading it would not help; only one that starts like parquet (``PAR1``) but
+    cannot be read is called truncated or damaged and worth downloading again.
+    """
     import pyarrow.parquet as pq
 
+    path = source.location
     try:
-        schema = pq.read_schema(source.location)
-    except Exception as error:  # pyarrow raises several types for damaged files
+        with open(path, "rb") as handle:
+            head = handle.read(24)
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(size - 4, 0))
+            tail = handle.read(4)
+    except OSError as error:
         raise DataError(
-            f"cannot read parquet shard {source.location}: {error}",
-            hint="The file is truncated or not parquet. Re-download it or remove it from [data] sources.",
+            f"cannot read {path}: {error.strerror or error}",
+            hint="Check that it exists and is readable, or remove it from [data] sources or --data.",
+        ) from None
+    magic = b"PAR1"
+    if head and not (head[:4] == magic if len(head) >= 4 else magic.startswith(head)):
+        text = head.decode("utf-8", errors="replace")
+        readable = sum(ch.isprintable() and ch != "\ufffd" or ch in "\t\r\n" for ch in text)
+        if readable >= 0.75 * len(text):
+            shown = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())[:20]
+            start = f"'{shown}'"
+        else:
+            start = "the bytes " + head[:4].hex(" ")
+        raise DataError(
+            f"{path} is not a parquet file (it starts with {start}): remove it from [data] sources "
+            "or --data, or convert it to parquet."
+        )
+    try:
+        schema = pq.read_schema(path)
+    except Exception as error:  # pyarrow raises several types for damaged files
+        if size < 12 or tail != magic:
+            problem = f"is a truncated parquet file: it starts like one but its end is missing ({size} bytes)"
+        else:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            problem = f"is a damaged parquet file: its footer cannot be read ({reason})"
+        raise DataError(
+            f"{path} {problem}.",
+            hint="Re-download it, or remove it from [data] sources or --data.",
         ) from None
     return {field.name: str(field.type) for field in schema}
 

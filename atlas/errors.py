@@ -25,6 +25,9 @@ class AtlasError(Exception):
         else:
             parts.append(self.message)
         if self.hint:
+            # The hint is its own sentence: end the message first, so the two never run together.
+            if not parts[-1].rstrip().endswith((".", "?", "!", ":")):
+                parts[-1] = parts[-1].rstrip() + "."
             parts.append(self.hint)
         return " ".join(p.rstrip() for p in parts)
 

@@ -2,8 +2,9 @@
 
 Two kinds of entries: explicit ``[[prompt]]`` tables, and one ``[bias]`` table that expands a
 template (``"Photo portrait of {occupation}"``) over a list of occupations, all with the same
-seeds, for the bias grid. Every problem names the prompt and the key, e.g.
-``prompts.toml [[prompt]] id="dog": unknown key 'sedes'``; duplicate ids are an error.
+seeds, for the bias grid. Every problem names the prompt and the key, in the same words as
+atlas.toml's, e.g. ``prompts.toml [[prompt]] id="dog": unknown key sedes — did you mean seeds?``;
+duplicate ids are an error.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from atlas.config import problems_message, validation_problems
 from atlas.errors import ContentError
 
 PROMPTS_NAME = "prompts.toml"
@@ -129,31 +131,12 @@ def occupation_id(occupation: str) -> str:
     return "bias-" + "-".join(words)[:70]
 
 
-def _problem(source: str, where: str, error: ValidationError) -> ContentError:
-    lines = []
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(table)"
-        if item["type"] == "extra_forbidden":
-            message = f"unknown key {key!r} (known: {{known}})"
-        elif item["type"] == "missing":
-            message = f"missing key {key!r}"
-        else:
-            text = item["msg"].removeprefix("Value error, ")
-            message = f"{key}: {text} (got {item.get('input')!r})"
-        lines.append(message)
-    return ContentError("; ".join(lines), where=f"{source} {where}")
-
-
 def _validate(model: type[_Entry], data: dict, source: str, where: str):
+    """The entry, or a ContentError in the same words as atlas.toml's (one formatter for both)."""
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        problem = _problem(source, where, error)
-        known = ", ".join(model.model_fields)
-        problem.message = problem.message.replace("{known}", known)
-        problem.args = (problem.message,)
-        problem.hint = "Fix the key(s) named above; the comment at the top of prompts.toml lists them."
-        raise problem from None
+        raise ContentError(problems_message(validation_problems(error, model)), where=f"{source} {where}") from None
 
 
 def parse_prompts(data: dict, source: str = PROMPTS_NAME) -> list[Prompt]:
@@ -161,12 +144,7 @@ def parse_prompts(data: dict, source: str = PROMPTS_NAME) -> list[Prompt]:
     try:
         top = _File.model_validate(data)
     except ValidationError as error:
-        keys = [str(item["loc"][0]) for item in error.errors() if item["loc"]]
-        raise ContentError(
-            f"unknown or malformed top-level table(s) {', '.join(repr(k) for k in keys)}",
-            where=source,
-            hint="prompts.toml holds [[prompt]] tables and one [bias] table.",
-        ) from None
+        raise ContentError(problems_message(validation_problems(error, _File)), where=source) from None
     prompts: list[Prompt] = []
     for index, raw in enumerate(top.prompt, start=1):
         name = raw.get("id")

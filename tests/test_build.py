@@ -188,7 +188,7 @@ def test_config_error_from_the_command_line(tmp_path):
     content = write_content(tmp_path / "content", toml="[sample]\nszie = 3\n")
     result = _cli("build", "--content", str(content), "--out", str(tmp_path / "s"))
     assert result.returncode == 2
-    assert "[sample] szie: unknown key" in result.stderr and "Traceback" not in result.stderr
+    assert "unknown key szie in [sample] — did you mean size?" in result.stderr and "Traceback" not in result.stderr
 
 
 UNSAFE_MARKER = "zebracorn-unsafe"

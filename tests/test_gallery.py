@@ -116,9 +116,28 @@ def test_repository_prompts_hold_the_workshop_prompts_and_the_bias_set():
 def test_unknown_prompt_key_names_the_key_and_the_prompt():
     with pytest.raises(ContentError) as error:
         parse_prompts({"prompt": [{"id": "dog", "prompt": "a dog", "sedes": [1]}]}, "prompts.toml")
-    assert "sedes" in str(error.value) and 'id="dog"' in str(error.value)
-    with pytest.raises(ContentError, match=r"\[bias\].*unknown key 'occupation'"):
+    assert str(error.value) == 'prompts.toml [[prompt]] id="dog": unknown key sedes — did you mean seeds?'
+    with pytest.raises(ContentError, match=r"\[bias\]: unknown key occupation — did you mean occupations\?"):
         parse_prompts({"bias": {"occupation": ["a nurse"]}}, "prompts.toml")
+    with pytest.raises(ContentError, match=r"unknown table \[\[promt\]\] — did you mean \[\[prompt\]\]\?"):
+        parse_prompts({"promt": [{"id": "dog", "prompt": "a dog"}]}, "prompts.toml")
+
+
+@pytest.mark.parametrize("entry, words", [
+    ({"id": "a", "prompt": "x", "page": "bais"}, 'page = "bais": expected "stable-diffusion" or "bias" — did you mean "bias"?'),
+    ({"id": "a", "prompt": "x", "steps": "many"}, 'steps = "many": expected a whole number of steps from 1 to 500'),
+    ({"id": "a", "prompt": ""}, 'prompt = "": must not be empty.'),
+    ({"id": "a"}, 'prompt is missing: add a line prompt = "…".'),
+    ({"id": "a", "prompt": "x" * 1001}, "prompt is too long: at most 1000 characters (it has 1001)."),
+])
+def test_prompt_problems_speak_like_atlas_toml(entry, words):
+    """prompts.toml and atlas.toml share one formatter: our words, one sentence, no pydantic."""
+    with pytest.raises(ContentError) as error:
+        parse_prompts({"prompt": [entry]}, "prompts.toml")
+    message = str(error.value)
+    assert words in message, message
+    for pydantic_words in ("Input should be", "validation error", "For further information visit", "type="):
+        assert pydantic_words not in message
 
 
 def test_duplicate_prompt_ids_are_an_error():

@@ -316,6 +316,49 @@ def test_truncated_shard_is_named(tmp_path):
     assert "Re-download" in str(error.value)
 
 
+def test_truncated_shard_says_truncated_not_foreign(tmp_path):
+    good = write_shard(tmp_path / "good.parquet", {"URL": ["https://a.org/1"] * 100, "TEXT": ["x"] * 100})
+    (tmp_path / "half.parquet").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    (tmp_path / "tiny.parquet").write_bytes(b"PAR1PAR")
+    for name in ("half.parquet", "tiny.parquet"):
+        with pytest.raises(DataError) as error:
+            _stats([tmp_path / name])
+        message = str(error.value)
+        assert f"{name} is a truncated parquet file" in message and "Re-download it" in message
+        assert "not a parquet file" not in message and "magic bytes" not in message
+
+
+@pytest.mark.parametrize("name, content, starts", [
+    ("notes.txt", b"url,caption\nhttps://a.org/1.jpg,a cat\n", "'url,caption https://'"),
+    ("hello.parquet", b"hello", "'hello'"),
+    ("archive.parquet", b"\x1f\x8b\x08\x00" + bytes(40), "the bytes 1f 8b 08 00"),
+])
+def test_a_file_that_is_not_parquet_is_named_as_such(tmp_path, name, content, starts):
+    """A text file given as a shard: say what it is, not "re-download it"."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError) as error:
+        _stats([path])
+    message = str(error.value)
+    assert message == (f"{path} is not a parquet file (it starts with {starts}): remove it from [data] sources "
+                       "or --data, or convert it to parquet.")
+
+
+def test_a_file_that_is_not_parquet_through_the_command_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "captions.txt"
+    path.write_text("a cat on a mat\n")
+    env = dict(os.environ, CI="true", HF_HUB_OFFLINE="1")
+    result = subprocess.run([sys.executable, "-m", "atlas", "stats", "--data", str(path)], capture_output=True,
+                            text=True, env=env, cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert f"{path} is not a parquet file (it starts with 'a cat on a mat')" in result.stderr
+    assert "Re-download" not in result.stderr and "Traceback" not in result.stderr
+
+
 def test_corrupt_data_page_is_named(tmp_path):
     good = write_shard(
         tmp_path / "good.parquet", {"URL": [f"https://a.org/{i}" for i in range(5000)], "TEXT": ["caption"] * 5000}
