@@ -576,7 +576,7 @@ def link_sql(mapping: dict[str, str]) -> str:
 
 def host_sql(mapping: dict[str, str]) -> str:
     """The canonical host of ``url_raw`` (:func:`atlas.urls.canonical`), or NULL when there is none."""
-    return urls.host_sql("url_raw", "_fast", "url") if "url" in mapping else "NULL::VARCHAR"
+    return urls.host_sql("url_raw", "_fast") if "url" in mapping else "NULL::VARCHAR"
 
 
 def select_sources(data: list[str] | None, configured: list[str], content_dir: Path) -> list[Source]:

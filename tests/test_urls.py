@@ -130,7 +130,7 @@ def _sql_canonical(values: list[str | None]) -> list[tuple]:
     con.register("t", pa.table({"u": pa.array(values, pa.string()), "i": list(range(len(values)))}))
     fast = urls.FAST_SQL.format(col="u")
     found = con.execute(
-        f"SELECT i, l, {urls.host_sql('u', 'f', 'l')}, f FROM (SELECT *, {urls.link_sql('u', 'f')} AS l "
+        f"SELECT i, l, {urls.host_sql('u', 'f')}, f FROM (SELECT *, {urls.link_sql('u', 'f')} AS l "
         f"FROM (SELECT *, {fast} AS f FROM t)) ORDER BY i").fetchall()
     con.close()
     return [(link, host, fast) for _, link, host, fast in found]
