@@ -168,8 +168,10 @@ class EmbedConfig(_Section):
     #: model replica per GPU, on the cluster named by ``RAY_ADDRESS`` or a local Ray started for the
     #: build; needs ``pip install ".[ray]"``). Both give the same vectors.
     engine: Literal["local", "ray"] = "local"
-    #: How img2dataset spreads an ``images = "download"`` fetch: ``multiprocessing`` (this machine),
-    #: ``ray`` or ``pyspark`` (a cluster). Needs ``pip install ".[images]"``.
+    #: No effect (kept so existing atlas.toml files still load): ``images = "download"`` always
+    #: fetches on this machine with the built-in downloader, which checks every address and
+    #: redirect; ``ray`` or ``pyspark`` is warned about. For a cluster fetch, run img2dataset
+    #: yourself and set ``images`` to the folder it wrote.
     distributor: Literal["multiprocessing", "ray", "pyspark"] = "multiprocessing"
 
 

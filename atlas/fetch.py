@@ -1,29 +1,24 @@
 """``[embed] images = "download"``: fetch the sample's images before CLIP sees them.
 
-With the optional extra (``pip install ".[images]"``) the field's tool does it: img2dataset
-fetches the URLs, resizes them for CLIP and writes webdataset tars into the build cache (which
-:class:`atlas.images.TarImages` reads), honouring its default opt-outs (``X-Robots-Tag: noai``,
-``noimageai``, ``noindex``, ``noimageindex``), spread by ``[embed] distributor``
-(multiprocessing on this machine; Ray or pyspark on a cluster). Without the extra, the built-in
-:class:`atlas.images.Downloader` fetches them while embedding.
+The built-in :class:`atlas.images.Downloader` always does it, while embedding, whether or not
+the ``images`` extra (img2dataset) is installed. It resolves each host name itself, connects
+only to public addresses (the address actually connected to is checked) and follows redirects
+by hand, checking every hop. img2dataset fetches through ``urllib``, which connects to
+whatever a name or a redirect points at (127.0.0.1, 10.x, 169.254.169.254 included), in
+processes or cluster workers atlas cannot guard. So atlas never hands it URLs: a webdataset
+folder you fetched with img2dataset yourself is read with ``images = "<folder>"``
+(:class:`atlas.images.TarImages`).
 
-Either way URLs whose host is a literal loopback, private, link-local or reserved address are
-dropped first, and every row's outcome is counted (:func:`fetch_summary`): fetched, refused by
-the site's opt-out, dead links (the link rot of this build), refused addresses, other failures.
+URLs whose host is a literal loopback, private, link-local or reserved address are dropped
+first, and every row's outcome is counted (:func:`fetch_summary`): fetched, refused by the
+site's opt-out, dead links (the link rot of this build), refused addresses, other failures.
 """
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import logging
 from pathlib import Path
 from urllib.parse import urlsplit
-
-log = logging.getLogger(__name__)
-
-#: img2dataset rows per output shard (one tar + one parquet of per-row outcomes each).
-SHARD_ROWS = 10_000
 
 OUTCOMES = ("fetched", "opt_out", "dead", "refused", "failed")
 #: The reason of a row whose URL names a non-public address (the built-in downloader's wording).
@@ -85,8 +80,8 @@ def fetch_summary(images: dict, tool: str, distributor: str | None = None) -> di
 
 
 class KnownFailures:
-    """An image source that answers the rows already known to have failed (a refused address,
-    img2dataset's reason) with their reason and asks ``source`` for the rest."""
+    """An image source that answers the rows already known to have failed (a refused address)
+    with their reason and asks ``source`` for the rest."""
 
     def __init__(self, source, failures: dict[int, str]):
         self.source, self.failures = source, failures
@@ -99,109 +94,51 @@ class KnownFailures:
         return [answers.get(row) or Fetched(row, error=self.failures[row]) for row, _ in items]
 
 
+#: The one tool ``images = "download"`` uses (the name the fetch figures and the build summary give).
+TOOL = "built-in downloader"
+
+
 def img2dataset_available() -> bool:
-    """Whether the ``images`` extra (img2dataset) is installed (found, not imported: it is slow)."""
+    """Whether the ``images`` extra (img2dataset) is installed (found, not imported: it is slow);
+    only for the build note saying it is not used to download."""
     import importlib.util
 
     return importlib.util.find_spec("img2dataset") is not None
 
 
 def fetch_tool() -> str:
-    """The tool ``images = "download"`` uses here: ``img2dataset`` or ``built-in downloader``."""
-    return "img2dataset" if img2dataset_available() else "built-in downloader"
+    """The tool ``images = "download"`` uses: always the built-in downloader, which checks every
+    address and redirect (installing img2dataset no longer changes what is fetched)."""
+    return TOOL
 
 
-def fetch_images(table, config, folder: Path, image_size: int = 224, reporter=None) -> tuple[str, dict[int, str], str]:
-    """Fetch the sample's images for ``images = "download"``.
+def fetch_images(table, config, folder: Path | None = None, image_size: int = 224,
+                 reporter=None) -> tuple[str, dict[int, str], str]:
+    """Prepare the sample's images for ``images = "download"``.
 
-    Returns ``(images, failures, tool)``: what :func:`atlas.images.open_images` should read (a
-    folder of webdataset tars written by img2dataset, or ``download`` for the built-in
-    downloader, which fetches while embedding), the rows already known to have failed with
-    their reasons (refused addresses; img2dataset's failures), and the tool's name.
+    Returns ``(images, failures, tool)``: ``download``, for :func:`atlas.images.open_images` to
+    fetch with the built-in downloader while embedding; the rows already known to fail (URLs
+    naming a literal non-public address) with their reason; and the tool's name. ``folder``
+    and ``image_size`` are unused (img2dataset's tars once went there); they stay so callers
+    need not change.
     """
-    import pyarrow as pa
-
     row_ids = table.column("row_id").to_pylist()
     urls = table.column("url").to_pylist()
     failures = {row: REFUSED for row, url in zip(row_ids, urls) if private_host(url)}
     if failures and reporter is not None:
         reporter.warn("images", f"{len(failures):,} image URL(s) name a loopback, private, link-local or reserved "
                       "address and were not fetched")
-    tool = fetch_tool()
-    if tool != "img2dataset":
-        if reporter is not None:
-            reporter.info("images: img2dataset is not installed (pip install \".[images]\"), so the built-in "
-                          "downloader fetches the images")
-        return "download", failures, tool
-
-    keep = [i for i, row in enumerate(row_ids) if row not in failures]
-    wanted = pa.table({"url": pa.array([urls[i] if isinstance(urls[i], str) else "" for i in keep], pa.string()),
-                       "row_id": pa.array([row_ids[i] for i in keep], pa.int64())})
-    digest = hashlib.sha256()
-    for url in wanted.column("url").to_pylist():
-        digest.update(f"{url}\n".encode())
-    digest.update(f"{image_size}".encode())
-    out = Path(folder) / digest.hexdigest()[:24]
-    reasons = _run_img2dataset(wanted, out, config, image_size) if wanted.num_rows else {}
-    (out / "shards").mkdir(parents=True, exist_ok=True)
-    for i in keep:
-        reason = reasons.get(urls[i], "missing from img2dataset's output")
-        if reason is not None:
-            failures[row_ids[i]] = reason
-    return str(out / "shards"), failures, tool
-
-
-def _run_img2dataset(wanted, out: Path, config, image_size: int) -> dict[str, str | None]:
-    """Run img2dataset over ``wanted`` (url, row_id) into ``out`` (kept between builds: finished
-    shards are not fetched again) and return each URL's failure reason (None when fetched)."""
-    import contextlib
-    import io
-
-    import pyarrow.parquet as pq
-
-    from atlas.errors import ConfigError
-
-    try:
-        from img2dataset import download
-    except ImportError as error:
-        raise ConfigError(f"img2dataset is installed but cannot be imported ({error})", where="[embed] images",
-                          hint="Reinstall the extra with `pip install \".[images]\"`, or uninstall img2dataset "
-                          "to use the built-in downloader.") from None
-
-    out.mkdir(parents=True, exist_ok=True)
-    url_list = out / "urls.parquet"
-    pq.write_table(wanted, url_list)
-    log_buffer = io.StringIO()
-    with contextlib.redirect_stdout(log_buffer):  # img2dataset prints its progress
-        download(
-            url_list=str(url_list),
-            input_format="parquet",
-            url_col="url",
-            save_additional_columns=["row_id"],
-            output_format="webdataset",
-            output_folder=str(out / "shards"),
-            image_size=image_size,
-            resize_mode="keep_ratio",  # shortest side to CLIP's size; CLIP's preprocessing crops the centre
-            resize_only_if_bigger=True,
-            encode_format="jpg",
-            number_sample_per_shard=SHARD_ROWS,
-            processes_count=1 if config.distributor == "multiprocessing" else 16,
-            thread_count=16,
-            timeout=10,
-            retries=1,
-            distributor=config.distributor,
-            enable_wandb=False,
-            extract_exif=False,
-            compute_hash=None,
-            incremental_mode="incremental",
-        )
-    log.debug("img2dataset: %s", log_buffer.getvalue()[-2000:])
-    reasons: dict[str, str | None] = {}
-    for shard in sorted((out / "shards").glob("*.parquet")):
-        rows = pq.read_table(shard, columns=["url", "status", "error_message"]).to_pylist()
-        for row in rows:
-            reasons[row["url"]] = None if row["status"] == "success" else (row["error_message"] or row["status"])
-    return reasons
+    if reporter is not None:
+        if img2dataset_available():
+            reporter.info("images: img2dataset is installed but does not download for atlas (it does not check the "
+                          "address a name resolves to, nor redirects); the built-in downloader fetches the images. "
+                          "A webdataset folder you fetched with img2dataset yourself is read with "
+                          "[embed] images = \"<folder>\"")
+        if config.distributor != "multiprocessing":
+            reporter.warn("images", f"[embed] distributor = \"{config.distributor}\" has no effect: images = "
+                          "\"download\" fetches on this machine with the built-in downloader. To fetch on a cluster, "
+                          "run img2dataset there yourself and set [embed] images to the folder it wrote.")
+    return "download", failures, TOOL
 
 
 def _share(part: int, whole: int) -> str:

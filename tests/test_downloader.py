@@ -10,6 +10,8 @@ traffic there.
 from __future__ import annotations
 
 import http.server
+import importlib.util
+import io
 import socket
 import struct
 import threading
@@ -40,7 +42,7 @@ def bomb_png(width: int = 10_000, height: int = 10_000) -> bytes:
 
 
 class _Hostile(http.server.BaseHTTPRequestHandler):
-    """Paths: /photo.jpg, /noai.jpg (X-Robots-Tag), /to-metadata, /to-ftp, /to-photo, /loop,
+    """Paths: /photo.jpg, /noai.jpg (X-Robots-Tag), /to-metadata, /to-private, /to-name, /to-ftp, /to-photo, /loop,
     /drip (body one byte at a time), /drip-headers, /bomb.png, /big (no Content-Length)."""
 
     photo = b""
@@ -72,6 +74,10 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
             self._send(self.photo, {"X-Robots-Tag": "noai"})
         elif path == "/to-metadata":
             self._redirect("http://169.254.169.254/latest/meta-data/iam/security-credentials/")
+        elif path == "/to-private":
+            self._redirect("http://10.0.0.7/admin/photo.jpg")
+        elif path == "/to-name":  # a name that resolves to the metadata address (see _resolving)
+            self._redirect(f"http://metadata.images.test:{self.server.server_address[1]}/photo.jpg")
         elif path == "/to-ftp":
             self._redirect(f"ftp://127.0.0.1:{self.server.server_address[1]}/photo.jpg")
         elif path == "/to-photo":
@@ -276,10 +282,7 @@ def test_the_embed_stage_records_each_refusal_and_keeps_caption_vectors(server, 
     from atlas.stages.embed import embed_sample
     from test_embed import _sample_table
 
-    import atlas.fetch
-
     monkeypatch.setattr(atlas.images, "ALLOW_NETWORKS_FOR_TESTS", LOCAL)  # the test server only
-    monkeypatch.setattr(atlas.fetch, "img2dataset_available", lambda: False)  # this downloader, not img2dataset
     _, base, _ = server
     clip = save_tiny_clip(tmp_path / "clip")
     urls = [f"{base}/photo.jpg", f"{base}/noai.jpg", f"{base}/bomb.png", f"{base}/to-metadata", f"{base}/to-ftp"]
@@ -308,3 +311,69 @@ def test_the_embed_stage_records_each_refusal_and_keeps_caption_vectors(server, 
     ctx.outputs["embed"] = tmp_path / "embed"
     summary = build_warnings(ctx, Warnings(), 0)
     assert any(m.startswith("1 image(s) were not embedded because their server opted out") for m in summary)
+
+
+#: Names the tests resolve to refused addresses (``.test`` is reserved: no real DNS answers it).
+REFUSED_NAMES = {"metadata.images.test": "169.254.169.254", "intranet.images.test": "10.0.0.7"}
+
+
+def _resolving(monkeypatch) -> None:
+    """Resolve :data:`REFUSED_NAMES` to their refused addresses, other names as usual (the
+    network edge: the downloader must refuse what a name resolves to, not what it looks like)."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host in REFUSED_NAMES:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (REFUSED_NAMES[host], port or 80))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("img2dataset") is None, reason="the images extra is not installed")
+@needs_images
+def test_with_img2dataset_installed_download_refuses_redirects_and_names_to_private_addresses(
+        server, only_loopback_traffic, monkeypatch, tmp_path):
+    """With the ``images`` extra installed, ``images = "download"`` once went through img2dataset,
+    which follows redirects and resolves names with no address check, so a hostile URL could
+    make the build fetch from 169.254.169.254 or an intranet. Downloads must be checked either way.
+
+    img2dataset fetches in spawned processes that this test's connection guard does not reach,
+    so its ``download`` is replaced by a tripwire: code that still hands it the URLs fails here
+    before anything is sent, instead of contacting a refused address."""
+    monkeypatch.setenv("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset's albumentations would ask pypi.org
+    import img2dataset
+    from conftest import save_tiny_clip
+    from rich.console import Console
+
+    import atlas.images
+    from atlas.config import EmbedConfig
+    from atlas.report import Reporter
+    from atlas.stages.embed import embed_sample
+    from test_embed import _sample_table
+
+    def tripwire(*args, **kwargs):
+        raise AssertionError("img2dataset was asked to download: its fetches check no address or redirect")
+
+    monkeypatch.setattr(img2dataset, "download", tripwire)
+    monkeypatch.setattr(atlas.images, "ALLOW_NETWORKS_FOR_TESTS", LOCAL)  # the test server only
+    _resolving(monkeypatch)
+    _, base, requests = server
+    port = base.rsplit(":", 1)[1]
+    urls = [f"{base}/photo.jpg", f"{base}/to-metadata", f"{base}/to-private", f"{base}/to-name",
+            f"http://metadata.images.test:{port}/photo.jpg", "http://intranet.images.test/photo.jpg"]
+    clip = save_tiny_clip(tmp_path / "clip")
+    config = EmbedConfig(method="clip", model=str(clip["config"]), pretrained=str(clip["checkpoint"]),
+                         images="download", batch_size=2)
+    log = io.StringIO()
+    reporter = Reporter(console=Console(file=log, width=400))
+    _, info = embed_sample(_sample_table(list("abcdef"), urls), config, reporter=reporter,
+                           download_dir=tmp_path / "cache" / "images")
+    assert info["images"]["fetch"] == {"tool": "built-in downloader", "distributor": None, "requested": 6,
+                                       "fetched": 1, "opt_out": 0, "dead": 0, "refused": 5, "failed": 0,
+                                       "link_rot": 0.0}
+    assert info["images"]["reasons"] == {"refused address": 5}
+    # Only the test server was asked, and only for the first hop of each redirect.
+    assert sorted(requests) == ["/photo.jpg", "/to-metadata", "/to-name", "/to-private"]
+    assert set(only_loopback_traffic) == {"127.0.0.1"}
+    assert "img2dataset is installed but does not download" in log.getvalue()

@@ -156,10 +156,8 @@ def test_downloader_records_http_errors_and_size_cap(local_server):
 @pytest.mark.slow
 @needs_images
 def test_stage_downloads_images_from_urls(tiny_clip, local_server, monkeypatch):
-    from atlas import fetch, images
+    from atlas import images
 
-    # The built-in downloader (img2dataset's path: tests/test_scale.py), the test server allowed.
-    monkeypatch.setattr(fetch, "img2dataset_available", lambda: False)
     monkeypatch.setattr(images, "ALLOW_NETWORKS_FOR_TESTS", ("127.0.0.1/32",))  # the test server only
     root, base = local_server
     for i, photo in enumerate(sorted(IMAGES.glob("*.jpg"))[:3]):

