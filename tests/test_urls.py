@@ -228,3 +228,24 @@ def test_hosts_agree_with_chromium(chromium):
     for item in href_disagreements:
         print("  link:", json.dumps(item, ensure_ascii=False))
     assert not host_disagreements, host_disagreements
+
+
+def test_webdataset_images_match_rows_by_the_canonical_url(tmp_path):
+    """img2dataset stores each image's URL as the shard wrote it; rows carry its canonical form."""
+    import io
+    import tarfile
+
+    from atlas.images import TarImages
+
+    tar_path = tmp_path / "00000.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        for stem, url, data in (("0", " HTTPS://Fine.Example:443/a b.jpg#x", b"first"),
+                                ("1", "https://fine.example/plain.jpg", b"second")):
+            for name, body in ((f"{stem}.jpg", data), (f"{stem}.json", json.dumps({"url": url}).encode())):
+                info = tarfile.TarInfo(name)
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
+    images = TarImages([tar_path])
+    got = images.fetch([(7, "https://fine.example/a%20b.jpg"), (8, "https://fine.example/plain.jpg"),
+                        (9, "https://fine.example/other.jpg")])
+    assert [(f.row_id, f.data, f.error) for f in got] == [(7, b"first", None), (8, b"second", None), (9, None, "missing")]
