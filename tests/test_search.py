@@ -25,7 +25,7 @@ TRICKY = [
     "t-shirt don't 42cm", "Ǆemal ǅ ǆ", "naïve café résumé", "𝒜𝒷𝒸 math", "\u0000nul\u2028sep", "ÅNGSTRÖM Ångström",
     "Русский Ёлка", "עברית العربية हिन्दी ไทย", "", "   ", "emoji 😀 only", 'onerror="x" <script>',
     "STRAẞE straße", "⒫⒪⒭⒩ ⑴⑽ ㈠ 🄟 🉀", "\u3164x\u3164", "\u1100\u1161\u11a8 한국어", "x\U000e0041y\U000e007f",
-    "\u034fa\u034fb", "ｶﾀｶﾅ ﾊﾟ", "\u2067\u202eevil\u202c\u2069",
+    "\u034fa\u034fb", "ｶﾀｶﾅ ﾊﾟ", "\u2067\u202eevil\u202c\u2069", "⺀⺁x radicals 〆々ゝ",
 ] + [write(w) for write in FORMS.values() for w in ("porn", "red panda", "claude monet")]
 
 

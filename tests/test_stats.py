@@ -187,7 +187,7 @@ def test_artist_text_is_split_into_words_like_the_search_index_splits_it(shared_
         "KELVIN \u212a İstanbul ẞ", " \u0301 ", "\u0300", "ΣΊΣΥΦΟΣ", "x\U000e0041y tag",
         "Ｃｌａｕｄｅ Ｍｏｎｅｔ", "𝑴𝒐𝒏𝒆𝒕 𝓜𝓸𝓷𝓮𝓽 𝕄𝕠𝕟𝕖𝕥", "ⓜⓞⓝⓔⓣ ⒨⒪⒩⒠⒯", "ᴹᵒⁿᵉᵗ", "Mo\u00adnet Mo\u200dnet Mo\u200cnet",
         "\u200fMonet\u200f \u202eMo\u200enet\u202c", "ﷺ" * 300, "x" + "ﷺ" * 5 + "ﬁ" * 40, "한국어 \u1100\u1161\u11a8",
-        "⑴⑵ ㎏㎒ ℡ ™ ¼", "ヶ月 ｶﾀｶﾅ ﾞ", "\ufeffbom\u2060joined\ufe0f",
+        "⑴⑵ ㎏㎒ ℡ ™ ¼", "ヶ月 ｶﾀｶﾅ ﾞ", "\ufeffbom\u2060joined\ufe0f", "⺀⺁x radicals 〆々ゝ",
     ]
     expected = [words(c) for c in captions]
     encoded = [text.encode("utf-8") for text in captions]

@@ -38,9 +38,9 @@ CJK = r"\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}"
 #: A CJK character, or a run of letters, digits and marks that are not CJK (text.js: the same
 #: class written with a lookahead; a set difference is faster here).
 _TOKEN = regex.compile(rf"[{CJK}]|[[\p{{L}}\p{{N}}\p{{M}}]--[{CJK}]]+", regex.V1)
-#: For the per-character table: what is not part of a word, and what is a word alone.
-_NOT_WORD = regex.compile(r"[^\p{L}\p{N}\p{M}\n]+")
-_CJK_CHAR = regex.compile(rf"[{CJK}]")
+#: For the per-character table: a CJK character (a word alone, even a radical that is a symbol),
+#: or a run of what is not part of a word.
+_SPLIT = regex.compile(rf"([{CJK}])|[[^\p{{L}}\p{{N}}\p{{M}}\n]--[{CJK}]]+", regex.V1)
 
 
 def _unbracket(match) -> str:
@@ -97,7 +97,7 @@ def character_words(codes: Sequence[int]) -> list[str]:
     if any(c < 0x80 or 0xD800 <= c <= 0xDFFF or c > 0x10FFFF for c in codes):
         raise ValueError("character_words takes non-ASCII code points (not surrogates)")
     folded = fold("\n".join(map(chr, codes)))  # nothing non-ASCII folds to (or from) a newline
-    spaced = _CJK_CHAR.sub(r" \g<0> ", _NOT_WORD.sub(" ", folded))
+    spaced = _SPLIT.sub(lambda m: f" {m.group(1)} " if m.group(1) else " ", folded)
     out = spaced.split("\n")
     assert len(out) == len(codes)
     return out
