@@ -98,14 +98,14 @@ def fold_words(raw, offsets, ascii_table, folds, known, expansions, text, starts
             byte = raw[i]
             if byte < 0x80:  # most bytes: written here, without the general case below
                 i += 1
-                ascii = ascii_table[byte]
-                if ascii == 32:
+                lowered = ascii_table[byte]
+                if lowered == 32:
                     if not previous_space:
                         text[written] = 32
                         written += 1
                         previous_space = True
                 else:
-                    text[written] = ascii
+                    text[written] = lowered
                     written += 1
                     previous_space = False
                 continue
