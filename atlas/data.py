@@ -20,6 +20,10 @@ from atlas.errors import ConfigError, ContentError, DataError
 from atlas.paths import inside_content
 from atlas import urls
 from atlas.settings import HTTP_RETRIES, Settings
+from atlas.text.fold import words_many
+from atlas.text.sql import UDF as WORDS_UDF
+from atlas.text.sql import mismatch_class
+from atlas.text.sql import register as register_words_udf
 
 log = logging.getLogger(__name__)
 
@@ -340,6 +344,9 @@ def connect(threads: int | None = None, memory_limit: str | None = None) -> duck
     # as valid (the same shard read beside others is counted right). Full scans lose nothing.
     con.execute("SET disabled_optimizers = 'statistics_propagation'")
     urls.register(con)  # the canonical URL form, for the URLs SQL leaves to Python
+    # The words of non-ASCII text for the blocklist (WORDS_SQL): every connection that opens
+    # rows (stats, bias, sample, a Ray task's shard) defines ``rows.blocked`` with it.
+    register_words_udf(con)
     return con
 
 
@@ -448,7 +455,8 @@ class Rows:
         where = f" WHERE NOT {excluded_sql(self.policy)}" if self.policy.exclusions else ""
         self.con.execute(
             f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT *, {shown_sql(self)} AS shown "
-            f"FROM (SELECT *, {blocked_sql(self.policy)} AS blocked FROM {name}_all){where}"
+            f"FROM (SELECT *, {blocked_sql(self.policy)} AS blocked FROM ("
+            f"SELECT *, {urls.DECODED_SQL.format(col='url_raw')} AS url_decoded FROM {name}_all)){where}"
         )
 
 
@@ -698,9 +706,14 @@ class Policy:
         }
 
 
-#: Lower case, accents removed, every run of characters that are not letters or digits becomes
-#: one space: the words the blocklist is matched against (whole words, case/accent-insensitive).
-WORDS_SQL = "trim(regexp_replace(strip_accents(lower({x})), '[^\\p{{L}}\\p{{N}}]+', ' ', 'g'))"
+#: The words of a text joined by single spaces (:func:`atlas.text.fold.words`, the fold of the
+#: search index): what the blocklist is matched against. ASCII text folds to exactly its lower
+#: case with the runs of ``[a-z0-9]`` as words, which DuckDB computes itself; other text is
+#: folded by Python (the scalar function :func:`atlas.data.connect` registers), since DuckDB's
+#: ``strip_accents(lower())`` leaves full-width, math and circled letters, ligatures and
+#: zero-width characters as they are.
+WORDS_SQL = (f"CASE WHEN strlen({{x}}) = length({{x}}) THEN trim(regexp_replace(lower({{x}}), '[^a-z0-9]+', ' ', 'g')) "
+             f"ELSE {WORDS_UDF}({{x}}) END")
 
 
 def blocklist_file(config: DataConfig, content_dir: Path | None) -> Path | None:
@@ -733,17 +746,9 @@ def _read_lines(path: Path, key: str) -> tuple[list[tuple[int, str]], str]:
 
 
 def normalise_words(texts: list[str]) -> list[str]:
-    """Texts as :data:`WORDS_SQL` normalises them (computed by DuckDB, so both sides agree)."""
-    import duckdb
-
-    if not texts:
-        return []
-    con = duckdb.connect()
-    try:
-        return [r[0] for r in con.execute(
-            f"SELECT {WORDS_SQL.format(x='t')} FROM (SELECT unnest(?::VARCHAR[]) AS t)", [texts]).fetchall()]
-    finally:
-        con.close()
+    """Blocklist entries as :data:`WORDS_SQL` gives a caption's words (:func:`atlas.text.fold.words`):
+    an entry written ``ＸＸＸ`` or ``Porn`` is the same entry as ``xxx`` or ``porn``."""
+    return words_many(texts)
 
 
 _HOST_ENTRY = re.compile(r"^(?:[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$|^\[[0-9a-f:.]+\]$")
@@ -838,15 +843,18 @@ def score_sql(rows: Rows) -> str:
 
 
 def words_prefilter_sql(column: str, keys: list[str]) -> str:
-    """SQL that is false only where ``column`` cannot have any of ``keys`` (normalised words, see
-    :data:`WORDS_SQL`) as a word once normalised; an exact test need only run where it is true.
+    """SQL that is false only where ``column`` cannot have any of ``keys`` (words of
+    :data:`WORDS_SQL`) as a word; the exact test need only run where it is true.
 
-    Normalising lowers the case, strips accents and turns runs of other characters into spaces,
-    leaving letters and digits as they are; so a key that is a word of the normalised text is a
-    substring of ``strip_accents(lower(text))``, which one RE2 automaton for all keys finds in a
-    single scan. For ASCII text (as many bytes as characters) that is just the lower case, and a
-    case-insensitive scan of the raw text spares the copy. Measured: ~0.4 µs a caption for 100
-    keys, against ~5 µs for normalising and splitting it.
+    For ASCII text (as many bytes as characters) the words are runs of the lower case, so a key
+    that is one is in the text whatever its case: a case-insensitive scan of the raw text finds
+    it. For other text the fold is Python's, and DuckDB reproduces it character by character
+    except for the characters of :func:`atlas.text.sql.mismatch_class` (full-width and math
+    letters, ligatures, zero-width joiners, bidi marks...): a text with none of them has each
+    of its words in ``strip_accents(lower(text))``; a text with one goes to the exact test.
+    One RE2 automaton for all keys, one for the class, each a single scan. Measured: ~0.4 µs a
+    caption for 100 keys, against ~8 µs for folding and splitting it in Python; about 0.5 % of
+    the real LAION captions have a character of the class (mostly ™).
     """
     if not keys:
         return "false"
@@ -856,17 +864,25 @@ def words_prefilter_sql(column: str, keys: list[str]) -> str:
     alternatives = "|".join(re.escape(k) for k in sorted(keys, key=lambda k: (-len(k), k)))
     return (f"CASE WHEN strlen({column}) = length({column}) "
             f"THEN regexp_matches({column}, {quote_literal('(?i)' + alternatives)}) "
-            f"ELSE regexp_matches(strip_accents(lower({column})), {quote_literal(alternatives)}) END")
+            f"ELSE regexp_matches({column}, {quote_literal(mismatch_class())}) "
+            f"OR regexp_matches(strip_accents(lower({column})), {quote_literal(alternatives)}) END")
+
+
+#: What the blocklist reads: the caption, the URL as the shard wrote it (its words as a reader
+#: sees them; the canonical form percent-encodes them) and, where that spells letters, the URL
+#: percent-decoded (:data:`atlas.urls.DECODED_SQL`).
+BLOCKLIST_COLUMNS = ("caption", "url_raw", "url_decoded")
 
 
 def blocked_sql(policy: Policy) -> str:
-    """SQL true when the caption or URL has a blocklist word or phrase (whole words).
+    """SQL true when the caption or URL has a blocklist word or phrase (whole words, in order).
 
-    Exact test: the normalised text (:data:`WORDS_SQL`), padded with a space each side, holds
-    ``' entry '`` for some entry (one RE2 automaton for all of them). Normalising costs ~5 µs a
-    caption, so it runs only on the values :func:`words_prefilter_sql` lets through (a few
-    percent of LAION captions): ~1 CPU-s per million rows for both columns instead of ~40
-    (benchmarks/bench_stats.py).
+    Exact test: the words (:data:`WORDS_SQL`, the search index's fold), padded with a space each
+    side, hold ``' entry '`` for some entry (one RE2 automaton for all of them), so an entry is
+    blocked wherever the map's search would find it. Folding non-ASCII text costs ~8 µs a
+    caption in Python, so it runs only on the values :func:`words_prefilter_sql` lets through
+    (a few percent of LAION captions): ~1 CPU-s per million rows for both columns instead of
+    ~40 (benchmarks/bench_stats.py).
     """
     if not policy.blocklist:
         return "false"
@@ -877,7 +893,7 @@ def blocked_sql(policy: Policy) -> str:
     tests = [
         f"CASE WHEN {words_prefilter_sql(column, keys)} "
         f"THEN regexp_matches(' ' || {WORDS_SQL.format(x=column)} || ' ', {exact}) ELSE false END"
-        for column in ("caption", "url")
+        for column in BLOCKLIST_COLUMNS
     ]
     return "coalesce(" + " OR ".join(f"({t})" for t in tests) + ", false)"
 

@@ -28,6 +28,7 @@ MAX_LINK = 4096
 
 LINK_UDF = "atlas_url_link"
 HOST_UDF = "atlas_url_host"
+DECODE_UDF = "atlas_url_decode"
 
 
 def _parse(text: str):
@@ -145,6 +146,25 @@ def host_sql(col: str, fast: str) -> str:
             f"ELSE {HOST_UDF}({col}) END")
 
 
+#: The text of ``{col}`` percent-decoded, where decoding spells letters or digits (``p%6Frn``, a
+#: full-width word's UTF-8 bytes), else NULL: what the blocklist reads besides the URL as written,
+#: so a word a reader sees in the address bar is found. DuckDB's ``url_decode`` fails on invalid
+#: UTF-8; those few go to Python (``errors="replace"``), so a stray ``%FF`` cannot hide a word.
+DECODED_SQL = (
+    "CASE WHEN contains({col}, '%') AND regexp_matches({col}, '%(?:3[0-9]|[4-7][0-9A-Fa-f]|[C-Fc-f][0-9A-Fa-f])') "
+    f"THEN coalesce(try(url_decode({{col}})), {DECODE_UDF}({{col}})) END"
+)
+
+
+def _decode(values):
+    import urllib.parse
+
+    import pyarrow as pa
+
+    return pa.array([None if v is None else urllib.parse.unquote(v, errors="replace") for v in values.to_pylist()],
+                    pa.string())
+
+
 def _udf(which: int):
     """The arrow UDF giving part ``which`` of :func:`canonical` of each value."""
     import pyarrow as pa
@@ -160,9 +180,9 @@ def register(con) -> None:
     import duckdb
     from duckdb.sqltypes import VARCHAR
 
-    for name, which in ((LINK_UDF, 0), (HOST_UDF, 1)):
+    for name, function in ((LINK_UDF, _udf(0)), (HOST_UDF, _udf(1)), (DECODE_UDF, _decode)):
         try:
-            con.create_function(name, _udf(which), [VARCHAR], VARCHAR,
+            con.create_function(name, function, [VARCHAR], VARCHAR,
                                 type="arrow", null_handling="special", side_effects=False)
         except duckdb.Error as error:  # already registered on this connection
             if "already" not in str(error).lower():

@@ -8,6 +8,10 @@ the wrong type). Each example is a full ``atlas build``; every published file is
 the first examples are also opened in Chromium (every page, the map with every point hovered and
 pinned). Parquet stores UTF-8 only, so lone surrogates enter as U+FFFD, as any writer must store
 them. The example budget is fixed and the search derandomised, so CI time is bounded.
+
+A second, fast property checks the blocklist's fold alone: text mixing blocked words written
+every way (``text_forms.FORMS``) with zero-width, bidi and compatibility characters is blocked
+exactly where the search index's tokens hold a blocked word.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import re
 import textwrap
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +37,7 @@ from atlas.errors import DataError
 from atlas.report import Reporter
 
 from conftest import tree_snapshot, write_content
+from text_forms import FORMS
 
 #: Full builds tried (each a whole site); the first BROWSER_EXAMPLES are also driven in Chromium.
 MAX_EXAMPLES = int(os.environ.get("ATLAS_FUZZ_EXAMPLES", "40"))
@@ -326,3 +332,69 @@ def test_hostile_rows_never_run_leak_or_link_elsewhere(fuzz_env, dataset):
                     browse(context.new_page(), base, site)
                 finally:
                     context.close()
+
+
+# ----------------------------------------------------------------------------- the blocklist's fold
+
+#: Words of the property's blocklist, and characters that make folding hard: zero-width and bidi
+#: characters, soft hyphen, Hangul filler and jamo, marks (nonspacing, spacing, enclosing),
+#: case rules (ß ẞ ς Σ İ ı, the Kelvin sign), compatibility forms, CJK, and separators.
+FOLD_WORDS = ["porn", "nude", "xxx", "red panda", "fisting", "ｓｅｘ", "섹스", "東京", "straße", "σισυφοσ"]
+FOLD_CHARACTERS = (
+    "\u200b\u200c\u200d\u00ad\u200e\u200f\u202a\u202e\u202c\u2066\u2067\u2069\u2060\ufeff\ufe0f\u034f\u3164"
+    "\U000e0041\u1100\u1161\u11a8\u0301\u0308\u093e\u20dd\u00df\u1e9e\u03c2\u03a3\u0130\u0131\u212a"
+    "ﬁﬆ①⒫ⓝ𝐩𝕠ｒᵖ™½²\u3000\u00a0 -.'東京タ섹"
+    "pornudexsfitgaedσισυφοσ"
+)
+
+
+@pytest.fixture(scope="module")
+def fold_rules(tmp_path_factory):
+    """A DuckDB connection as atlas opens them, and the Policy of a content folder blocking FOLD_WORDS."""
+    from atlas.config import DataConfig
+    from atlas.data import connect, load_policy
+
+    content = tmp_path_factory.mktemp("fold")
+    (content / "words.txt").write_text("\n".join(FOLD_WORDS) + "\n", encoding="utf-8")
+    return connect(), load_policy(DataConfig(blocklist="words.txt"), content)
+
+
+def _fold_text():
+    written = st.builds(lambda form, word: FORMS[form](word) if word.isascii() else word,
+                        st.sampled_from(sorted(FORMS)), st.sampled_from(FOLD_WORDS))
+    piece = st.one_of(written, st.sampled_from(FOLD_WORDS), st.text(st.sampled_from(FOLD_CHARACTERS), max_size=6),
+                      st.text(max_size=4))
+    return st.lists(piece, max_size=6).map("".join)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(texts=st.lists(_fold_text(), min_size=1, max_size=20), in_url=st.booleans())
+def test_what_the_search_finds_the_blocklist_blocks(fold_rules, texts, in_url):
+    """For text mixing blocked words in every written form with zero-width, bidi, case-rule and
+    compatibility characters: whenever the search index's tokens of the caption (or URL) hold a
+    blocklist entry's tokens one after another, the SQL ``blocked`` predicate is true, and it is
+    true nowhere else."""
+    from atlas.data import blocked_sql
+    from atlas.stages.search import tokens
+
+    fold_con, policy = fold_rules
+    entries = policy.blocklist
+    assert len(entries) == len(FOLD_WORDS)
+    texts = [_utf8(t) for t in texts]
+    captions = [None if in_url else t for t in texts]
+    urls = [f"https://ok.example/{t}" if in_url else "https://ok.example/x.jpg" for t in texts]
+    fold_con.register("fold_t", pa.table({"caption": pa.array(captions, pa.string()), "url": pa.array(urls, pa.string())}))
+    from atlas.urls import DECODED_SQL
+
+    blocked = [b for (b,) in fold_con.execute(
+        f"SELECT {blocked_sql(policy)} FROM (SELECT caption, url AS url_raw, {DECODED_SQL.format(col='url')} "
+        "AS url_decoded FROM fold_t)").fetchall()]
+
+    def holds(text, entry):
+        found, want = tokens(text), entry.split(" ")
+        return any(found[i:i + len(want)] == want for i in range(len(found) - len(want) + 1))
+
+    for text, caption, url, got in zip(texts, captions, urls, blocked):
+        found = any(holds(caption, e) or holds(url, e) or holds(unquote(url, errors="replace"), e) for e in entries)
+        assert got == found, (text, tokens(caption or url), got)

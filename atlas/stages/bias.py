@@ -293,7 +293,7 @@ def _run(ctx, folder: Path) -> dict:
 
 STAGE = Stage(
     "bias",
-    "1",
+    "2",  # 2: rows.shown uses the blocklist's new fold (atlas.text.fold)
     _inputs,
     _run,
     after=("demo",),

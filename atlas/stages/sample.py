@@ -274,7 +274,7 @@ def _run(ctx, folder: Path) -> dict:
 
 STAGE = Stage(
     "sample",
-    "2",
+    "3",  # 3: the blocklist folds like the search index (atlas.text.fold): cached samples may hold blocked rows
     inputs=_inputs,
     run=_run,
     after=("demo",),

@@ -1,9 +1,11 @@
 """The search stage: a term index over the map's captions, so the page searches a million captions
 by fetching one small file per word and never the captions themselves.
 
-Words are Unicode word tokens of the *folded* caption (:func:`fold`: NFKD, nonspacing marks
-removed, case folded), each Han, Hiragana or Katakana character a token of its own; the page's
-``text.js`` folds and tokenises queries in exactly the same way. The folder (copied to
+Words are the tokens of :mod:`atlas.text.fold` (the fold of every word rule of atlas: NFKD,
+nonspacing marks and default-ignorable characters removed, case folded; each Han, Hiragana or
+Katakana character a token of its own), so the blocklist hides every caption a search for one of
+its words would find; the page's ``text.js`` folds and tokenises queries in exactly the same
+way. The folder (copied to
 ``<site>/map/data/search/``) holds:
 
 ``index.json``
@@ -27,15 +29,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-import unicodedata
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import regex
-
 from atlas.pipeline import Stage
+from atlas.text.fold import fold, tokens, tokens_many  # noqa: F401 (the stage's word rule, re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -47,34 +47,6 @@ SHARD_BYTES = 16_384
 #: many characters needs only its own shard.
 KEY_LEN = 3
 MAX_SHARDS = 4096
-
-_MARKS = regex.compile(r"\p{Mn}+")
-_CJK = r"\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}"
-#: A CJK character, or a run of letters, digits and marks that are not CJK (text.js: the same
-#: class written with a lookahead; a set difference is faster here).
-_TOKEN = regex.compile(rf"[{_CJK}]|[[\p{{L}}\p{{N}}\p{{M}}]--[{_CJK}]]+", regex.V1)
-
-
-def fold(text: str) -> str:
-    """Case- and accent-folded text: NFKD, nonspacing marks removed, upper- then lower-cased
-    (full case mappings, so ß -> ss), final sigma as sigma. Same steps as ``fold`` in text.js."""
-    text = _MARKS.sub("", unicodedata.normalize("NFKD", text))
-    return text.upper().lower().replace("ς", "σ")
-
-
-def tokens(text: str | None) -> list[str]:
-    """The folded word tokens of a caption, in order (positions are list indices)."""
-    return _TOKEN.findall(fold(text)) if text else []
-
-
-def tokens_many(texts: Sequence[str | None], batch: int = 2_000) -> list[list[str]]:
-    """``tokens`` of each text, folding a batch of texts at once (the same result, faster)."""
-    out: list[list[str]] = []
-    for lo in range(0, len(texts), batch):
-        part = [(t or "").replace("\0", " ") for t in texts[lo:lo + batch]]
-        out += [_TOKEN.findall(f) for f in fold("\0".join(part)).split("\0")]
-    return out
-
 
 def term_key(term: str) -> str:
     """The part of a term its shard is chosen by."""
@@ -337,7 +309,7 @@ def _run(ctx, folder: Path) -> dict:
 
 STAGE = Stage(
     "search",
-    "1",
+    "2",  # 2: the fold removes default-ignorable characters (soft hyphens, zero-width joiners), ẞ is ss
     inputs=lambda ctx: {"format": FORMAT, "shard_bytes": SHARD_BYTES, "key_len": KEY_LEN},
     run=_run,
     after=("mapdata",),

@@ -302,12 +302,6 @@ def read_artists(path: Path) -> list[str]:
     return list(dict.fromkeys(n for n in names if n and not n.startswith("#")))
 
 
-#: Case and accents folded (lower case, then canonical decomposition with the marks dropped, as
-#: SQLite FTS5's ``unicode61 remove_diacritics 2`` does for Latin letters).
-_FOLD = "strip_accents(lower({x}))"
-#: Words: runs of letters, digits and private-use characters (FTS5 ``unicode61``'s token
-#: characters); every other run becomes one space. Applied to folded text.
-_WORDS = "trim(regexp_replace({x}, '[^\\p{{L}}\\p{{N}}\\p{{Co}}]+', ' ', 'g'))"
 #: Captions handed to Python at a time by the artist pass, and the threads searching them (the
 #: compiled loop and the automaton release the GIL; at most twice as many batches are in flight).
 ARTIST_BATCH = 65_536
@@ -315,57 +309,66 @@ ARTIST_THREADS = 2
 
 
 class _CharFolds:
-    """What each character becomes in :data:`_FOLD` + :data:`_WORDS`, one code point at a time:
-    its folded code point (lower case, accents stripped), ``REMOVED`` (a combining mark) or
-    ``SEPARATOR`` (see :mod:`atlas.wordscan`), in ``state``; computed by DuckDB itself (every code point folds to at most
-    one, and the token classes are RE2's) for the characters the captions hold, as they appear
-    (:meth:`learn`; a few hundred per million captions, where the whole table would cost 0.3 s).
-    :func:`_words_of` folds a batch, learns the characters it did not know and, only then (rarely
-    after the first batches), folds it again.
-
-    Folding a caption character by character gives DuckDB's result for the whole caption, except
-    that DuckDB recomposes Hangul written as separate jamo (FTS5, which folds character by
-    character too, does not either).
+    """What each non-ASCII character becomes in :func:`atlas.text.fold.words` (the fold of the
+    search index and the blocklist), one code point at a time, in ``state``: its folded code
+    point, ``REMOVED`` (a mark, a zero-width joiner, a soft hyphen), ``SEPARATOR``, or, when it
+    folds to several (``ﬁ``, ``½``, ``㎏``, a CJK character with a word break on each side), an
+    entry of the expansion table (see :mod:`atlas.wordscan`). Computed by
+    :func:`atlas.text.fold.character_words` for the characters the captions hold, as they
+    appear (:meth:`learn`; a few hundred per million captions). :func:`_words_of` folds a
+    batch, learns the characters it did not know and, only then (rarely after the first
+    batches), folds it again.
     """
 
     def __init__(self):
-        import duckdb
         import numpy as np
 
         from atlas.wordscan import SEPARATOR
 
-        self._con = duckdb.connect()
-        #: (folds, known): replaced as a whole, never changed in place, so a thread folding with
-        #: one pair while another learns sees a consistent table.
-        self.state = (np.full(0x110000, SEPARATOR, dtype=np.int32), np.zeros(0x110000, dtype=np.bool_))
-        self._lock = threading.Lock()  # the artist pass learns from two threads; one connection
+        #: (folds, known, expansions, growth): replaced as a whole, never changed in place, so a
+        #: thread folding with one while another learns sees a consistent table. ``growth``:
+        #: at most this many bytes are written for each byte read (room for "ﷺ", 3 bytes that
+        #: fold to 18 letters).
+        self.state = (np.full(0x110000, SEPARATOR, dtype=np.int32), np.zeros(0x110000, dtype=np.bool_),
+                      np.zeros(0, dtype=np.int32), 2)
+        self._lock = threading.Lock()  # the artist pass learns from two threads
 
     def learn(self, codes) -> None:
-        """Make ``table`` right for the code points ``codes`` (numpy ints, repeats allowed)."""
+        """Make ``state`` right for the code points ``codes`` (numpy ints, repeats allowed)."""
         import numpy as np
 
-        from atlas.wordscan import REMOVED, SEPARATOR
+        from atlas.text.fold import character_words
+        from atlas.wordscan import EXPANDED, REMOVED, SEPARATOR
 
         with self._lock:
-            table, known = self.state
+            table, known, expansions, growth = self.state
             codes = np.unique(codes)
             codes = codes[~known[codes]]
-            if len(codes):
-                words = _WORDS.format(x=_FOLD.format(x="chr(c::INTEGER)"))
-                result = self._con.execute(
-                    f"SELECT c, CASE WHEN {_FOLD.format(x='chr(c::INTEGER)')} = '' THEN {REMOVED} "
-                    f"WHEN {words} = '' THEN {SEPARATOR} ELSE unicode({words}) END AS f "
-                    "FROM (SELECT unnest(?::BIGINT[]) AS c)", [codes.tolist()]).fetchnumpy()
-                codes = np.asarray(result["c"], dtype=np.int64)
-                table, known = table.copy(), known.copy()
-                table[codes] = np.asarray(result["f"], dtype=np.int32)
-                known[codes] = True
-                self.state = (table, known)
+            if not len(codes):
+                return
+            table, known = table.copy(), known.copy()
+            extra = []
+            for code, words in zip(codes.tolist(), character_words(codes.tolist())):
+                if not words:
+                    table[code] = REMOVED
+                    continue
+                if not words.strip(" "):
+                    table[code] = SEPARATOR
+                elif len(words) == 1:
+                    table[code] = ord(words)
+                else:  # several characters: spaces in it are separators
+                    table[code] = EXPANDED - (len(expansions) + len(extra))
+                    extra += [len(words)] + [ord(ch) for ch in words]
+                growth = max(growth, -(-len(words.encode("utf-8")) // len(chr(code).encode("utf-8"))))
+            known[codes] = True
+            if extra:
+                expansions = np.concatenate([expansions, np.asarray(extra, dtype=np.int32)])
+            self.state = (table, known, expansions, growth)
 
 
 def _ascii_fold_table():
     """Byte -> byte for ASCII: letters to lower case, digits kept, every other byte to a space
-    (exactly :data:`_FOLD` + :data:`_WORDS` for ASCII text, up to runs of spaces)."""
+    (exactly :func:`atlas.text.fold.words` for ASCII text, up to runs of spaces)."""
     import numpy as np
 
     table = np.full(128, 32, dtype=np.uint8)
@@ -375,12 +378,11 @@ def _ascii_fold_table():
     return table
 
 
-def _name_words(names: list[str], con) -> list[tuple[str, str]]:
+def _name_words(names: list[str]) -> list[tuple[str, str]]:
     """(name, its folded words joined by single spaces) for the names that have words."""
-    folded = con.execute(
-        f"SELECT n, {_WORDS.format(x=_FOLD.format(x='n'))} FROM (SELECT unnest(?::VARCHAR[]) AS n)", [names]
-    ).fetchall()
-    return [(name, words) for name, words in folded if words]
+    from atlas.text.fold import words_many
+
+    return [(name, words) for name, words in zip(names, words_many(names)) if words]
 
 
 def _words_of(raw, offsets, table, folds: _CharFolds):
@@ -390,13 +392,17 @@ def _words_of(raw, offsets, table, folds: _CharFolds):
 
     from atlas.wordscan import fold_words
 
-    text = np.empty(2 * len(raw) + 4, dtype=np.uint8)  # "Ⱥ" (2 bytes) folds to "ⱥ" (3): room for growth
     starts = np.empty(len(offsets), dtype=np.int64)
     unknown = np.empty(len(raw) // 2 + 1, dtype=np.int64)  # a non-ASCII character has 2 bytes or more
-    written, missing = fold_words(raw, offsets, table, *folds.state, text, starts, unknown)
+    state = folds.state  # one consistent table for the whole batch
+    text = np.empty(state[3] * len(raw) + 4, dtype=np.uint8)  # an unknown character writes one byte
+    written, missing = fold_words(raw, offsets, table, *state[:3], text, starts, unknown)
     if missing:
         folds.learn(unknown[:missing])
-        written, missing = fold_words(raw, offsets, table, *folds.state, text, starts, unknown)
+        state = folds.state
+        if len(text) < state[3] * len(raw) + 4:
+            text = np.empty(state[3] * len(raw) + 4, dtype=np.uint8)
+        written, missing = fold_words(raw, offsets, table, *state[:3], text, starts, unknown)
         assert not missing
     return text[:written], starts
 
@@ -454,9 +460,10 @@ def _shard_names(rows: Rows) -> list[str]:
 def count_artists(rows: Rows, names: list[str], shards: list[str] | None = None) -> dict[str, dict[str, int]]:
     """Captions mentioning each name, per shard: {shard: {name: count}} (names with a mention).
 
-    Matching is case- and accent-insensitive on whole words, like SQLite FTS5's
-    ``unicode61 remove_diacritics 2``: "Jakub Rozalski" and "JAKUB RÓŻALSKI" both mention
-    "Jakub Różalski"; "Monetary" does not mention "Monet". A caption mentioning a name twice
+    Matching is on whole words of the fold the search index and the blocklist use
+    (:mod:`atlas.text.fold`: compatibility forms, case and accents folded, zero-width
+    characters removed): "Jakub Rozalski", "JAKUB RÓŻALSKI" and "Ｊａｋｕｂ Ｒｏｚａｌｓｋｉ" all
+    mention "Jakub Różalski"; "Monetary" does not mention "Monet". A caption mentioning a name twice
     counts once. DuckDB streams each shard's captions to :func:`_mentions`, which splits a
     batch into words with a compiled loop and finds every name in it with one Aho-Corasick
     automaton (``ahocorasick_rs``; an RE2 alternation of thousands of names outgrows RE2's
@@ -471,7 +478,7 @@ def count_artists(rows: Rows, names: list[str], shards: list[str] | None = None)
     import ahocorasick_rs
     import numpy as np
 
-    named = _name_words(names, rows.con)
+    named = _name_words(names)
     if not named:
         return {}
     patterns = [words.encode("utf-8") for _, words in named]
@@ -579,7 +586,7 @@ def _cpus_per_task(ray, tasks: int) -> int:
 #: Cache folder (see :class:`atlas.cache.Cache`) of the per-shard partials; bump the version
 #: when a partial's meaning changes.
 PARTIALS = "stats-shard"
-PARTIAL_VERSION = "4"
+PARTIAL_VERSION = "5"  # 5: hosts from the canonical URL form; 4: artists and the blocklist fold like the search index
 
 
 def shard_fingerprint(source: Source) -> dict | None:
@@ -855,4 +862,4 @@ def _run(ctx: BuildContext, folder: Path) -> dict:
             "scored": safety["scored"], "shown_rows": safety["shown_rows"], "excluded": safety["excluded_rows"]}
 
 
-STAGE = Stage("stats", "3", _inputs, _run, after=("demo",), description="DuckDB statistics over the shards")
+STAGE = Stage("stats", "4", _inputs, _run, after=("demo",), description="DuckDB statistics over the shards")

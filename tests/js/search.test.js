@@ -14,6 +14,13 @@ test('fold removes case and accents the way the index writer does', () => {
   assert.equal(fold(null), '');
 });
 
+test('fold sees through compatibility forms and characters a reader never sees', () => {
+  assert.equal(fold('ｐｏｒｎ 𝐩𝐨𝐫𝐧 ⓝⓤⓓⓔ ⒫⒪⒭⒩ ᵖᵒʳⁿ ﬁsting STRAẞE'), 'porn porn nude porn porn fisting strasse');
+  // soft hyphen, zero-width joiner, non-joiner and space, right-to-left and left-to-right marks
+  assert.deepEqual(tokens('p\u00adorn p\u200dorn p\u200corn p\u200born \u200fp\u200eorn\u200f'), Array(5).fill('porn'));
+  assert.equal(fold(fold('STRAẞE')), fold('STRAẞE'));
+});
+
 test('tokens are whole Unicode words; CJK characters are words of their own', () => {
   assert.deepEqual(tokens('Cat-shaped cathedral, 42cm!'), ['cat', 'shaped', 'cathedral', '42cm']);
   assert.deepEqual(tokens('東京タワー at night'), ['東', '京', 'タ', 'ワ', 'ー', 'at', 'night']);

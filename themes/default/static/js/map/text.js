@@ -1,13 +1,21 @@
-// Folding, tokenising and parsing queries: the same steps as atlas/stages/search.py, which built
-// the index (so a word typed here is the word indexed there). Pure functions, no DOM.
+// Folding, tokenising and parsing queries: the same steps as atlas/text/fold.py, with which the search
+// stage built the index (so a word typed here is the word indexed there). Pure functions, no DOM.
 
-const MARKS = /\p{Mn}+/gu;
+// Nonspacing marks and default-ignorable code points (zero-width joiners and spaces, soft
+// hyphens, bidi marks, variation selectors...): removed, as atlas/text/fold.py removes them, so
+// "p\u00adorn" (drawn as "porn") is one word, the word the blocklist matched.
+const STRIP = /[\p{Mn}\p{Default_Ignorable_Code_Point}]+/gu;
+// Letters and digits in parentheses or tortoise-shell brackets (⒫ ⑴ ㈠ 🄟 🉀): what is inside
+// (fold.py's BRACKETED), so that ⒫⒪⒭⒩ is one word as a reader reads it.
+const BRACKETED = /[\u2474-\u2487\u249c-\u24b5\u3200-\u321e\u3220-\u3243\u{1f110}-\u{1f12a}\u{1f240}-\u{1f248}]/gu;
 const CJK = '\\p{Script=Han}\\p{Script=Hiragana}\\p{Script=Katakana}';
 const TOKEN = new RegExp(`[${CJK}]|(?:(?![${CJK}])[\\p{L}\\p{N}\\p{M}])+`, 'gu');
 
-/** Case- and accent-folded text: NFKD, nonspacing marks removed, upper- then lower-cased, ς as σ. */
+/** Folded text: brackets of ⒫ dropped, NFKD, marks and default-ignorables removed, upper- then lower-cased, ς as σ, ß as ss. */
 export function fold(text) {
-  return String(text ?? '').normalize('NFKD').replace(MARKS, '').toUpperCase().toLowerCase().replaceAll('ς', 'σ');
+  return String(text ?? '').replace(BRACKETED, (c) => c.normalize('NFKD').slice(1, -1))
+    .normalize('NFKD').replace(STRIP, '').toUpperCase().toLowerCase()
+    .replaceAll('ς', 'σ').replaceAll('ß', 'ss');
 }
 
 /** The folded word tokens of a text, in order. */
