@@ -687,7 +687,7 @@ class Policy:
 
     threshold: float = 0.5
     unscored: str = "hide"
-    #: Normalised blocklist entries (lower case, no accents, words separated by one space).
+    #: Blocklist entries folded like the search index (atlas.text.fold), words separated by one space.
     blocklist: tuple[str, ...] = ()
     #: Where the blocklist came from (a path inside the content folder, or "built-in"), for the summary.
     blocklist_source: str = ""
