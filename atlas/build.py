@@ -20,15 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from atlas import __version__
-from atlas.artifacts import ARTIFACTS, ArtifactStore
-from atlas.cache import BOOKKEEPING, Cache, remove_stale, replace_dir
-from atlas.config import AtlasConfig, load_config
-from atlas.data import select_sources
-from atlas.demo import DEFAULT_ROWS, DEFAULT_SHARDS, GENERATOR_VERSION, write_demo_shards
-from atlas.errors import AtlasError
-from atlas.pipeline import BuildContext, Stage, StageResult, run_stages
-from atlas.report import Reporter, Warnings
-from atlas.settings import Settings
+from atlas.core.artifacts import ARTIFACTS, ArtifactStore
+from atlas.core.cache import BOOKKEEPING, Cache, remove_stale, replace_dir
+from atlas.core.config import AtlasConfig, load_config
+from atlas.data.sources import select_sources
+from atlas.stages.demo import DEFAULT_ROWS, DEFAULT_SHARDS, GENERATOR_VERSION, write_demo_shards
+from atlas.core.errors import AtlasError
+from atlas.core.pipeline import BuildContext, Stage, StageResult, run_stages
+from atlas.core.report import Reporter, Warnings
+from atlas.core.settings import Settings
 
 MARKER = ".atlas-site"
 
@@ -50,7 +50,19 @@ DEMO_STAGE = Stage(
 
 def stages() -> list[Stage]:
     """The build's stages in order."""
-    from atlas.stages import bias, embed, gallery, mapdata, project, prompt_captions, render, sample, screen, search, stats
+    from atlas.stages import (
+        bias,
+        embed,
+        gallery,
+        mapdata,
+        project,
+        prompt_captions,
+        render,
+        sample,
+        screen,
+        search,
+        stats,
+    )
 
     return [
         DEMO_STAGE, stats.STAGE, bias.STAGE, sample.STAGE, embed.STAGE, project.STAGE, mapdata.STAGE, search.STAGE,
@@ -216,7 +228,7 @@ def embed_info(ctx: BuildContext):
 
 
 def images_fetch(ctx: BuildContext) -> dict | None:
-    """How ``images = "download"`` went (:func:`atlas.fetch.fetch_summary`), or None."""
+    """How ``images = "download"`` went (:func:`atlas.fetch.runner.fetch_summary`), or None."""
     info = embed_info(ctx)
     return (info.images or {}).get("fetch") if info is not None else None
 
@@ -232,8 +244,8 @@ def missing_images(content_dir: Path) -> int:
     """How many prompt x seed images of prompts.toml have not been generated (committed) yet.
     Images withheld when they were generated are not missing: running generate again would not
     bring them (the screen stage counts them)."""
-    from atlas.generate import manifest_path, read_manifest
-    from atlas.prompts import load_prompts
+    from atlas.commands.generate import manifest_path, read_manifest
+    from atlas.core.prompts import load_prompts
     from atlas.stages.gallery import generated_images
 
     try:
@@ -272,7 +284,7 @@ def build_warnings(ctx: BuildContext, warnings: Warnings, site_bytes: int) -> li
             '(pip install torch==2.13.0 ".[text]" for a map by meaning; [embed] pretrained or committed '
             "artifacts for CLIP)",
         )
-    from atlas.images import OPTED_OUT
+    from atlas.fetch.images import OPTED_OUT
 
     opted_out = (info.images or {}).get("reasons", {}).get(OPTED_OUT, 0) if info is not None else 0
     if opted_out:

@@ -1,6 +1,6 @@
 """The ``atlas`` command: a thin layer that parses arguments, calls one function, prints.
 
-Every :class:`~atlas.errors.AtlasError` is printed as one paragraph and exits with status 2;
+Every :class:`~atlas.core.errors.AtlasError` is printed as one paragraph and exits with status 2;
 other exceptions are bugs and keep their traceback.
 """
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import click
 
 from atlas import __version__
-from atlas.errors import AtlasError
-from atlas.report import Reporter
-from atlas.settings import Settings
+from atlas.core.errors import AtlasError
+from atlas.core.report import Reporter
+from atlas.core.settings import Settings
 
 
 @dataclass
@@ -99,7 +99,7 @@ def _summary_table(report) -> None:
                 f"{screened.get('withheld_when_generated', 0)} withheld when generated"
             )
         if info.get("images_fetch"):
-            from atlas.fetch import summary_line
+            from atlas.fetch.runner import summary_line
 
             reporter.info(summary_line(info["images_fetch"]))
     for stage, state in report.exported.items():
@@ -188,7 +188,7 @@ def new(app: App, directory: Path) -> None:
 @click.pass_obj
 def generate(app: App, content_dir: Path, model: str | None, force: bool, prompt_ids: tuple[str, ...]) -> None:
     """Generate the Stable Diffusion examples of prompts.toml (needs diffusers; a GPU is best)."""
-    from atlas.generate import generate as run_generate
+    from atlas.commands.generate import generate as run_generate
 
     summary = run_generate(content_dir, model, force, app.reporter, prompt_ids=prompt_ids)
     app.reporter.info(
@@ -205,9 +205,10 @@ def generate(app: App, content_dir: Path, model: str | None, force: bool, prompt
 @click.pass_obj
 def stats(app: App, data: tuple[str, ...], content: Path, json_path: Path | None) -> None:
     """Run only the statistics stage and print (or write) the JSON the site publishes."""
-    from atlas.config import AtlasConfig, load_config
-    from atlas.data import load_policy, select_sources
-    from atlas.cache import write_atomic
+    from atlas.core.config import AtlasConfig, load_config
+    from atlas.data.policy import load_policy
+    from atlas.data.sources import select_sources
+    from atlas.core.cache import write_atomic
     from atlas.stages.stats import run_stats, stats_json
 
     config = load_config(content) if content.is_dir() else AtlasConfig()

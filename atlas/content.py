@@ -17,8 +17,8 @@ from mdit_py_plugins.anchors import anchors_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 from mdit_py_plugins.front_matter import front_matter_plugin
 
-from atlas.errors import ContentError
-from atlas.paths import inside_content
+from atlas.core.errors import ContentError
+from atlas.core.paths import inside_content
 from atlas.widgets import WidgetContext, render_widget
 
 FRONT_MATTER_KEYS = {"title", "nav", "order", "description", "template"}

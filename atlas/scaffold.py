@@ -11,24 +11,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import atlas
-from atlas.config import CONFIG_NAME
-from atlas.errors import AtlasError
+from atlas.core.errors import AtlasError
+from atlas.core.resources import default_content_dir
 
 #: Folders of the default content that describe its own build, not a starting point.
 _SKIP = ("artifacts", "__pycache__")
-
-
-def default_content_dir() -> Path:
-    """The default content: packaged inside ``atlas/`` in a wheel, at the repo root when editable."""
-    here = Path(atlas.__file__).resolve().parent
-    for candidate in (here / "default_content", here.parent / "content"):
-        if (candidate / CONFIG_NAME).is_file():
-            return candidate
-    raise AtlasError(
-        "the default content is missing from this installation of atlas",
-        hint="Reinstall atlas (pip install --force-reinstall atlas-laion) or copy a content folder by hand.",
-    )
 
 
 def new_content(directory: Path) -> list[Path]:

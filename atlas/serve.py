@@ -22,9 +22,9 @@ import threading
 import time
 from pathlib import Path
 
-from atlas.errors import AtlasError
-from atlas.report import Reporter
-from atlas.settings import Settings
+from atlas.core.errors import AtlasError
+from atlas.core.report import Reporter
+from atlas.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ class SiteServer:
 
     def watched(self) -> list[Path]:
         """The content folder and the theme folders (a fork's and the built-in one)."""
-        from atlas.config import load_config
+        from atlas.core.config import load_config
         from atlas.theme import theme_dirs
 
         try:

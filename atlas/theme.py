@@ -8,17 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import atlas
-from atlas.paths import check_links_inside, inside_content
-
-
-def default_theme_dir() -> Path:
-    """The built-in theme: packaged inside ``atlas/`` in a wheel, at the repo root when editable."""
-    here = Path(atlas.__file__).resolve().parent
-    for candidate in (here / "themes" / "default", here.parent / "themes" / "default"):
-        if (candidate / "templates").is_dir():
-            return candidate
-    raise FileNotFoundError("the default theme is missing from this installation of atlas")
+from atlas.core.resources import default_theme_dir
+from atlas.core.paths import check_links_inside, inside_content
 
 
 def theme_dirs(content_dir: Path, name: str) -> list[Path]:
@@ -60,7 +51,7 @@ def make_env(content_dir: Path, name: str = "default") -> jinja2.Environment:
     )
     env.filters["thousands"] = lambda n: f"{int(n):,}" if n is not None else "–"
     env.filters["percent"] = lambda x, digits=1: "–" if x is None else f"{100 * x:.{digits}f}%"
-    from atlas.data import safe_http_url
+    from atlas.data.urls import safe_http_url
 
     env.filters["safe_url"] = safe_http_url
     return env

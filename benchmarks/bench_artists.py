@@ -53,8 +53,10 @@ TARGET_SPEEDUP = 5.0  # against FTS5's index build + queries
 ATLAS_CHILD = r"""
 import json, sys, time
 launched = time.perf_counter()
-from atlas.config import DataConfig
-from atlas.data import load_policy, open_rows, resolve_sources
+from atlas.core.config import DataConfig
+from atlas.data.policy import load_policy
+from atlas.data.rows import open_rows
+from atlas.data.sources import resolve_sources
 from atlas.stages.stats import count_artists
 from pathlib import Path
 import ahocorasick_rs, duckdb, numpy, pyarrow  # what count_artists imports when called

@@ -42,7 +42,7 @@ def main() -> None:
     import numpy as np
     from PIL import Image
 
-    from atlas._torch_compat import import_open_clip
+    from atlas.models._torch_compat import import_open_clip
     from atlas.stages.embed import Clip, clip_images, clip_texts
 
     open_clip = import_open_clip()

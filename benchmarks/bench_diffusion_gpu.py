@@ -120,7 +120,7 @@ def main(argv=None) -> int:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     try:  # a torchvision whose compiled ops do not load breaks `import diffusers`; atlas works around it
-        from atlas._torch_compat import import_torchvision
+        from atlas.models._torch_compat import import_torchvision
 
         import_torchvision()
     except Exception:

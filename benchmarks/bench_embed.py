@@ -59,8 +59,8 @@ def main() -> None:
     from conftest import IMAGES, SAMPLE_10K, save_tiny_clip
     from PIL import Image
 
-    from atlas.config import EmbedConfig
-    from atlas.images import Fetched
+    from atlas.core.config import EmbedConfig
+    from atlas.fetch.images import Fetched
     from atlas.stages.embed import clip_texts, embed_images_of, embed_sample, load_clip, tfidf_embed
 
     captions = pq.read_table(SAMPLE_10K, columns=["TEXT"]).column(0).to_pylist()

@@ -6,7 +6,7 @@ memory reached during the step (sampled from /proc every 20 ms) and the process'
 (``resource.getrusage``); ``--tracemalloc`` adds Python-heap peaks (slower).
 
 The captions are the real 10k LAION sample (``../shared``) repeated with deterministic variation
-(one word dropped, one word borrowed from another caption), or ``atlas.demo`` captions when the
+(one word dropped, one word borrowed from another caption), or ``atlas.stages.demo`` captions when the
 shared data is absent.
 
     python benchmarks/bench_map_pipeline.py [--rows 100000] [--name map_pipeline_100k]
@@ -113,13 +113,13 @@ def varied_captions(rows: int, seed: int = 0) -> tuple[list[str], list[str], str
                 captions.append(" ".join(words))
                 out_urls.append(f"{urls[i]}#v{copy}")
         return captions, out_urls, f"real 10k LAION sample x{-(-rows // len(base))} with variation"
-    from atlas.demo import demo_table
+    from atlas.stages.demo import demo_table
 
     table = demo_table(rows, seed)
     names = table.column_names
     text_col = "TEXT" if "TEXT" in names else "caption"
     url_col = "URL" if "URL" in names else "url"
-    return table.column(text_col).to_pylist(), table.column(url_col).to_pylist(), "atlas.demo captions"
+    return table.column(text_col).to_pylist(), table.column(url_col).to_pylist(), "atlas.stages.demo captions"
 
 
 def main() -> None:
@@ -130,8 +130,10 @@ def main() -> None:
     parser.add_argument("--tracemalloc", action="store_true", help="also record Python heap peaks (slower)")
     args = parser.parse_args()
 
-    from atlas.config import DataConfig, EmbedConfig, ProjectConfig
-    from atlas.data import load_policy, open_rows, resolve_sources
+    from atlas.core.config import DataConfig, EmbedConfig, ProjectConfig
+    from atlas.data.policy import load_policy
+    from atlas.data.rows import open_rows
+    from atlas.data.sources import resolve_sources
     from atlas.stages.embed import embed_sample
     from atlas.stages.project import project, write_projection
     from atlas.stages.sample import draw_sample

@@ -53,8 +53,10 @@ def small_shards(count: int, rows: int) -> list[Path]:
 
 
 def main() -> None:
-    from atlas.config import DataConfig
-    from atlas.data import load_policy, open_rows, resolve_sources
+    from atlas.core.config import DataConfig
+    from atlas.data.policy import load_policy
+    from atlas.data.rows import open_rows
+    from atlas.data.sources import resolve_sources
     from atlas.stages.stats import compute_partials, finish_stats, merge_partials, read_artists
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

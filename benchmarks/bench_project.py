@@ -60,7 +60,7 @@ sys.path.insert(0, sys.argv[1])
 variant, vectors_path, captions_path, n, out = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
 vectors = np.load(vectors_path, mmap_mode="r")[:n]
 captions = pq.read_table(captions_path).column("caption").to_pylist()[:n]
-from atlas.config import ProjectConfig
+from atlas.core.config import ProjectConfig
 if variant == "old":
     import importlib.util
     spec = importlib.util.spec_from_file_location("project_old", sys.argv[7])

@@ -2,7 +2,7 @@
 replaces, the time to build it, and the bytes a one-word query fetches.
 
 For each row count: the captions (the real 10k LAION sample, repeated with deterministic variation
-beyond 10k, see bench_map_pipeline.varied_captions; or ``--demo`` for atlas.demo captions) are
+beyond 10k, see bench_map_pipeline.varied_captions; or ``--demo`` for atlas.stages.demo captions) are
 indexed once (wall time, 1 run: a build step, not a hot loop), then
 
 * size: the index on disk (terms shards + positions) vs the captions as the map publishes them
@@ -36,8 +36,8 @@ sys.path.insert(0, str(HERE))
 from _util import load_average, machine, table, write_result  # noqa: E402
 from bench_map_pipeline import varied_captions  # noqa: E402
 
-from atlas.stages.mapdata import CHUNK_SIZE, MAX_CAPTION  # noqa: E402
-from atlas.stages.search import SearchIndex, tokens, write_index  # noqa: E402
+from atlas.stages.mapdata import CHUNK_SIZE, MAX_CAPTION# noqa: E402
+from atlas.stages.search import SearchIndex, tokens, write_index# noqa: E402
 
 
 def caption_bytes(captions: list[str]) -> int:
@@ -55,10 +55,10 @@ def folder_bytes(folder: Path) -> int:
 
 def run(rows: int, demo: bool, seed: int = 0) -> dict:
     if demo:
-        from atlas.demo import demo_table
+        from atlas.stages.demo import demo_table
 
         t = demo_table(rows, seed)
-        captions, source = [c or "" for c in t.column("caption" if "caption" in t.column_names else "TEXT").to_pylist()], "atlas.demo captions"
+        captions, source = [c or "" for c in t.column("caption" if "caption" in t.column_names else "TEXT").to_pylist()], "atlas.stages.demo captions"
     else:
         captions, _, source = varied_captions(rows, seed)
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
@@ -97,7 +97,7 @@ def run(rows: int, demo: bool, seed: int = 0) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--demo", action="store_true", help="atlas.demo captions instead of the real sample")
+    parser.add_argument("--demo", action="store_true", help="atlas.stages.demo captions instead of the real sample")
     args = parser.parse_args()
     load_before = load_average()
     results = []

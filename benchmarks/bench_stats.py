@@ -14,7 +14,7 @@ Each round runs the three in turn, rotating who goes first; the table gives medi
 Targets: atlas within 1.5x of the hand-written query (2.0x with the artists, which add at most
 30 %), and under 2 GB peak memory. Results go to ``results/bench_stats_<rows in M>m.json``.
 
-Data: 1 million LAION-shaped demo rows (``atlas.demo``) are generated once and replicated into
+Data: 1 million LAION-shaped demo rows (``atlas.stages.demo``) are generated once and replicated into
 ``--rows`` rows over ``--shards`` shards with DuckDB: each replica gets its own URL paths and
 renames the long tail of small sites (``shop123.com`` -> ``shop123-r4.com``), so the number
 of distinct hosts grows with the data like in LAION while the big hosts stay big. The shards are
@@ -88,7 +88,7 @@ def prepare(rows: int, shards: int) -> Path:
         return folder
     base = DATA / "demo-1m"
     if not (base / "READY").exists():
-        from atlas.demo import write_demo_shards
+        from atlas.stages.demo import write_demo_shards
 
         shutil.rmtree(base, ignore_errors=True)
         print(f"generating {BASE_ROWS:,} demo rows in {base} (about a minute) ...", flush=True)

@@ -53,9 +53,10 @@ def extra_shard(folder: Path) -> Path:
 
 
 def main() -> None:
-    from atlas.cache import Cache
-    from atlas.config import DataConfig
-    from atlas.data import load_policy, resolve_sources
+    from atlas.core.cache import Cache
+    from atlas.core.config import DataConfig
+    from atlas.data.policy import load_policy
+    from atlas.data.sources import resolve_sources
     from atlas.stages.stats import run_stats
     from bench_stats import prepare
 

@@ -44,9 +44,10 @@ class _Quiet:
 def main() -> None:
     import ray
 
-    from atlas.config import DataConfig
-    from atlas.data import load_policy, resolve_sources
-    from atlas.raycluster import LOCAL_CPUS
+    from atlas.core.config import DataConfig
+    from atlas.data.policy import load_policy
+    from atlas.data.sources import resolve_sources
+    from atlas.core.raycluster import LOCAL_CPUS
     from atlas.stages.stats import run_stats
     from bench_stats import prepare
 

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _util import load_average, table, write_result  # noqa: E402
 
-from atlas.config import EmbedConfig, ProjectConfig  # noqa: E402
+from atlas.core.config import EmbedConfig, ProjectConfig# noqa: E402
 
 SAMPLE = REPO.parent / "shared" / "data" / "laion400m-sample-10k.parquet"
 
@@ -61,7 +61,7 @@ def speed(args) -> None:
     import torch
 
     from atlas.stages.embed import text_embed
-    from atlas._torch_compat import import_sentence_transformers
+    from atlas.models._torch_compat import import_sentence_transformers
 
     torch.set_num_threads(args.threads)
     models_dir = Path(args.cache) / "models"

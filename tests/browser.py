@@ -155,7 +155,7 @@ def synthetic_inputs(folder: Path, n: int, seed: int = 0, extra_rows: list[dict]
 
 def build_map_site(site: Path, inputs: dict, chunk_size: int = 2000, source_rows: int | None = None) -> dict:
     """A self-contained site with map/index.html, map/data/ and static/ (as render would make it)."""
-    from atlas.config import AtlasConfig
+    from atlas.core.config import AtlasConfig
     from atlas.stages import embed, mapdata, project
     from atlas.stages.mapdata import write_mapdata
     from atlas.stages.render import map_page_context

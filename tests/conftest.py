@@ -126,7 +126,7 @@ def tree_snapshot(folder: Path) -> dict[str, bytes]:
 def quiet_build(content: Path, out: Path, cache: Path | None, **options):
     """``atlas build`` without output; returns the BuildReport."""
     from atlas.build import build
-    from atlas.report import Reporter
+    from atlas.core.report import Reporter
 
     return build(content, out, cache_dir=cache, reporter=Reporter(quiet=True), **options)
 
@@ -164,11 +164,11 @@ def ran(report) -> set[str]:
 
 def make_context(tmp_path: Path, sources: list[str] | None = None, **sections):
     """A real BuildContext over real shards, with a cache under tmp_path and a quiet reporter."""
-    from atlas.cache import Cache
-    from atlas.config import parse_config
-    from atlas.data import resolve_sources
-    from atlas.pipeline import BuildContext
-    from atlas.report import Reporter
+    from atlas.core.cache import Cache
+    from atlas.core.config import parse_config
+    from atlas.data.sources import resolve_sources
+    from atlas.core.pipeline import BuildContext
+    from atlas.core.report import Reporter
 
     config = parse_config(sections)
     return BuildContext(
@@ -191,7 +191,7 @@ TINY_CLIP = {
 
 def save_tiny_clip(folder: Path, seed: int = 0) -> dict:
     """Create the tiny CLIP with random weights; save a config file, a checkpoint and a local-dir."""
-    from atlas._torch_compat import import_open_clip
+    from atlas.models._torch_compat import import_open_clip
 
     open_clip = import_open_clip()
     import torch

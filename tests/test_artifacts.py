@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import content_copy, edit_config, quiet_build, ran, statuses
-from atlas.artifacts import ArtifactError
+from atlas.core.artifacts import ArtifactError
 from atlas.cli import main
 
 

@@ -10,9 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import REPO, SAMPLE_10K, write_shard
 
-from atlas.config import DataConfig
-from atlas.data import load_policy, open_rows, resolve_sources
-from atlas.errors import ContentError
+from atlas.core.config import DataConfig
+from atlas.data.policy import load_policy
+from atlas.data.rows import open_rows
+from atlas.data.sources import resolve_sources
+from atlas.core.errors import ContentError
 from atlas.stages.bias import (
     WordList,
     bias_captions,

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from atlas.build import build
 from atlas.cli import main
-from atlas.errors import AtlasError
+from atlas.core.errors import AtlasError
 
 from conftest import REPO, SAMPLE_SIZE, SMALL_MAP, quiet_build, tree_snapshot, write_content, write_shard
 
@@ -117,7 +117,7 @@ def test_a_no_change_build_in_a_fresh_process_loads_no_stage_libraries(shared):
 
 
 def test_demo_shards_are_deterministic(tmp_path):
-    from atlas.demo import write_demo_shards
+    from atlas.stages.demo import write_demo_shards
 
     a = write_demo_shards(tmp_path / "a", rows=2000, shards=2, seed=0)
     b = write_demo_shards(tmp_path / "b", rows=2000, shards=2, seed=0)

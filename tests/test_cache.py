@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import content_copy, quiet_build, ran, statuses
-from atlas.cache import Cache, fingerprint
+from atlas.core.cache import Cache, fingerprint
 
 
 def _write(folder, text="hello"):

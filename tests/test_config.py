@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from atlas.config import AtlasConfig, load_config
-from atlas.errors import ConfigError
+from atlas.core.config import AtlasConfig, load_config
+from atlas.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -135,7 +135,7 @@ def test_unknown_canonical_column_suggests_the_nearest(tmp_path):
 def test_base_url_from_environment_wins(tmp_path, monkeypatch):
     config = _load(tmp_path, '[site]\nbase_url = "https://a.github.io/x/"\n')
     assert config.base_url() == "https://a.github.io/x/"
-    from atlas.settings import Settings
+    from atlas.core.settings import Settings
 
     monkeypatch.setenv("ATLAS_BASE_URL", "https://b.github.io/y/")
     assert config.with_base_url(Settings.from_env().base_url).base_url() == "https://b.github.io/y/"
@@ -164,7 +164,7 @@ def test_every_config_key_is_documented():
 
 def test_a_hint_is_its_own_sentence():
     """``where: message`` and the hint never run together ("... (looked for x) Check the path")."""
-    from atlas.errors import DataError
+    from atlas.core.errors import DataError
 
     assert str(DataError("no shards match 'x'", hint="Check the path.")) == "no shards match 'x'. Check the path."
     assert str(DataError("is it there?", where="a.toml", hint="Look.")) == "a.toml: is it there? Look."

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from atlas.config import AtlasConfig
-from atlas.errors import ContentError
+from atlas.core.config import AtlasConfig
+from atlas.core.errors import ContentError
 from atlas.stages.render import render_site
 from atlas.stages.stats import Stats
 

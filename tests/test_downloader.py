@@ -20,7 +20,7 @@ import zlib
 
 import pytest
 
-from atlas.images import OPTED_OUT, Downloader, address_refused, decode_image, robots_opt_out
+from atlas.fetch.images import OPTED_OUT, Downloader, address_refused, decode_image, robots_opt_out
 from conftest import SHARED
 
 IMAGES = SHARED / "data" / "images"
@@ -276,13 +276,13 @@ def test_non_http_and_malformed_urls(server):
 def test_the_embed_stage_records_each_refusal_and_keeps_caption_vectors(server, monkeypatch, tmp_path):
     from conftest import save_tiny_clip
 
-    import atlas.images
-    from atlas.config import EmbedConfig
-    from atlas.report import Reporter
+    import atlas.fetch.images
+    from atlas.core.config import EmbedConfig
+    from atlas.core.report import Reporter
     from atlas.stages.embed import embed_sample
     from test_embed import _sample_table
 
-    monkeypatch.setattr(atlas.images, "ALLOW_NETWORKS_FOR_TESTS", LOCAL)  # the test server only
+    monkeypatch.setattr(atlas.fetch.images, "ALLOW_NETWORKS_FOR_TESTS", LOCAL)  # the test server only
     _, base, _ = server
     clip = save_tiny_clip(tmp_path / "clip")
     urls = [f"{base}/photo.jpg", f"{base}/noai.jpg", f"{base}/bomb.png", f"{base}/to-metadata", f"{base}/to-ftp"]
@@ -302,7 +302,7 @@ def test_the_embed_stage_records_each_refusal_and_keeps_caption_vectors(server, 
     import json
 
     from atlas.build import build_warnings, make_context
-    from atlas.report import Warnings
+    from atlas.core.report import Warnings
     from conftest import write_content
 
     (tmp_path / "embed").mkdir()
@@ -346,9 +346,9 @@ def test_with_img2dataset_installed_download_refuses_redirects_and_names_to_priv
     from conftest import save_tiny_clip
     from rich.console import Console
 
-    import atlas.images
-    from atlas.config import EmbedConfig
-    from atlas.report import Reporter
+    import atlas.fetch.images
+    from atlas.core.config import EmbedConfig
+    from atlas.core.report import Reporter
     from atlas.stages.embed import embed_sample
     from test_embed import _sample_table
 
@@ -356,7 +356,7 @@ def test_with_img2dataset_installed_download_refuses_redirects_and_names_to_priv
         raise AssertionError("img2dataset was asked to download: its fetches check no address or redirect")
 
     monkeypatch.setattr(img2dataset, "download", tripwire)
-    monkeypatch.setattr(atlas.images, "ALLOW_NETWORKS_FOR_TESTS", LOCAL)  # the test server only
+    monkeypatch.setattr(atlas.fetch.images, "ALLOW_NETWORKS_FOR_TESTS", LOCAL)  # the test server only
     _resolving(monkeypatch)
     _, base, requests = server
     port = base.rsplit(":", 1)[1]

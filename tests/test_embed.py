@@ -18,11 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import IMAGES, SAMPLE_10K, UNSCORED_SHOWN, make_context, needs_shared, save_tiny_clip, write_shard
 
-from atlas.config import EmbedConfig
-from atlas.errors import DataError, ModelError
-from atlas.images import Downloader, url_key
-from atlas.pipeline import run_stages
-from atlas.report import Reporter
+from atlas.core.config import EmbedConfig
+from atlas.core.errors import DataError, ModelError
+from atlas.fetch.images import Downloader, url_key
+from atlas.core.pipeline import run_stages
+from atlas.core.report import Reporter
 from atlas.stages import embed as embed_stage
 from atlas.stages import sample as sample_stage
 from atlas.stages.embed import embed_images, embed_sample, embed_texts, tfidf_embed
@@ -51,7 +51,7 @@ def _sample_table(captions, urls=None) -> pa.Table:
 
 
 def test_importing_the_stage_does_not_import_torch():
-    code = "import sys, atlas.stages.embed, atlas.stages.project, atlas.stages.sample, atlas.images; " \
+    code = "import sys, atlas.stages.embed, atlas.stages.project, atlas.stages.sample, atlas.fetch.images; " \
            "heavy = [m for m in ('torch', 'open_clip', 'umap', 'sklearn') if m in sys.modules]; " \
            "assert not heavy, heavy"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
@@ -156,7 +156,7 @@ def test_downloader_records_http_errors_and_size_cap(local_server):
 @pytest.mark.slow
 @needs_images
 def test_stage_downloads_images_from_urls(tiny_clip, local_server, monkeypatch):
-    from atlas import images
+    from atlas.fetch import images
 
     monkeypatch.setattr(images, "ALLOW_NETWORKS_FOR_TESTS", ("127.0.0.1/32",))  # the test server only
     root, base = local_server
@@ -278,7 +278,7 @@ def test_open_clip_imports_even_where_torchvision_ops_are_broken():
         "    broken = False",
         "except RuntimeError as error:",
         "    broken = 'torchvision::' in str(error)",
-        "from atlas._torch_compat import import_open_clip, patched",
+        "from atlas.models._torch_compat import import_open_clip, patched",
         "oc = import_open_clip()",
         "import torchvision.transforms",
         "assert hasattr(oc, 'create_model')",

@@ -32,9 +32,9 @@ from pathlib import Path
 import pytest
 
 from atlas.build import build
-from atlas.cache import Cache, tree_digests
-from atlas.demo import write_demo_shards
-from atlas.report import Reporter
+from atlas.core.cache import Cache, tree_digests
+from atlas.stages.demo import write_demo_shards
+from atlas.core.report import Reporter
 
 pytestmark = pytest.mark.slow
 

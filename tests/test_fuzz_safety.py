@@ -33,8 +33,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atlas.build import build
-from atlas.errors import DataError
-from atlas.report import Reporter
+from atlas.core.errors import DataError
+from atlas.core.report import Reporter
 
 from conftest import tree_snapshot, write_content
 from text_forms import FORMS
@@ -80,7 +80,7 @@ def _fragment():
 
 
 #: The opt-out list of the fuzz site names this host (written plainly); rows name it in every
-#: way a browser still reads as that host (atlas.urls: the canonical form).
+#: way a browser still reads as that host (atlas.data.urls: the canonical form).
 OPTOUT_HOST = "optout-host.example"
 OPTOUT_URL = st.builds(
     lambda lead, scheme, user, host, port, sep, path, frag, tail: f"{lead}{scheme}{user}{host}{port}{sep}{path}{frag}{tail}",
@@ -351,8 +351,9 @@ FOLD_CHARACTERS = (
 @pytest.fixture(scope="module")
 def fold_rules(tmp_path_factory):
     """A DuckDB connection as atlas opens them, and the Policy of a content folder blocking FOLD_WORDS."""
-    from atlas.config import DataConfig
-    from atlas.data import connect, load_policy
+    from atlas.core.config import DataConfig
+    from atlas.data.rows import connect
+    from atlas.data.policy import load_policy
 
     content = tmp_path_factory.mktemp("fold")
     (content / "words.txt").write_text("\n".join(FOLD_WORDS) + "\n", encoding="utf-8")
@@ -375,7 +376,7 @@ def test_what_the_search_finds_the_blocklist_blocks(fold_rules, texts, in_url):
     compatibility characters: whenever the search index's tokens of the caption (or URL) hold a
     blocklist entry's tokens one after another, the SQL ``blocked`` predicate is true, and it is
     true nowhere else."""
-    from atlas.data import blocked_sql
+    from atlas.data.policy import blocked_sql
     from atlas.stages.search import tokens
 
     fold_con, policy = fold_rules
@@ -385,7 +386,7 @@ def test_what_the_search_finds_the_blocklist_blocks(fold_rules, texts, in_url):
     captions = [None if in_url else t for t in texts]
     urls = [f"https://ok.example/{t}" if in_url else "https://ok.example/x.jpg" for t in texts]
     fold_con.register("fold_t", pa.table({"caption": pa.array(captions, pa.string()), "url": pa.array(urls, pa.string())}))
-    from atlas.urls import DECODED_SQL
+    from atlas.data.urls import DECODED_SQL
 
     blocked = [b for (b,) in fold_con.execute(
         f"SELECT {blocked_sql(policy)} FROM (SELECT caption, url AS url_raw, {DECODED_SQL.format(col='url')} "

@@ -15,12 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from atlas.config import AtlasConfig, GenerateConfig
-from atlas.errors import ContentError
-from atlas.prompts import load_prompts, parse_prompts
-from atlas import nearest
+from atlas.core.config import AtlasConfig, GenerateConfig
+from atlas.core.errors import ContentError
+from atlas.core.prompts import load_prompts, parse_prompts
+from atlas.models import nearest
 from atlas.stages import gallery as gal
-from atlas import generate as gen
+from atlas.commands import generate as gen
 from atlas.theme import make_env
 from atlas.widgets import WidgetContext, render_widget
 
@@ -361,7 +361,7 @@ def test_gallery_lists_nearest_captions_with_a_map_link(tmp_path):
 @pytest.mark.slow
 def test_gallery_stage_places_images_with_a_tiny_clip(tmp_path):
     """The build stage end to end: real sample + CLIP embed stages, then nearest captions."""
-    from atlas.pipeline import run_stages
+    from atlas.core.pipeline import run_stages
     from atlas.stages import embed as embed_stage
     from atlas.stages import sample as sample_stage
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from atlas.config import AtlasConfig, GenerateConfig, load_config
-from atlas.errors import ConfigError, ContentError, ModelError
-from atlas.prompts import load_prompts
-from atlas.report import Reporter
-from atlas import generate as gen
+from atlas.core.config import AtlasConfig, GenerateConfig, load_config
+from atlas.core.errors import ConfigError, ContentError, ModelError
+from atlas.core.prompts import load_prompts
+from atlas.core.report import Reporter
+from atlas.commands import generate as gen
 from atlas.theme import make_env
 from atlas.widgets import WidgetContext, render_widget
 
@@ -380,7 +380,7 @@ def test_images_the_classifier_flags_are_never_written(tiny_model, tmp_path):
 
 
 def test_generate_refuses_to_run_without_the_classifier(tiny_model, tmp_path, monkeypatch):
-    from atlas import screen
+    from atlas.models import nsfw as screen
 
     monkeypatch.setattr(screen, "classifier_version", lambda: None)
     content = _content(tmp_path)

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from atlas.config import AtlasConfig
+from atlas.core.config import AtlasConfig
 from atlas.stages import mapdata
 from atlas.stages import embed, project
 from atlas.stages.mapdata import STAGE, write_mapdata
@@ -198,7 +198,7 @@ def test_map_widget_says_the_map_is_not_built(tmp_path):
 
 
 def test_map_widget_rejects_a_colour_the_data_lacks(built):
-    from atlas.errors import ContentError
+    from atlas.core.errors import ContentError
 
     folder, _, _ = built
     with pytest.raises(ContentError, match="colour"):

@@ -108,7 +108,7 @@ def test_a_site_near_the_pages_limit_is_a_warning(tmp_path):
     from types import SimpleNamespace
 
     from atlas.build import build_warnings
-    from atlas.report import Warnings
+    from atlas.core.report import Warnings
 
     ctx = SimpleNamespace(demo=False, outputs={}, content_dir=tmp_path, summary=lambda stage: None)
     assert build_warnings(ctx, Warnings(), 500_000_000) == []
@@ -119,10 +119,10 @@ def test_a_site_near_the_pages_limit_is_a_warning(tmp_path):
 def test_a_cached_stage_reports_the_warnings_it_raised_when_it_ran(tmp_path):
     """A warning raised by a stage's work (say, an empty sample) is part of its output: the next
     build, which reuses the output, reports it again in its summary and build.json."""
-    from atlas.cache import Cache
-    from atlas.config import AtlasConfig
-    from atlas.pipeline import BuildContext, Stage, run_stages
-    from atlas.report import Reporter
+    from atlas.core.cache import Cache
+    from atlas.core.config import AtlasConfig
+    from atlas.core.pipeline import BuildContext, Stage, run_stages
+    from atlas.core.report import Reporter
 
     runs = []
 

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import SAMPLE_10K, UNSCORED_SHOWN, make_context, needs_shared
 
-from atlas.config import ProjectConfig
-from atlas.pipeline import run_stages
+from atlas.core.config import ProjectConfig
+from atlas.core.pipeline import run_stages
 from atlas.stages import embed as embed_stage
 from atlas.stages import project as project_stage
 from atlas.stages import sample as sample_stage
@@ -255,7 +255,7 @@ def test_tiny_samples_pad_missing_neighbours(tmp_path):
 CHILD = """
 import hashlib, sys
 import numpy as np
-from atlas.config import ProjectConfig
+from atlas.core.config import ProjectConfig
 from atlas.stages import project as stage
 from atlas.stages.embed import tfidf_embed
 stage.EXACT_KNN_MAX = int(sys.argv[1])  # 0: the approximate, multi-threaded neighbour graph
@@ -291,8 +291,8 @@ def test_numba_cache_folder_is_set_unless_the_user_chose_one(tmp_path, monkeypat
 @pytest.mark.parametrize("section", [{"epochs": -1}, {"epochs": "many"}, {"deterministic": "perhaps"},
                                      {"fit_size": 10}, {"epoch": 100}])
 def test_bad_project_settings_are_refused(section):
-    from atlas.config import parse_config
-    from atlas.errors import AtlasError
+    from atlas.core.config import parse_config
+    from atlas.core.errors import AtlasError
 
     with pytest.raises(AtlasError):
         parse_config({"project": section})

@@ -61,7 +61,7 @@ def test_demo_rows_point_only_at_reserved_domains_and_are_never_linked(shared):
 
 
 def test_demo_captions_read_as_alt_text():
-    from atlas.demo import demo_table
+    from atlas.stages.demo import demo_table
 
     captions = demo_table(3000, seed=0).column("TEXT").to_pylist()
     cars = [c for c in captions if re.search(r"\b(BMW|Toyota|Ford|Porsche|Honda|Volkswagen)\b", c)]

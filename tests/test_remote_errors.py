@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from atlas.data import _remote_error
+from atlas.data.rows import _remote_error
 
 
 @pytest.mark.parametrize(

@@ -17,10 +17,12 @@ import pytest
 from markupsafe import escape
 
 from atlas.build import build
-from atlas.config import DataConfig
-from atlas.data import load_policy, open_rows, resolve_sources
-from atlas.errors import ConfigError, ContentError, DataError
-from atlas.report import Reporter
+from atlas.core.config import DataConfig
+from atlas.data.policy import load_policy
+from atlas.data.rows import open_rows
+from atlas.data.sources import resolve_sources
+from atlas.core.errors import ConfigError, ContentError, DataError
+from atlas.core.report import Reporter
 from atlas.stages.sample import draw_sample
 from atlas.stages.stats import compute_stats
 
@@ -105,7 +107,7 @@ def test_a_wrong_column_type_is_an_error_naming_file_column_and_types(tmp_path, 
 ])
 def test_remote_shards_are_checked_by_their_duckdb_types(column, duckdb_type, ok):
     """Remote globs are described by DuckDB, whose type names differ from pyarrow's."""
-    from atlas.data import check_types, map_columns
+    from atlas.data.sources import check_types, map_columns
 
     schema = {"URL": "VARCHAR", "TEXT": "VARCHAR", column: duckdb_type}
     mapping = map_columns(list(schema), {})
@@ -170,12 +172,12 @@ def _tricky_forms(words: list[str]) -> list[str | None]:
 def _blocked_both_ways(con, policy, captions, urls) -> tuple[list[bool], list[bool]]:
     """``blocked_sql`` over the texts, and the rule computed in Python (an entry's words are
     consecutive words of the caption's or the URL's :func:`atlas.text.fold.words`)."""
-    from atlas.data import blocked_sql
+    from atlas.data.policy import blocked_sql
     from atlas.text.fold import words
 
     from urllib.parse import unquote
 
-    from atlas.urls import DECODED_SQL
+    from atlas.data.urls import DECODED_SQL
 
     con.register("t", pa.table({"caption": pa.array(captions, pa.string()), "url": pa.array(urls, pa.string())}))
     fast = [b for (b,) in con.execute(
@@ -195,8 +197,8 @@ def test_the_blocklist_prefilter_never_changes_what_is_blocked(real_sample, monk
     predicate gives the same answer on every row as the rule computed in Python with the search
     index's fold. The rows built to trip it do trip a weaker scan (the class of characters
     DuckDB folds differently left out): this test notices if the scan is weakened."""
-    from atlas import data
-    from atlas.data import connect
+    from atlas.data import policy as data
+    from atlas.data.rows import connect
 
     policy = load_policy(DataConfig(), None)
     words = sorted(policy.blocklist)
@@ -221,7 +223,8 @@ def test_the_blocklist_prefilter_never_changes_what_is_blocked(real_sample, monk
 def test_the_words_of_ascii_text_are_computed_in_sql_exactly_as_the_fold_gives_them(real_sample):
     """For ASCII text the blocklist does not call Python: DuckDB's lower case and runs of
     [a-z0-9] must be the fold's words, for every ASCII character and every real caption and URL."""
-    from atlas.data import WORDS_SQL, connect
+    from atlas.data.policy import WORDS_SQL
+    from atlas.data.rows import connect
     from atlas.text.fold import words
 
     table = pq.read_table(SAMPLE_10K)

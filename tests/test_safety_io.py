@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from atlas.cli import main
-from atlas.errors import ConfigError
-from atlas.paths import check_links_inside, inside_content
+from atlas.core.errors import ConfigError
+from atlas.core.paths import check_links_inside, inside_content
 from conftest import content_copy, quiet_build, write_content, write_shard
 
 
@@ -105,9 +105,9 @@ def test_serve_port_out_of_range_leaves_no_temporary_folder(tmp_path, monkeypatc
     for port in ("70000", "-1"):
         code, out = run_cli("serve", "--content", str(tmp_path / "c"), "--port", port)
         assert code == 2 and "Traceback" not in out and "--port" in out and "0<=x<=65535" in out
-    from atlas.report import Reporter
+    from atlas.core.report import Reporter
     from atlas.serve import SiteServer
-    from atlas.errors import AtlasError
+    from atlas.core.errors import AtlasError
 
     with pytest.raises(AtlasError, match="cannot listen"):
         SiteServer(tmp_path / "c", port=70000, reporter=Reporter(quiet=True)).start()

@@ -6,9 +6,11 @@ import numpy as np
 import pyarrow.parquet as pq
 from conftest import SAMPLE_10K, make_context, needs_shared, write_shard
 
-from atlas.config import DataConfig
-from atlas.data import load_policy, open_rows, resolve_sources
-from atlas.pipeline import run_stages
+from atlas.core.config import DataConfig
+from atlas.data.policy import load_policy
+from atlas.data.rows import open_rows
+from atlas.data.sources import resolve_sources
+from atlas.core.pipeline import run_stages
 from atlas.stages import sample as sample_stage
 from atlas.stages.sample import OUTPUT_COLUMNS, allocate, draw_sample
 

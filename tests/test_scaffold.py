@@ -5,8 +5,8 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from atlas.cli import main
-from atlas.config import load_config
-from atlas.scaffold import default_content_dir
+from atlas.core.config import load_config
+from atlas.core.resources import default_content_dir
 
 
 def test_new_copies_the_default_content(tmp_path):

@@ -18,12 +18,13 @@ import pyarrow as pa
 import pytest
 from conftest import IMAGES, save_tiny_clip
 
-from atlas import fetch, images
-from atlas.config import EmbedConfig, parse_config
-from atlas.errors import ConfigError
-from atlas.fetch import fetch_summary, outcome, private_host
-from atlas.report import Reporter
-from atlas.settings import Settings
+from atlas.fetch import images
+from atlas.fetch import runner as fetch
+from atlas.core.config import EmbedConfig, parse_config
+from atlas.core.errors import ConfigError
+from atlas.fetch.runner import fetch_summary, outcome, private_host
+from atlas.core.report import Reporter
+from atlas.core.settings import Settings
 from atlas.stages.embed import embed_sample
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from atlas import generate as gen
-from atlas import screen
-from atlas.config import AtlasConfig, GenerateConfig, parse_config
-from atlas.errors import ConfigError
-from atlas.prompts import load_prompts
+from atlas.commands import generate as gen
+from atlas.models import nsfw as screen
+from atlas.core.config import AtlasConfig, GenerateConfig, parse_config
+from atlas.core.errors import ConfigError
+from atlas.core.prompts import load_prompts
 from atlas.theme import make_env
 from atlas.widgets import WidgetContext, render_widget
 
@@ -131,7 +131,7 @@ def test_an_image_that_cannot_be_screened_is_not_published(photos, monkeypatch):
     ctx = _ctx(photos)
     html = str(render_widget("atlas gallery", ctx, "stable-diffusion.md"))
     assert ctx.assets == {} and "<img" not in html and "7 images were withheld" in html
-    from atlas.cache import file_digest
+    from atlas.core.cache import file_digest
 
     manifest["nsfw"] = dict(manifest["nsfw"], image_sha256=file_digest(path))
     manifest_path.write_text(json.dumps(manifest))

@@ -13,7 +13,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from atlas.stages.search import (
-    SearchIndex, decode_varints, encode_varints, fold, read, tokens, tokens_many, varint, write_index,
+    SearchIndex,
+    decode_varints,
+    encode_varints,
+    fold,
+    read,
+    tokens,
+    tokens_many,
+    varint,
+    write_index,
 )
 
 from text_forms import FORMS

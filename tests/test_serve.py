@@ -11,8 +11,8 @@ import urllib.request
 import pytest
 
 from conftest import EDIT_PAGE, content_copy
-from atlas.errors import AtlasError
-from atlas.report import Reporter
+from atlas.core.errors import AtlasError
+from atlas.core.report import Reporter
 from atlas.serve import RELOAD_PATH, VERSION_PATH, SiteServer
 
 SLUG = EDIT_PAGE.removesuffix(".md") + "/"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from atlas.settings import Settings
+from atlas.core.settings import Settings
 
 from conftest import quiet_build, write_shard
 

@@ -14,9 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 import regex
 
-from atlas.config import DataConfig
-from atlas.data import load_policy, open_rows, registrable_domain, resolve_sources
-from atlas.errors import DataError
+from atlas.core.config import DataConfig
+from atlas.data.policy import load_policy
+from atlas.data.rows import open_rows
+from atlas.data.urls import registrable_domain
+from atlas.data.sources import resolve_sources
+from atlas.core.errors import DataError
 from atlas.stages.stats import compute_stats, read_artists, stats_json
 
 from conftest import write_shard
@@ -219,7 +222,7 @@ def test_artist_names_count_however_they_are_written(tmp_path):
 def test_artist_counts_of_a_glob_source_are_kept_per_file(tmp_path):
     """A remote glob stays a pattern until DuckDB lists it; its files' mentions must still count
     (here a local glob given as one source, as a remote one would be)."""
-    from atlas.data import Source
+    from atlas.data.sources import Source
     from atlas.stages import stats as stats_stage
 
     for name, captions in (("a", ["Monet in spring", "x"]), ("b", ["MONET", "after monet", "Manet"])):

@@ -10,9 +10,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from atlas.cache import Cache
-from atlas.config import DataConfig
-from atlas.data import Source, load_policy, open_rows, remote_fingerprint, resolve_sources
+from atlas.core.cache import Cache
+from atlas.core.config import DataConfig
+from atlas.data.sources import Source, remote_fingerprint, resolve_sources
+from atlas.data.policy import load_policy
+from atlas.data.rows import open_rows
 from atlas.stages.stats import EXAMPLES, compute_stats, run_stats, shard_fingerprint
 
 from conftest import write_shard

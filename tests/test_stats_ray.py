@@ -12,10 +12,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from atlas.cache import Cache
-from atlas.config import DataConfig, load_config
-from atlas.data import load_policy, open_rows, resolve_sources
-from atlas.errors import ConfigError, DataError
+from atlas.core.cache import Cache
+from atlas.core.config import DataConfig, load_config
+from atlas.data.policy import load_policy
+from atlas.data.rows import open_rows
+from atlas.data.sources import resolve_sources
+from atlas.core.errors import ConfigError, DataError
 from atlas.stages.stats import ray_partials, run_stats, stats_json
 
 from conftest import write_shard
@@ -158,12 +160,12 @@ def test_engine_is_validated(tmp_path, value):
     (tmp_path / "atlas.toml").write_text(f"[data]\nengine = {value}\n")
     with pytest.raises(ConfigError) as error:
         load_config(tmp_path)
-    assert "[data] engine" in str(error.value) and "'local'" in str(error.value) and "'ray'" in str(error.value)
+    assert "[data] engine" in str(error.value) and '"local"' in str(error.value) and '"ray"' in str(error.value)
 
 
 def test_engine_defaults_to_local_and_does_not_change_the_stage_key(tmp_path):
     (tmp_path / "atlas.toml").write_text('[data]\nengine = "ray"\n')
     assert load_config(tmp_path).data.engine == "ray" and DataConfig().engine == "local"
-    from atlas.pipeline import machine_free
+    from atlas.core.pipeline import machine_free
 
     assert machine_free({"data": {"engine": "ray", "seed": 1}}) == {"data": {"seed": 1}}

@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import SAMPLE_10K
 
-from atlas.config import EmbedConfig
-from atlas.errors import ModelError
-from atlas.report import Reporter
+from atlas.core.config import EmbedConfig
+from atlas.core.errors import ModelError
+from atlas.core.report import Reporter
 from atlas.stages.embed import (
     TEXT_MODEL_PACKAGE,
     TEXT_MODEL_SHA256,

@@ -1,4 +1,4 @@
-"""The canonical URL form (atlas.urls): every way of writing an opted-out host or URL is caught,
+"""The canonical URL form (atlas.data.urls): every way of writing an opted-out host or URL is caught,
 SQL's fast road and Python's parser agree, and the host is the one Chromium's ``new URL()`` finds."""
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from atlas import urls
-from atlas.config import DataConfig
-from atlas.data import Policy, Rows, connect, load_policy, open_rows, open_shard, resolve_sources, safe_http_url
-from atlas.errors import ContentError
+from atlas.data import urls
+from atlas.core.config import DataConfig
+from atlas.data.policy import Policy, load_policy
+from atlas.data.rows import Rows, connect, open_rows, open_shard
+from atlas.data.sources import resolve_sources
+from atlas.data.urls import safe_http_url
+from atlas.core.errors import ContentError
 from atlas.stages.stats import compute_stats, run_stats, shard_partials
 
 from conftest import SAMPLE_10K
@@ -235,7 +238,7 @@ def test_webdataset_images_match_rows_by_the_canonical_url(tmp_path):
     import io
     import tarfile
 
-    from atlas.images import TarImages
+    from atlas.fetch.images import TarImages
 
     tar_path = tmp_path / "00000.tar"
     with tarfile.open(tar_path, "w") as tar:

@@ -5,7 +5,7 @@ pass: how many captions mention it (whole words, any case, plural forms included
 those how many also use a female-coded word, a male-coded word, both, or neither ("unmarked"),
 with the word lists of ``gender-words.toml`` in the content folder. Shares come with Wilson 95 %
 intervals, since most occupations are rare in captions. A few example captions per occupation
-are drawn (deterministically) from rows that may be shown (the ``shown`` column of the view ``rows``: :func:`atlas.data.shown_sql`).
+are drawn (deterministically) from rows that may be shown (the ``shown`` column of the view ``rows``: :func:`atlas.data.policy.shown_sql`).
 
 Outputs: ``bias.json`` and ``bias-captions.csv`` (read with :func:`read`).
 """
@@ -20,10 +20,10 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from atlas.cache import read_json
-from atlas.data import quote_literal
-from atlas.errors import ContentError
-from atlas.pipeline import Stage
+from atlas.core.cache import read_json
+from atlas.data.sql import quote_literal
+from atlas.core.errors import ContentError
+from atlas.core.pipeline import Stage
 
 WORDS_NAME = "gender-words.toml"
 RESULT = "bias.json"
@@ -152,7 +152,7 @@ def load_word_lists(content_dir: Path) -> tuple[WordList, WordList]:
 
 def bias_captions(rows, occupations: list[str], female: WordList, male: WordList,
                   seed: int = 0, examples: int = EXAMPLES) -> BiasCaptions:
-    """The caption figures over every row of ``rows`` (an :class:`atlas.data.Rows`), one DuckDB pass.
+    """The caption figures over every row of ``rows`` (an :class:`atlas.data.rows.Rows`), one DuckDB pass.
 
     The shards are scanned once: rows whose caption mentions any occupation are kept (a small
     share), and every figure is counted over those. Examples are captions of rows that may be
@@ -259,13 +259,13 @@ def write_bias(result: BiasCaptions, folder: Path) -> None:
 
 def bias_occupations(content_dir: Path) -> list[str]:
     """The occupations of ``prompts.toml`` (the Bias page's prompts), in their order."""
-    from atlas.prompts import load_prompts
+    from atlas.core.prompts import load_prompts
 
     return [p.label for p in load_prompts(content_dir, missing_ok=True) if p.page == "bias" and p.label]
 
 
 def _inputs(ctx) -> dict:
-    from atlas.cache import file_digest
+    from atlas.core.cache import file_digest
 
     words = ctx.content_dir / WORDS_NAME
     return {

@@ -3,7 +3,7 @@
 Four methods (``[embed] method``):
 
 - ``clip``: CLIP through open_clip. Captions always; images too when ``[embed] images`` is set
-  (see :mod:`atlas.images`), in which case a row's vector is its image embedding and falls back
+  (see :mod:`atlas.fetch.images`), in which case a row's vector is its image embedding and falls back
   to its caption embedding where the image failed (counted per reason in ``info.json``).
   Weights from ``[embed] pretrained``: an open_clip tag, a checkpoint file, or ``local-dir:/path``.
 - ``precomputed``: rows of LAION's published ``.npy`` embedding files, aligned with the shards.
@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 
-from atlas.cache import file_stamp, read_json
-from atlas.config import EmbedConfig, content_path
-from atlas.device import resolve_device
-from atlas.errors import ConfigError, DataError, ModelError
-from atlas.pipeline import Stage, machine_free
+from atlas.core.cache import file_stamp, read_json
+from atlas.core.config import EmbedConfig, content_path
+from atlas.models.device import resolve_device
+from atlas.core.errors import ConfigError, DataError, ModelError
+from atlas.core.pipeline import Stage, machine_free
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def _model_name(config: EmbedConfig, base: Path | None = None) -> str:
         if not path.is_file():
             raise ConfigError(f"model config file {path} does not exist", where="[embed] model",
                               hint="Name an open_clip model such as ViT-B-32, or an existing .json config.")
-        from atlas._torch_compat import import_open_clip
+        from atlas.models._torch_compat import import_open_clip
 
         import_open_clip().add_model_config(path)
         return path.stem
@@ -135,7 +135,7 @@ def load_clip(config: EmbedConfig, base: Path | None = None) -> Clip:
     if key in _LOADED:
         return _LOADED[key]
     try:
-        from atlas._torch_compat import import_open_clip
+        from atlas.models._torch_compat import import_open_clip
 
         open_clip = import_open_clip()
         import torch
@@ -268,7 +268,7 @@ def embed_images(images: Sequence, config: EmbedConfig, base: Path | None = None
     """
     import numpy as np
 
-    from atlas.images import decode_image
+    from atlas.fetch.images import decode_image
 
     clip = load_clip(config, base)
     decoded, errors = [], []
@@ -404,7 +404,7 @@ def load_text_model(config: EmbedConfig, base: Path | None = None, models_dir: P
     if key in _LOADED:
         return _LOADED[key]
     try:
-        from atlas._torch_compat import import_sentence_transformers
+        from atlas.models._torch_compat import import_sentence_transformers
 
         SentenceTransformer = import_sentence_transformers().SentenceTransformer
     except ImportError as error:
@@ -636,8 +636,8 @@ def embed_sample(table, config: EmbedConfig, base: Path | None = None, reporter=
     """Embed a sample table (:meth:`atlas.stages.sample.Sample.table`); returns (embeddings, info) as written by the stage.
 
     ``models_dir`` is where the packaged caption model is extracted (the atlas cache);
-    ``settings`` (:class:`atlas.settings.Settings`) names the Ray cluster of ``engine = "ray"``;
-    ``download_dir`` is handed to :func:`atlas.fetch.fetch_images` for ``images = "download"``
+    ``settings`` (:class:`atlas.core.settings.Settings`) names the Ray cluster of ``engine = "ray"``;
+    ``download_dir`` is handed to :func:`atlas.fetch.runner.fetch_images` for ``images = "download"``
     (the built-in downloader keeps nothing there: it fetches while embedding).
     """
     import numpy as np
@@ -697,7 +697,7 @@ def embed_sample(table, config: EmbedConfig, base: Path | None = None, reporter=
                     "notice": TEXT_NOTICE.format(model=model.name), "images": _images_summary()}
             return vectors, info
 
-    from atlas.settings import Settings
+    from atlas.core.settings import Settings
 
     settings = settings or Settings()
     if clip is None:
@@ -713,7 +713,7 @@ def embed_sample(table, config: EmbedConfig, base: Path | None = None, reporter=
         return vectors, info
 
     if config.images == "download":
-        from atlas.fetch import fetch_images, fetch_summary
+        from atlas.fetch.runner import fetch_images, fetch_summary
 
         with _download_folder(download_dir) as folder:
             images, failures, tool = fetch_images(table, config, folder, image_size=_image_size(clip), reporter=reporter)
@@ -743,8 +743,8 @@ def _image_size(clip: Clip) -> int:
 
 def _open_source(images: str, base: Path | None, failures: dict[int, str]):
     """The image source of ``images`` that answers ``failures`` (rows known to have failed) itself."""
-    from atlas.fetch import KnownFailures
-    from atlas.images import open_images
+    from atlas.fetch.runner import KnownFailures
+    from atlas.fetch.images import open_images
 
     source = open_images(images, base)
     return KnownFailures(source, failures) if failures else source
@@ -770,11 +770,11 @@ FETCH_CHUNK = 16
 
 
 def preprocess_fetched(clip: Clip, fetched: list, max_pixels: int) -> tuple[list[int], list, dict[int, str]]:
-    """A few :class:`atlas.images.Fetched` -> the rows that decoded, their CLIP input tensors, and
+    """A few :class:`atlas.fetch.images.Fetched` -> the rows that decoded, their CLIP input tensors, and
     a short reason for each row that failed. Each image is decoded (after its pixel count is
     checked against ``max_pixels``) and reduced to CLIP's input at once, its bytes dropped, so one
     full-size decoded image is held at a time."""
-    from atlas.images import decode_image
+    from atlas.fetch.images import decode_image
 
     rows, pixels, failures = [], [], {}
     for item in fetched:
@@ -798,7 +798,7 @@ def embed_images_of(clip: Clip, source, items: list[tuple[int, str | None]], bat
     Memory: one chunk of bytes and one batch of input tensors at a time."""
     import numpy as np
 
-    from atlas.images import iter_images
+    from atlas.fetch.images import iter_images
 
     done_rows, done, failures = [], [], {}
     rows, pixels = [], []
@@ -821,7 +821,7 @@ def embed_images_of(clip: Clip, source, items: list[tuple[int, str | None]], bat
 
 
 def _warn_failed_images(reporter, reasons: dict, total: int) -> None:
-    from atlas.images import OPTED_OUT
+    from atlas.fetch.images import OPTED_OUT
 
     failed = sum(n for reason, n in reasons.items() if reason != OPTED_OUT)  # opt-outs are not failures
     if failed and reporter is not None:
@@ -894,7 +894,7 @@ def _clip_on_ray(clip: Clip, table, config: EmbedConfig, base, images, failures,
     or CPU actors (half the cluster's CPUs) where there is none."""
     import numpy as np
 
-    from atlas.raycluster import gpu_count, ray_session
+    from atlas.core.raycluster import gpu_count, ray_session
 
     n = table.num_rows
     vectors = np.zeros((n, clip.dim), dtype=np.float32)
@@ -939,7 +939,7 @@ def _tfidf_on_ray(model: TfidfModel, table, settings, reporter) -> np.ndarray:
     and stays on the driver); the same bytes as the local engine."""
     import numpy as np
 
-    from atlas.raycluster import ray_session
+    from atlas.core.raycluster import ray_session
 
     n = table.num_rows
     vectors = None
@@ -968,7 +968,7 @@ def models_dir(ctx) -> Path:
 
 
 def _inputs(ctx) -> dict:
-    from atlas.images import source_fingerprint
+    from atlas.fetch.images import source_fingerprint
 
     config = ctx.config.embed
     inputs: dict = {"embed": config, "model": model_identity(config, ctx.content_dir)}
@@ -977,7 +977,7 @@ def _inputs(ctx) -> dict:
     if config.images:
         inputs["images"] = source_fingerprint(config.images, ctx.content_dir)
     if config.images == "download":
-        from atlas.fetch import fetch_tool
+        from atlas.fetch.runner import fetch_tool
 
         inputs["fetch_tool"] = fetch_tool()  # builds whose images img2dataset fetched are redone
     if config.precomputed:

@@ -1,7 +1,7 @@
 """The gallery stage (``gallery``, part of ``atlas build``, CPU only): for each committed Stable
 Diffusion image, the nearest captions of the sample in CLIP space ("what in LAION looks like this").
 
-The images are made by :mod:`atlas.generate` (``atlas generate``); the ``gallery`` and
+The images are made by :mod:`atlas.commands.generate` (``atlas generate``); the ``gallery`` and
 ``bias-grid`` widgets (:mod:`atlas.widgets.gallery`) show them with the neighbours this stage
 found (:func:`read`).
 """
@@ -12,10 +12,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from atlas.cache import read_json
-from atlas.generate import GENERATED, read_manifest
-from atlas.paths import inside_content
-from atlas.pipeline import Stage
+from atlas.core.cache import read_json
+from atlas.commands.generate import GENERATED, read_manifest
+from atlas.core.paths import inside_content
+from atlas.core.pipeline import Stage
 
 NEIGHBOURS = "neighbours.json"
 
@@ -38,7 +38,7 @@ def generated_images(content_dir: Path) -> list[tuple[str, Path]]:
 
 
 def _stage_inputs(ctx) -> dict:
-    from atlas.cache import file_digest
+    from atlas.core.cache import file_digest
 
     return {
         "images": [[key, file_digest(path)] for key, path in generated_images(ctx.content_dir)],
@@ -48,7 +48,7 @@ def _stage_inputs(ctx) -> dict:
 
 
 def _stage_run(ctx, folder: Path) -> dict:
-    from atlas.nearest import Nearest, nearest_captions, unavailable_reason
+    from atlas.models.nearest import Nearest, nearest_captions, unavailable_reason
     from atlas.stages import project, sample
 
     images = generated_images(ctx.content_dir)

@@ -33,7 +33,7 @@
     result rows load them; search itself uses the search stage's index).
 ``detail/NNNNN.json``
     Per point ``[url, host, domain, row_id, aesthetic, similarity, punsafe, pwatermark]``; ``url``
-    is ``null`` unless it is a plain http(s) URL (:func:`atlas.data.safe_http_url`).
+    is ``null`` unless it is a plain http(s) URL (:func:`atlas.data.urls.safe_http_url`).
 ``neighbours.bin``
     Each point's k (``meta["neighbours"]["k"]``, 10) nearest points in embedding space, from the
     project stage: little-endian uint32 [count, k], row p = point p, values are point indices in
@@ -53,8 +53,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from atlas.data import safe_http_url
-from atlas.pipeline import Stage
+from atlas.data.urls import safe_http_url
+from atlas.core.pipeline import Stage
 
 log = logging.getLogger(__name__)
 
@@ -394,7 +394,7 @@ def write_mapdata(
         "demo": bool(demo),
     }
     fetch = (embed.get("images") or {}).get("fetch")
-    if fetch:  # how ``images = "download"`` went (atlas.fetch.fetch_summary), for the map page
+    if fetch:  # how ``images = "download"`` went (atlas.fetch.runner.fetch_summary), for the map page
         meta["fetch"] = fetch
     (out / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, separators=(",", ":")))
     log.info("map data: %d points, %d bytes of points (%.1f B/point), %d text chunks", n, points_bytes,

@@ -42,8 +42,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from atlas.config import ProjectConfig
-from atlas.pipeline import Stage
+from atlas.core.config import ProjectConfig
+from atlas.core.pipeline import Stage
 
 log = logging.getLogger(__name__)
 
@@ -626,7 +626,7 @@ def _run(ctx, folder: Path) -> dict:
     vectors = embed.read(ctx.output("embed")).embeddings()
     captions = sample.read(ctx.output("sample")).table(["caption"]).column("caption").to_pylist()
     if len(captions) != len(vectors):
-        from atlas.errors import AtlasError
+        from atlas.core.errors import AtlasError
 
         raise AtlasError(f"embed output has {len(vectors)} rows but the sample has {len(captions)}",
                          hint="Clear the cache (--cache-dir) and build again.")

@@ -18,9 +18,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from atlas.cache import read_json
-from atlas.errors import ModelError
-from atlas.pipeline import Stage
+from atlas.core.cache import read_json
+from atlas.core.errors import ModelError
+from atlas.core.pipeline import Stage
 
 RESULT = "prompt_captions.json"
 K = 5
@@ -76,7 +76,7 @@ def nearest_to_prompts(prompts: list, sample_path: Path, embed_folder: Path | No
     import numpy as np
     import pyarrow.parquet as pq
 
-    from atlas.nearest import _sample_rows
+    from atlas.models.nearest import _sample_rows
     from atlas.stages import embed
 
     info = embed.read(embed_folder)
@@ -141,7 +141,7 @@ def read(folder: Path | None) -> PromptCaptions | None:
 
 
 def _prompts(ctx) -> list:
-    from atlas.prompts import load_prompts
+    from atlas.core.prompts import load_prompts
 
     return load_prompts(ctx.content_dir, missing_ok=True)
 

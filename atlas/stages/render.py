@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from atlas import __version__
-from atlas.cache import BOOKKEEPING, tree_digests
-from atlas.config import AtlasConfig
-from atlas.errors import ContentError
-from atlas.fetch import reader_sentence
-from atlas.paths import check_links_inside
-from atlas.pipeline import BuildContext, Stage
+from atlas.core.cache import BOOKKEEPING, tree_digests
+from atlas.core.config import AtlasConfig
+from atlas.core.errors import ContentError
+from atlas.fetch.runner import reader_sentence
+from atlas.core.paths import check_links_inside
+from atlas.core.pipeline import BuildContext, Stage
 from atlas.theme import theme_dirs
 
 if TYPE_CHECKING:  # the Markdown, Jinja2 and numpy stack loads only when the site is rendered
@@ -284,7 +284,7 @@ def _inputs(ctx: BuildContext) -> dict:
 
 
 def _run(ctx: BuildContext, folder: Path) -> dict:
-    from atlas.data import safety_notice
+    from atlas.data.policy import safety_notice
     from atlas.stages import embed
     from atlas.stages import stats as stats_stage
 

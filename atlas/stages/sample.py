@@ -16,13 +16,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from atlas.data import (
-    Rows,
-    indexed_rows_view,
-    query_error,
-    registrable_domain,
-)
-from atlas.pipeline import Stage
+from atlas.data.rows import Rows, indexed_rows_view, query_error
+from atlas.data.urls import registrable_domain
+from atlas.core.pipeline import Stage
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +112,7 @@ def _keep_thresholds(counts: np.ndarray, quota: np.ndarray) -> list[int]:
 def draw_sample(rows: Rows, size: int, seed: int, max_domain_share: float = MAX_DOMAIN_SHARE) -> pa.Table:
     """Draw up to ``size`` captioned rows that may be shown, stratified by registrable domain.
 
-    Only rows of the ``shown`` column of ``rows`` (:func:`atlas.data.shown_sql`) are drawn.
+    Only rows of the ``shown`` column of ``rows`` (:func:`atlas.data.policy.shown_sql`) are drawn.
 
     Two streaming passes over the shards, so memory stays small whatever their size: per-host
     counts (to allocate each domain's quota), then the rows under each domain's key cut-off,

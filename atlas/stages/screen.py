@@ -1,11 +1,11 @@
 """The screen stage (``screen``, part of ``atlas build``, CPU only): every committed generated
-image scored by the nudity classifier (Open-NSFW, :mod:`atlas.screen`) before a page may show it.
+image scored by the nudity classifier (Open-NSFW, :mod:`atlas.models.nsfw`) before a page may show it.
 
 Committed images are screened here even when their manifest records a score: images committed
 before screening existed have none, a hand-edited manifest may say anything, and the threshold may
 have changed since. Scores are cached per image digest under ``<cache>/nsfw-scores/``, so a build
 scores only new or changed files. The verdicts (:func:`read`) are what the gallery and bias-grid
-widgets check (:func:`atlas.screen.check`); flagged and unscreened images are never copied into
+widgets check (:func:`atlas.models.nsfw.check`); flagged and unscreened images are never copied into
 the site, and the counts reach ``data/build.json`` (``generated_images``) and the build summary.
 """
 
@@ -15,10 +15,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from atlas import screen
-from atlas.cache import file_digest, read_json
-from atlas.generate import GENERATED, read_manifest
-from atlas.pipeline import Stage
+from atlas.models import nsfw as screen
+from atlas.core.cache import file_digest, read_json
+from atlas.commands.generate import GENERATED, read_manifest
+from atlas.core.pipeline import Stage
 
 SCORES_DIR = "nsfw-scores"
 

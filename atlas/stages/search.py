@@ -34,8 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from atlas.pipeline import Stage
-from atlas.text.fold import fold, tokens, tokens_many  # noqa: F401 (the stage's word rule, re-exported)
+from atlas.core.pipeline import Stage
+from atlas.text.fold import fold, tokens, tokens_many# noqa: F401 (the stage's word rule, re-exported)
 
 log = logging.getLogger(__name__)
 

@@ -14,25 +14,16 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from atlas.config import DataConfig
-from atlas import urls
-from atlas.data import (
-    Policy,
-    Rows,
-    exclusion_counts,
-    Source,
-    is_glob,
-    open_rows,
-    open_shard,
-    query_error,
-    quote_literal,
-    registrable_domain,
-    remote_fingerprint,
-    safe_http_url,
-)
-from atlas.errors import AtlasError, ContentError
-from atlas.pipeline import BuildContext, Stage
-from atlas.settings import Settings
+from atlas.core.config import DataConfig
+from atlas.data import urls
+from atlas.data.policy import Policy
+from atlas.data.rows import Rows, exclusion_counts, open_rows, open_shard, query_error
+from atlas.data.sources import Source, is_glob, remote_fingerprint
+from atlas.data.sql import quote_literal
+from atlas.data.urls import registrable_domain, safe_http_url
+from atlas.core.errors import AtlasError, ContentError
+from atlas.core.pipeline import BuildContext, Stage
+from atlas.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +149,7 @@ def scan_partials(rows: Rows, config: DataConfig, shards: list[str] | None = Non
     cats = [c for c in CATEGORIES if rows.has(c)]
     threshold = float(rows.policy.threshold)
     # One projection computes each value once; the aggregates read its columns. Hosts are the
-    # view's canonical ones (atlas.urls), the form the opt-out lists were matched on.
+    # view's canonical ones (atlas.data.urls), the form the opt-out lists were matched on.
     inner = ["shard", "host", "url_raw IS NOT NULL AND host IS NULL AS bad_url"]
     inner += [f"{_bin_key_sql(h)} AS b_{h.column}" for h in hists]
     inner += [f"coalesce({c}, '(missing)') AS c_{c}" for c in cats]
@@ -313,7 +304,7 @@ class _CharFolds:
     search index and the blocklist), one code point at a time, in ``state``: its folded code
     point, ``REMOVED`` (a mark, a zero-width joiner, a soft hyphen), ``SEPARATOR``, or, when it
     folds to several (``ﬁ``, ``½``, ``㎏``, a CJK character with a word break on each side), an
-    entry of the expansion table (see :mod:`atlas.wordscan`). Computed by
+    entry of the expansion table (see :mod:`atlas.text.wordscan`). Computed by
     :func:`atlas.text.fold.character_words` for the characters the captions hold, as they
     appear (:meth:`learn`; a few hundred per million captions). :func:`_words_of` folds a
     batch, learns the characters it did not know and, only then (rarely after the first
@@ -323,7 +314,7 @@ class _CharFolds:
     def __init__(self):
         import numpy as np
 
-        from atlas.wordscan import SEPARATOR
+        from atlas.text.wordscan import SEPARATOR
 
         #: (folds, known, expansions, growth): replaced as a whole, never changed in place, so a
         #: thread folding with one while another learns sees a consistent table. ``growth``:
@@ -338,7 +329,7 @@ class _CharFolds:
         import numpy as np
 
         from atlas.text.fold import character_words
-        from atlas.wordscan import EXPANDED, REMOVED, SEPARATOR
+        from atlas.text.wordscan import EXPANDED, REMOVED, SEPARATOR
 
         with self._lock:
             table, known, expansions, growth = self.state
@@ -387,10 +378,10 @@ def _name_words(names: list[str]) -> list[tuple[str, str]]:
 
 def _words_of(raw, offsets, table, folds: _CharFolds):
     """(text, starts): the texts ``raw[offsets[i]:offsets[i + 1]]`` (UTF-8) folded and split into
-    words separated by one space (:func:`atlas.wordscan.fold_words`), the i-th from ``starts[i]``."""
+    words separated by one space (:func:`atlas.text.wordscan.fold_words`), the i-th from ``starts[i]``."""
     import numpy as np
 
-    from atlas.wordscan import fold_words
+    from atlas.text.wordscan import fold_words
 
     starts = np.empty(len(offsets), dtype=np.int64)
     unknown = np.empty(len(raw) // 2 + 1, dtype=np.int64)  # a non-ASCII character has 2 bytes or more
@@ -446,7 +437,7 @@ def _arrow_bytes(strings):
 
 def _shard_names(rows: Rows) -> list[str]:
     """The files the view ``rows`` reads (its ``shard`` values): the sources, with globs (remote
-    ones stay patterns, see :func:`atlas.data.resolve_sources`) listed by DuckDB's ``glob``, the
+    ones stay patterns, see :func:`atlas.data.sources.resolve_sources`) listed by DuckDB's ``glob``, the
     listing ``read_parquet`` expands them with."""
     names = []
     for source in rows.sources:
@@ -538,7 +529,7 @@ def compute_partials(rows: Rows, config: DataConfig, artists: list[str], shards:
 def shard_partials(source: Source, columns: dict[str, str], config: DataConfig, artists: list[str],
                    settings: Settings, threads: int = 1, *, policy: Policy) -> dict[str, dict]:
     """:func:`compute_partials` of one shard (of each file of a remote glob) in a DuckDB of its own
-    (:func:`atlas.data.open_shard`, ``threads`` threads): the same SQL, so the same partial as the
+    (:func:`atlas.data.rows.open_shard`, ``threads`` threads): the same SQL, so the same partial as the
     local pass. ``columns`` is the mapping found over all the shards (``Rows.columns``). Plain,
     picklable values in and out: this is the body of a Ray task."""
     rows = open_shard(source, columns, settings, threads=threads, policy=policy)
@@ -551,10 +542,10 @@ def shard_partials(source: Source, columns: dict[str, str], config: DataConfig, 
 def ray_partials(rows: Rows, config: DataConfig, artists: list[str], shards: list[str] | None = None) -> dict[str, dict]:
     """:func:`compute_partials` fanned out on Ray: one task per shard running
     :func:`shard_partials`, on the cluster named by ``RAY_ADDRESS`` or a local Ray started for
-    this call (:func:`atlas.raycluster.ray_session`). A task takes one CPU, or the cluster's CPUs
+    this call (:func:`atlas.core.raycluster.ray_session`). A task takes one CPU, or the cluster's CPUs
     shared out when there are fewer shards than CPUs (at most one node's), and runs as many
     DuckDB threads. A task's AtlasError (an unreadable shard) is raised here as it is."""
-    from atlas.raycluster import ray_session
+    from atlas.core.raycluster import ray_session
 
     wanted = None if shards is None else set(shards)
     sources = [s for s in rows.sources if wanted is None or s.location in wanted]
@@ -583,7 +574,7 @@ def _cpus_per_task(ray, tasks: int) -> int:
     return max(1, min(largest, int(ray.cluster_resources().get("CPU", 1)) // max(1, tasks)))
 
 
-#: Cache folder (see :class:`atlas.cache.Cache`) of the per-shard partials; bump the version
+#: Cache folder (see :class:`atlas.core.cache.Cache`) of the per-shard partials; bump the version
 #: when a partial's meaning changes.
 PARTIALS = "stats-shard"
 PARTIAL_VERSION = "5"  # 5: hosts from the canonical URL form; 4: artists and the blocklist fold like the search index
@@ -591,7 +582,7 @@ PARTIAL_VERSION = "5"  # 5: hosts from the canonical URL form; 4: artists and th
 
 def shard_fingerprint(source: Source) -> dict | None:
     """What identifies a shard's content: size and modification time of a local file; ETag,
-    Last-Modified and size of a remote one (:func:`atlas.data.remote_fingerprint`). None when
+    Last-Modified and size of a remote one (:func:`atlas.data.sources.remote_fingerprint`). None when
     there is nothing to go by (a remote glob, a store without HTTP HEAD): such a shard's partial is
     never cached, and the stage itself is keyed by the shard's name only."""
     return remote_fingerprint(source.location) if source.remote else source.fingerprint()
@@ -601,7 +592,7 @@ def partial_key(fingerprint_of_shard: dict, rows: Rows, config: DataConfig, arti
     """Cache key of a shard's partial: the shard's fingerprint and everything the scan reads."""
     import duckdb
 
-    from atlas.cache import fingerprint
+    from atlas.core.cache import fingerprint
 
     return fingerprint({
         "version": PARTIAL_VERSION,
@@ -798,7 +789,7 @@ def artists_path(config: DataConfig, content_dir: Path) -> Path | None:
     list is configured."""
     if not config.artists:
         return None
-    from atlas.paths import inside_content
+    from atlas.core.paths import inside_content
 
     return inside_content(content_dir, config.artists, "[data] artists")
 
@@ -808,14 +799,14 @@ def run_stats(sources: list, config: DataConfig, content_dir: Path, reporter,
               policy: Policy) -> tuple[dict, dict, Rows, list[str]]:
     """The whole stage as a plain function: read the artist list, scan the shards, merge.
 
-    With a ``cache`` (:class:`atlas.cache.Cache`), each shard's partial statistics are kept under
+    With a ``cache`` (:class:`atlas.core.cache.Cache`), each shard's partial statistics are kept under
     the shard's fingerprint and only new or changed shards are scanned. Returns (stats, examples,
     rows, shards scanned); ``rows`` tells which shards and columns were read (its connection is
     closed). ``atlas build`` (with its cache) and ``atlas stats`` (without) both call this.
-    ``policy`` (:func:`atlas.data.load_policy`) is built once by the caller, never here.
+    ``policy`` (:func:`atlas.data.policy.load_policy`) is built once by the caller, never here.
     """
     if config.engine == "ray":
-        from atlas.raycluster import import_ray
+        from atlas.core.raycluster import import_ray
 
         import_ray("[data] engine")  # before any work: a clear error when the extra is missing
     path = artists_path(config, content_dir)
@@ -836,7 +827,7 @@ def _inputs(ctx: BuildContext) -> dict:
     path = artists_path(ctx.config.data, ctx.content_dir)
     artists = None
     if path is not None:
-        from atlas.cache import file_digest
+        from atlas.core.cache import file_digest
 
         artists = file_digest(path) if path.exists() else f"missing:{path}"
     # A remote file is keyed by its ETag/Last-Modified/size, so a changed file under the same name

@@ -1,9 +1,9 @@
-"""The fold of :mod:`atlas.text.fold` inside DuckDB, for the blocklist (:func:`atlas.data.blocked_sql`).
+"""The fold of :mod:`atlas.text.fold` inside DuckDB, for the blocklist (:func:`atlas.data.policy.blocked_sql`).
 
 DuckDB's own folding (``strip_accents(lower(x))``) does no compatibility decomposition and keeps
 zero-width characters, so it cannot be the rule: ``ｐｏｒｎ`` would pass a blocklist that the
 search index then undoes. The exact words come from Python instead, through the scalar function
-:data:`UDF` that :func:`register` puts on every connection (:func:`atlas.data.connect`). It is
+:data:`UDF` that :func:`register` puts on every connection (:func:`atlas.data.rows.connect`). It is
 called only for the few values the cheap RE2 scan lets through, and only for non-ASCII text:
 for ASCII the fold is exactly ``lower`` and the words the runs of ``[a-z0-9]``, which DuckDB
 computes itself.

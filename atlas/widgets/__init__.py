@@ -24,8 +24,8 @@ from typing import Any
 
 from markupsafe import Markup
 
-from atlas.config import AtlasConfig
-from atlas.errors import ContentError
+from atlas.core.config import AtlasConfig
+from atlas.core.errors import ContentError
 
 
 @dataclass
@@ -112,7 +112,7 @@ def render_widget(info: str, ctx: WidgetContext, where: str) -> Markup:
 def _load_builtin_widgets() -> None:
     """Import the modules that register the built-in widgets (on first use, so importing this
     package stays light)."""
-    from atlas.widgets import bias_captions, bias_grid, captions, gallery, histogram, map, stat, tables  # noqa: F401
+    from atlas.widgets import bias_captions, bias_grid, captions, gallery, histogram, map, stat, tables# noqa: F401
 
 
 def needs_stats(ctx: WidgetContext, what: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from atlas.prompts import load_prompts
+from atlas.core.prompts import load_prompts
 from atlas.stages import bias
 from atlas.widgets import WidgetContext, arg_int, widget
 from atlas.widgets.gallery import collect_shots

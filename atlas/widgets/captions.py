@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from atlas.data import safety_notice
-from atlas.errors import ContentError
+from atlas.data.policy import safety_notice
+from atlas.core.errors import ContentError
 from atlas.widgets import WidgetContext, arg_int, widget
 
 

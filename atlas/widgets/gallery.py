@@ -10,11 +10,11 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from atlas import screen
-from atlas.errors import ContentError
-from atlas.generate import GENERATED, MAP_ZOOM, manifest_path, read_manifest
-from atlas.nearest import unavailable_reason
-from atlas.prompts import Prompt, load_prompts
+from atlas.models import nsfw as screen
+from atlas.core.errors import ContentError
+from atlas.commands.generate import GENERATED, MAP_ZOOM, manifest_path, read_manifest
+from atlas.models.nearest import unavailable_reason
+from atlas.core.prompts import Prompt, load_prompts
 from atlas.stages import embed, gallery
 from atlas.widgets import WidgetContext, widget
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from markupsafe import Markup
 
 from atlas.charts import NARROW_WIDTH, data_table, fmt, histogram_svg
-from atlas.errors import ContentError
+from atlas.core.errors import ContentError
 from atlas.widgets import WidgetContext, needs_stats, widget
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from atlas.errors import ContentError
+from atlas.core.errors import ContentError
 from atlas.widgets import WidgetContext, needs_stats, widget
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from markupsafe import Markup
 
 from atlas.charts import data_table
-from atlas.errors import ContentError
+from atlas.core.errors import ContentError
 from atlas.widgets import WidgetContext, arg_int, needs_stats, widget
 
 TABLES = {"domains": ("domain", "Registrable domain"), "hosts": ("host", "Host"), "artists": ("name", "Artist")}

@@ -21,6 +21,7 @@ not need to find the same image: the fragment, user info and a trailing dot of t
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 #: Longer links are not published (a page is no place for a 4 kB address).
@@ -93,6 +94,35 @@ def canonical_host(value: str) -> str | None:
         return None
     parsed = _parse("http://" + text + "/")
     return _host_of(parsed) if parsed is not None else None
+
+
+_PSL = None
+
+
+@lru_cache(maxsize=1 << 16)
+def registrable_domain(host: str) -> str:
+    """``i.pinimg.com`` -> ``pinimg.com``, ``foo.co.uk`` -> ``foo.co.uk``; IPs stay as they are."""
+    global _PSL
+    if _PSL is None:
+        from publicsuffixlist import PublicSuffixList
+
+        _PSL = PublicSuffixList(only_icann=True)  # bundled list: works offline; ICANN only so
+        # that e.g. bucket.s3.amazonaws.com rolls up to amazonaws.com
+    if not host:
+        return host
+    if re.fullmatch(r"[0-9.]+|\[.*\]", host):
+        return host
+    return _PSL.privatesuffix(host) or host
+
+
+def safe_http_url(value: object) -> str | None:
+    """The canonical link of ``value`` (:func:`canonical`) if it is an http(s) URL (the
+    only kind ever linked), else None. What is linked is what the rules were checked on: the
+    canonical form, never the text as written."""
+    link = canonical_link(value)
+    if link is None or not re.match(r"^https?://[^\s\"'<>\\`]+$", link):
+        return None
+    return link
 
 
 # ------------------------------------------------------------------------------------------ SQL

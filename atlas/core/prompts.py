@@ -17,8 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from atlas.config import problems_message, validation_problems
-from atlas.errors import ContentError
+from atlas.core.config import problems_message, validation_problems
+from atlas.core.errors import ContentError
 
 PROMPTS_NAME = "prompts.toml"
 PAGES = ("stable-diffusion", "bias")

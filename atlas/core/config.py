@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError, PydanticUndefined
 
-from atlas.errors import ConfigError
-from atlas.screen import DEFAULT_THRESHOLD as NSFW_THRESHOLD
+from atlas.core.errors import ConfigError
+from atlas.models.nsfw import DEFAULT_THRESHOLD as NSFW_THRESHOLD
 
 CONFIG_NAME = "atlas.toml"
 
@@ -201,7 +201,7 @@ class GenerateConfig(_Section):
     width: int | None = Field(None, ge=64, le=2048, examples=[512])
     height: int | None = Field(None, ge=64, le=2048, examples=[512])
     format: Literal["webp", "png"] = "webp"
-    #: Generated images that the nudity classifier (Open-NSFW, :mod:`atlas.screen`) scores at or
+    #: Generated images that the nudity classifier (Open-NSFW, :mod:`atlas.models.nsfw`) scores at or
     #: above this are withheld from the site. 0.2 is where the classifier's own documentation ends
     #: "safe"; at most 0.8, its "pornographic" edge, so screening cannot be switched off here.
     nsfw_threshold: float = Field(NSFW_THRESHOLD, ge=0.0, le=0.8)

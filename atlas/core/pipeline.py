@@ -18,10 +18,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from atlas.cache import SUMMARY, WARNINGS, Cache, canonical, fingerprint
-from atlas.config import AtlasConfig
-from atlas.report import Reporter
-from atlas.settings import Settings
+from atlas.core.cache import SUMMARY, WARNINGS, Cache, canonical, fingerprint
+from atlas.core.config import AtlasConfig
+from atlas.core.report import Reporter
+from atlas.core.settings import Settings
 
 
 #: Settings that change how a stage runs on a machine, not what it makes.
@@ -50,7 +50,7 @@ class Stage:
     #: When False the stage is skipped (e.g. no images to generate).
     enabled: Callable[["BuildContext"], bool] = lambda ctx: True
     description: str = ""
-    #: Its output may come from a committed artifact made on a GPU machine (see atlas.artifacts).
+    #: Its output may come from a committed artifact made on a GPU machine (see atlas.core.artifacts).
     artifact: bool = False
     #: Its inputs without what differs between machines (devices, local paths, file times):
     #: what an artifact's portable fingerprint compares.
@@ -79,16 +79,16 @@ class BuildContext:
     content_dir: Path
     cache: Cache
     reporter: Reporter
-    #: Resolved data sources (see atlas.data.resolve_sources); empty means the demo.
+    #: Resolved data sources (see atlas.data.sources.resolve_sources); empty means the demo.
     sources: list = field(default_factory=list)
     #: Output folder of each stage that has run or was found in the cache.
     outputs: dict[str, Path] = field(default_factory=dict)
     results: dict[str, StageResult] = field(default_factory=dict)
     #: Free-form flags from the command line (e.g. ``frozen``).
     options: dict[str, Any] = field(default_factory=dict)
-    #: Committed GPU artifacts (an :class:`atlas.artifacts.ArtifactStore`), or None.
+    #: Committed GPU artifacts (an :class:`atlas.core.artifacts.ArtifactStore`), or None.
     artifacts: Any = None
-    #: The environment, read once at the edge (see atlas.settings).
+    #: The environment, read once at the edge (see atlas.core.settings).
     settings: Settings = field(default_factory=Settings)
 
     def output(self, stage: str) -> Path:
@@ -103,7 +103,7 @@ class BuildContext:
         """The shards to read: the configured ones, or the demo stage's output."""
         if self.sources:
             return self.sources
-        from atlas.data import resolve_sources
+        from atlas.data.sources import resolve_sources
 
         return resolve_sources([str(self.output("demo") / "*.parquet")], self.content_dir)
 
@@ -113,14 +113,14 @@ class BuildContext:
 
     @cached_property
     def policy(self):
-        """What may be shown and which rows are opted out (:class:`atlas.data.Policy`), read once."""
-        from atlas.data import load_policy
+        """What may be shown and which rows are opted out (:class:`atlas.data.policy.Policy`), read once."""
+        from atlas.data.policy import load_policy
 
         return load_policy(self.config.data, self.content_dir)
 
     def open_rows(self, threads: int | None = None):
         """A DuckDB connection with the view ``rows`` over the shards (see atlas.data)."""
-        from atlas.data import open_rows
+        from atlas.data.rows import open_rows
 
         return open_rows(self.shard_sources(), self.config.data, threads=threads, settings=self.settings,
                          policy=self.policy)

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from atlas.cache import MANIFEST, canonical, file_digest, fingerprint, replace_dir, tree_digests
-from atlas.errors import AtlasError
+from atlas.core.cache import MANIFEST, canonical, file_digest, fingerprint, replace_dir, tree_digests
+from atlas.core.errors import AtlasError
 
 ARTIFACTS = "artifacts"
 FINGERPRINT = "fingerprint.json"

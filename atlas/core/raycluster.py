@@ -1,5 +1,5 @@
 """Ray for the stages that run with ``engine = "ray"``: connect to the cluster named by
-``RAY_ADDRESS`` (:attr:`atlas.settings.Settings.ray_address`), or start a small local Ray for the
+``RAY_ADDRESS`` (:attr:`atlas.core.settings.Settings.ray_address`), or start a small local Ray for the
 build and shut it down afterwards.
 
 Ray is an optional extra (``pip install ".[ray]"``); it is imported here, inside the functions.
@@ -11,8 +11,8 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from atlas.errors import ConfigError
-from atlas.settings import Settings
+from atlas.core.errors import ConfigError
+from atlas.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

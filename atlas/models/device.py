@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from atlas.errors import ModelError
+from atlas.core.errors import ModelError
 
 
 def resolve_device(preference: str = "auto", mps: bool = True, where: str = "[embed] device") -> str:

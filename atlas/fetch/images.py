@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from atlas.config import content_path
-from atlas.errors import ConfigError
-from atlas.urls import canonical_link
+from atlas.core.config import content_path
+from atlas.core.errors import ConfigError
+from atlas.data.urls import canonical_link
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class TarImages:
                                 url = None
                         if url is None and stem + ".url.txt" in members:
                             url = tar.extractfile(members[stem + ".url.txt"]).read().decode().strip()
-                        if url:  # rows carry the canonical form of their URL (atlas.urls)
+                        if url:  # rows carry the canonical form of their URL (atlas.data.urls)
                             self.by_url.setdefault(canonical_link(url) or url, (tar_path, image_name))
             except (tarfile.TarError, OSError) as error:
                 log.warning("skipping unreadable webdataset tar %s: %s", tar_path, error)

@@ -1,13 +1,13 @@
 """``[embed] images = "download"``: fetch the sample's images before CLIP sees them.
 
-The built-in :class:`atlas.images.Downloader` always does it, while embedding, whether or not
+The built-in :class:`atlas.fetch.images.Downloader` always does it, while embedding, whether or not
 the ``images`` extra (img2dataset) is installed. It resolves each host name itself, connects
 only to public addresses (the address actually connected to is checked) and follows redirects
 by hand, checking every hop. img2dataset fetches through ``urllib``, which connects to
 whatever a name or a redirect points at (127.0.0.1, 10.x, 169.254.169.254 included), in
 processes or cluster workers atlas cannot guard. So atlas never hands it URLs: a webdataset
 folder you fetched with img2dataset yourself is read with ``images = "<folder>"``
-(:class:`atlas.images.TarImages`).
+(:class:`atlas.fetch.images.TarImages`).
 
 URLs whose host is a literal loopback, private, link-local or reserved address are dropped
 first, and every row's outcome is counted (:func:`fetch_summary`): fetched, refused by the
@@ -28,9 +28,9 @@ REFUSED = "refused address"
 def private_host(url: str | None) -> bool:
     """True when the URL's host is a literal non-public IP address (loopback, private,
     link-local such as 169.254.169.254, multicast, reserved, unspecified; IPv4-mapped IPv6
-    included: :func:`atlas.images.address_refused`, with its test-only allow-list) or
+    included: :func:`atlas.fetch.images.address_refused`, with its test-only allow-list) or
     ``localhost``; hostnames are not resolved here."""
-    from atlas import images
+    from atlas.fetch import images
 
     host = (urlsplit(url).hostname or "") if isinstance(url, str) else ""
     if host == "localhost" or host.endswith(".localhost"):
@@ -87,7 +87,7 @@ class KnownFailures:
         self.source, self.failures = source, failures
 
     def fetch(self, items: list[tuple[int, str | None]]) -> list:
-        from atlas.images import Fetched
+        from atlas.fetch.images import Fetched
 
         asked = [item for item in items if item[0] not in self.failures]
         answers = {f.row_id: f for f in (self.source.fetch(asked) if asked else [])}
@@ -116,7 +116,7 @@ def fetch_images(table, config, folder: Path | None = None, image_size: int = 22
                  reporter=None) -> tuple[str, dict[int, str], str]:
     """Prepare the sample's images for ``images = "download"``.
 
-    Returns ``(images, failures, tool)``: ``download``, for :func:`atlas.images.open_images` to
+    Returns ``(images, failures, tool)``: ``download``, for :func:`atlas.fetch.images.open_images` to
     fetch with the built-in downloader while embedding; the rows already known to fail (URLs
     naming a literal non-public address) with their reason; and the tool's name. ``folder``
     and ``image_size`` are unused (img2dataset's tars once went there); they stay so callers

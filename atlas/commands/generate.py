@@ -4,7 +4,7 @@
 every prompt of ``content/prompts.toml`` at each of its seeds into
 ``content/generated/<prompt-id>/<seed>.webp`` with a JSON manifest beside each image holding
 its exact recipe. An image whose recipe hash is unchanged is skipped; ``force`` redoes all.
-Each image is screened by a nudity classifier before it is written (:mod:`atlas.screen`): a
+Each image is screened by a nudity classifier before it is written (:mod:`atlas.models.nsfw`): a
 flagged one is not written, and its manifest says why. :mod:`atlas.stages.gallery` and
 :mod:`atlas.widgets.gallery` put them on the site, after the build screened them again.
 
@@ -23,12 +23,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from atlas import screen
-from atlas.cache import file_digest, fingerprint
-from atlas.config import AtlasConfig, GenerateConfig, load_config
-from atlas.device import resolve_device
-from atlas.errors import ConfigError, ContentError, ModelError
-from atlas.prompts import Prompt, load_prompts
+from atlas.models import nsfw as screen
+from atlas.core.cache import file_digest, fingerprint
+from atlas.core.config import AtlasConfig, GenerateConfig, load_config
+from atlas.models.device import resolve_device
+from atlas.core.errors import ConfigError, ContentError, ModelError
+from atlas.core.prompts import Prompt, load_prompts
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +280,7 @@ def resolve_model(model: str, content_dir: Path) -> ModelSource:
 
 def _load_torch_stack():
     """Import torch and diffusers (slow; only when generating)."""
-    from atlas._torch_compat import import_torchvision
+    from atlas.models._torch_compat import import_torchvision
 
     try:  # transformers' image processors import torchvision; a broken build is worked around there
         import_torchvision()
@@ -569,14 +569,14 @@ def generate(
     """Render every prompt x seed of ``prompts.toml`` whose recipe changed (all with ``force``).
 
     ``model`` (a diffusers folder or a hub id) overrides ``[generate] model``. Every image made is
-    scored by the nudity classifier (:mod:`atlas.screen`) and by the model's safety checker when
+    scored by the nudity classifier (:mod:`atlas.models.nsfw`) and by the model's safety checker when
     the model folder has one; its manifest records both (``nsfw``, ``safety_checker``), and a
     flagged image is not written (``"image": null``). Returns a summary: ``{"model", "licence",
     "device", "generated", "skipped", "screened", "flagged", "withheld", "classifier", "threshold",
     "images", "seconds", "stale"}`` where ``withheld`` counts images flagged by either check and
     ``stale`` lists generated folders no prompt uses any more.
     """
-    from atlas.report import Reporter
+    from atlas.core.report import Reporter
 
     reporter = reporter or Reporter(quiet=True)
     content_dir = Path(content_dir)

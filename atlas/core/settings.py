@@ -1,6 +1,6 @@
 """The environment atlas reads, in one object, read once at the edge (the CLI, or ``build()``).
 
-Everything below the edge receives a :class:`Settings` (on :class:`atlas.pipeline.BuildContext`
+Everything below the edge receives a :class:`Settings` (on :class:`atlas.core.pipeline.BuildContext`
 as ``ctx.settings``) instead of reading ``os.environ`` itself, so a build's behaviour depends on
 what it was given, and tests pass the settings they mean.
 """

@@ -6,7 +6,7 @@ machine: ``artists = "../../../../etc/passwd"`` would put that file's lines in
 theme named ``../..`` would load templates from anywhere. Every such path goes through
 :func:`inside_content` (one key) or :func:`check_links_inside` (a folder whose files are
 copied). Data sources and model weights may point anywhere (they go through
-:func:`atlas.config.content_path`): their bytes are never published, only figures computed
+:func:`atlas.core.config.content_path`): their bytes are never published, only figures computed
 from them.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from atlas.errors import ConfigError
+from atlas.core.errors import ConfigError
 
 
 def inside_content(content_dir: Path, value: str, key: str, root: Path | None = None) -> Path:

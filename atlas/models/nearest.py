@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from atlas.config import AtlasConfig
-from atlas.errors import ModelError
+from atlas.core.config import AtlasConfig
+from atlas.core.errors import ModelError
 from atlas.stages import embed as embed_stage
 
 TFIDF_REASON = (
