@@ -23,6 +23,7 @@ from atlas import __version__
 from atlas.core.artifacts import ARTIFACTS, ArtifactStore
 from atlas.core.cache import BOOKKEEPING, Cache, remove_stale, replace_dir
 from atlas.core.config import AtlasConfig, load_config
+from atlas.data.policy import load_policy
 from atlas.data.sources import select_sources
 from atlas.stages.demo import DEFAULT_ROWS, DEFAULT_SHARDS, GENERATOR_VERSION, write_demo_shards
 from atlas.core.errors import AtlasError
@@ -121,6 +122,7 @@ def make_context(
         options={"frozen": frozen},
         settings=settings,
         artifacts=ArtifactStore(content_dir / ARTIFACTS, stages(), frozen=frozen),
+        policy=load_policy(config.data, content_dir),  # once per build; every stage that opens rows uses it
     )
 
 

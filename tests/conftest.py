@@ -170,6 +170,8 @@ def make_context(tmp_path: Path, sources: list[str] | None = None, **sections):
     from atlas.core.pipeline import BuildContext
     from atlas.core.report import Reporter
 
+    from atlas.data.policy import load_policy
+
     config = parse_config(sections)
     return BuildContext(
         config=config,
@@ -177,6 +179,7 @@ def make_context(tmp_path: Path, sources: list[str] | None = None, **sections):
         cache=Cache(tmp_path / "cache"),
         reporter=Reporter(quiet=True),
         sources=resolve_sources(sources or [], tmp_path),
+        policy=load_policy(config.data, tmp_path),
     )
 
 

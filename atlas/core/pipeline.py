@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +89,10 @@ class BuildContext:
     artifacts: Any = None
     #: The environment, read once at the edge (see atlas.core.settings).
     settings: Settings = field(default_factory=Settings)
+    #: What may be shown and which rows are opted out (:class:`atlas.data.policy.Policy`), built
+    #: once per build by :func:`atlas.build.context`; stages open rows with it
+    #: (:func:`atlas.data.rows.open_build_rows`).
+    policy: Any = None
 
     def output(self, stage: str) -> Path:
         return self.outputs[stage]
@@ -99,31 +102,9 @@ class BuildContext:
         """True when no data is configured and the build uses the generated demo shards."""
         return not self.sources
 
-    def shard_sources(self) -> list:
-        """The shards to read: the configured ones, or the demo stage's output."""
-        if self.sources:
-            return self.sources
-        from atlas.data.sources import resolve_sources
-
-        return resolve_sources([str(self.output("demo") / "*.parquet")], self.content_dir)
-
     def sources_fingerprint(self) -> list:
         """What identifies the data (paths, sizes, mtimes); the demo is keyed by its stage."""
         return [source.fingerprint() for source in self.sources]
-
-    @cached_property
-    def policy(self):
-        """What may be shown and which rows are opted out (:class:`atlas.data.policy.Policy`), read once."""
-        from atlas.data.policy import load_policy
-
-        return load_policy(self.config.data, self.content_dir)
-
-    def open_rows(self, threads: int | None = None):
-        """A DuckDB connection with the view ``rows`` over the shards (see atlas.data)."""
-        from atlas.data.rows import open_rows
-
-        return open_rows(self.shard_sources(), self.config.data, threads=threads, settings=self.settings,
-                         policy=self.policy)
 
     def summary(self, stage: str) -> Any:
         result = self.results.get(stage)

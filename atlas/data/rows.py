@@ -363,3 +363,18 @@ def exclusion_counts(rows: Rows) -> dict[str, int]:
     counts = ", ".join(f"count_if({excluded_sql(rows.policy, i)})" for i in range(len(exclusions)))
     found = rows.con.execute(f"SELECT {counts} FROM rows_all").fetchone()
     return {e.name: int(n) for e, n in zip(exclusions, found)}
+
+
+def build_sources(ctx) -> list[Source]:
+    """The shards a build (an :class:`atlas.core.pipeline.BuildContext`) reads: the configured
+    ones, or the demo stage's output."""
+    from atlas.data.sources import resolve_sources
+
+    if ctx.sources:
+        return ctx.sources
+    return resolve_sources([str(ctx.output("demo") / "*.parquet")], ctx.content_dir)
+
+
+def open_build_rows(ctx, threads: int | None = None) -> Rows:
+    """The view ``rows`` over a build's shards, with the build's one policy."""
+    return open_rows(build_sources(ctx), ctx.config.data, threads=threads, settings=ctx.settings, policy=ctx.policy)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from atlas.core.cache import read_json
+from atlas.data.rows import open_build_rows
 from atlas.data.sql import quote_literal
 from atlas.core.errors import ContentError
 from atlas.core.pipeline import Stage
@@ -280,7 +281,7 @@ def _inputs(ctx) -> dict:
 
 def _run(ctx, folder: Path) -> dict:
     female, male = load_word_lists(ctx.content_dir)
-    rows = ctx.open_rows()
+    rows = open_build_rows(ctx)
     try:
         with ctx.reporter.progress("caption words of the bias occupations", total=None, unit=""):
             result = bias_captions(rows, bias_occupations(ctx.content_dir), female, male,

@@ -34,6 +34,7 @@ from atlas.core.config import EmbedConfig, content_path
 from atlas.models.device import resolve_device
 from atlas.core.errors import ConfigError, DataError, ModelError
 from atlas.core.pipeline import Stage, machine_free
+from atlas.data.rows import build_sources
 
 log = logging.getLogger(__name__)
 
@@ -956,7 +957,7 @@ def _tfidf_on_ray(model: TfidfModel, table, settings, reporter) -> np.ndarray:
 def _total_shard_rows(ctx) -> int | None:
     import pyarrow.parquet as pq
 
-    sources = ctx.shard_sources()
+    sources = build_sources(ctx)
     if any(s.remote for s in sources):
         return None
     return sum(pq.ParquetFile(s.location).metadata.num_rows for s in sources)

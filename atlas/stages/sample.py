@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from atlas.data.rows import Rows, indexed_rows_view, query_error
+from atlas.data.rows import Rows, indexed_rows_view, open_build_rows, query_error
 from atlas.data.urls import registrable_domain
 from atlas.core.pipeline import Stage
 
@@ -255,7 +255,7 @@ def _inputs(ctx) -> dict:
 def _run(ctx, folder: Path) -> dict:
     import pyarrow.parquet as pq
 
-    rows = ctx.open_rows()
+    rows = open_build_rows(ctx)
     try:
         table = draw_sample(rows, ctx.config.sample.size, ctx.config.sample.seed)
     finally:

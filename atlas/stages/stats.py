@@ -17,7 +17,7 @@ from pathlib import Path
 from atlas.core.config import DataConfig
 from atlas.data import urls
 from atlas.data.policy import Policy
-from atlas.data.rows import Rows, exclusion_counts, open_rows, open_shard, query_error
+from atlas.data.rows import Rows, build_sources, exclusion_counts, open_rows, open_shard, query_error
 from atlas.data.sources import Source, is_glob, remote_fingerprint
 from atlas.data.sql import quote_literal
 from atlas.data.urls import registrable_domain, safe_http_url
@@ -844,7 +844,7 @@ def _inputs(ctx: BuildContext) -> dict:
 
 def _run(ctx: BuildContext, folder: Path) -> dict:
     stats, examples, rows, scanned = run_stats(
-        ctx.shard_sources(), ctx.config.data, ctx.content_dir, ctx.reporter, ctx.settings, cache=ctx.cache,
+        build_sources(ctx), ctx.config.data, ctx.content_dir, ctx.reporter, ctx.settings, cache=ctx.cache,
         policy=ctx.policy,
     )
     write_stats(stats, examples, folder)
