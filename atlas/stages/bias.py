@@ -24,6 +24,7 @@ from atlas.cache import read_json
 from atlas.data import quote_literal
 from atlas.errors import ContentError
 from atlas.pipeline import Stage
+from atlas.published import csv_cell
 
 WORDS_NAME = "gender-words.toml"
 RESULT = "bias.json"
@@ -253,7 +254,7 @@ def write_bias(result: BiasCaptions, folder: Path) -> None:
             def cells(name):
                 share, interval = o[f"{name}_share"], o[f"{name}_interval"] or [None, None]
                 return ["" if v is None else f"{v:.4f}" for v in (share, *interval)]
-            writer.writerow([o["occupation"], " | ".join(o["terms"]), o["mentions"], o["female"], o["male"],
+            writer.writerow([csv_cell(o["occupation"]), csv_cell(" | ".join(o["terms"])), o["mentions"], o["female"], o["male"],
                              o["both"], o["unmarked"], *cells("female"), *cells("male")])
 
 
@@ -293,7 +294,7 @@ def _run(ctx, folder: Path) -> dict:
 
 STAGE = Stage(
     "bias",
-    "2",  # 2: rows.shown uses the blocklist's new fold (atlas.text.fold)
+    "3",  # 2: rows.shown uses the blocklist's new fold (atlas.text.fold); 3: the CSV guard of atlas.published
     _inputs,
     _run,
     after=("demo",),

@@ -32,6 +32,7 @@ from atlas.data import (
 )
 from atlas.errors import AtlasError, ContentError
 from atlas.pipeline import BuildContext, Stage
+from atlas.published import csv_cell
 from atlas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -722,11 +723,6 @@ def _check_finite(value) -> None:
             _check_finite(v)
 
 
-def _csv_cell(value):
-    """Guard spreadsheet users against formula injection from data (=, +, -, @ first)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 #: stats.json lists at most this many hosts/domains/artists (the CSV downloads list all of them),
@@ -755,7 +751,7 @@ def write_stats(stats: dict, examples: dict, folder: Path) -> None:
             writer = csv.writer(handle)
             writer.writerow([key, "count"])
             for item in items:
-                writer.writerow([_csv_cell(item[key]), item["count"]])
+                writer.writerow([csv_cell(item[key]), item["count"]])
     with open(folder / "histograms.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["column", "bin_start", "bin_end", "count"])
@@ -862,4 +858,4 @@ def _run(ctx: BuildContext, folder: Path) -> dict:
             "scored": safety["scored"], "shown_rows": safety["shown_rows"], "excluded": safety["excluded_rows"]}
 
 
-STAGE = Stage("stats", "4", _inputs, _run, after=("demo",), description="DuckDB statistics over the shards")
+STAGE = Stage("stats", "5", _inputs, _run, after=("demo",), description="DuckDB statistics over the shards")  # 5: the CSV guard of atlas.published
