@@ -89,3 +89,15 @@ def test_the_fork_builds_again_once_fixed(project):
         templates.mkdir()
     assert result.exit_code == 0, result.output
     assert "fixed footer" in (project["site"] / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_page_naming_a_template_the_theme_lacks_names_the_page(tmp_path):
+    from atlas.config import AtlasConfig
+    from atlas.errors import ContentError
+    from atlas.stages.render import render_site
+    from atlas.stages.stats import Stats
+
+    content = write_content(tmp_path / "content", {"index.md": "---\ntitle: Home\ntemplate: wide.html\n---\n# Home\n"})
+    with pytest.raises(ContentError, match="template 'wide.html' is not in the theme") as raised:
+        render_site(AtlasConfig(), content, tmp_path / "site", Stats({}, {}, {}), {}, {"demo": False})
+    assert str(raised.value).startswith(str(content / "index.md"))
