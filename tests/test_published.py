@@ -141,3 +141,35 @@ def test_published_csv_guards_hostile_hosts_and_domains(tmp_path):
             cells = [row[key] for row in csv.DictReader(handle)]
         assert cells[: len(hostile)] == ["'" + h for h in hostile], name
     assert cells[len(hostile):] == FORMS["text"]
+
+
+def test_python_and_javascript_guards_agree_on_every_character():
+    """csv_cell and the map's csvCell are one rule: for every code point in front of "=1" and of
+    "x", both say formula or both say text. Only characters whose Unicode category differs between
+    Python's Unicode database and Node's (unassigned in the older one, or a mark that became a
+    spacing mark) may disagree."""
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed (apt-get install nodejs); .ci/run installs it")
+    module = (Path(__file__).resolve().parents[1] / "themes/default/static/js/map/selection.js").as_uri()
+    script = (f"import {{ looksLikeFormula as f }} from {json.dumps(module)};"
+              "const out = [];"
+              "for (let c = 0; c < 0x30000; c++) { if (c >= 0xd800 && c < 0xe000) { out.push('s'); continue; }"
+              "  const ch = String.fromCodePoint(c); out.push((f(ch + '=1') ? 1 : 0) + (f(ch + 'x') ? 2 : 0)); }"
+              "process.stdout.write(out.join(''));")
+    run = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and len(run.stdout) == 0x30000, run.stderr
+    from atlas.published import looks_like_formula
+
+    disagree = []
+    for code, js in enumerate(run.stdout):
+        if js == "s":
+            continue
+        char = chr(code)
+        py = (1 if looks_like_formula(char + "=1") else 0) + (2 if looks_like_formula(char + "x") else 0)
+        if str(py) != js and unicodedata.category(char) not in ("Cn", "Mn", "Mc"):
+            disagree.append(f"U+{code:04X}")
+    assert not disagree, disagree
