@@ -100,7 +100,7 @@ def hostile_site(tmp_path_factory):
 
 
 def test_a_5mb_caption_is_published_cut_in_every_file(hostile_site):
-    site, caption = hostile_site["site"], hostile_site["caption"]
+    site = hostile_site["site"]
     files = [p for p in site.rglob("*") if p.is_file()]
     assert max(p.stat().st_size for p in files) < 1_000_000  # no file carries the whole caption
     run = "long caption words " * ((CAPTION_CUT + 19) // 19)

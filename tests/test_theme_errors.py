@@ -32,12 +32,14 @@ FOOTER = '{% extends "default:page.html" %}\n{% block footer %}\n'
 #: Template file, its text, the line the message must name, and words of the message.
 BROKEN = {
     "division": ("page.html", FOOTER + "<p>{{ 1 / 0 }}</p>\n{% endblock %}\n", 3, "ZeroDivisionError"),
-    "undefined": ("page.html", FOOTER + "<p>{{ no_such_name.title }}</p>\n{% endblock %}\n", 3, "'no_such_name' is undefined"),
+    "undefined": ("page.html", FOOTER + "<p>{{ no_such_name.title }}</p>\n{% endblock %}\n", 3,
+                  "'no_such_name' is undefined"),
     "recursive extends": ("page.html", '{% extends "page.html" %}\n', 1, "extends or includes itself"),
     "syntax": ("page.html", FOOTER + "{% if %}\n{% endblock %}\n", 3, "syntax error"),
-    "missing include": ("page.html", FOOTER + "\n{% include 'nowhere.html' %}\n{% endblock %}\n", 4, "nowhere.html not found"),
-    "404 page": ("404.html", '{% extends "default:404.html" %}\n{% block content %}\n{{ built.nope }}\n{% endblock %}\n', 3,
-                 "has no attribute 'nope'"),
+    "missing include": ("page.html", FOOTER + "\n{% include 'nowhere.html' %}\n{% endblock %}\n", 4,
+                        "nowhere.html not found"),
+    "404 page": ("404.html", '{% extends "default:404.html" %}\n{% block content %}\n{{ built.nope }}\n'
+                 "{% endblock %}\n", 3, "has no attribute 'nope'"),
 }
 
 

@@ -254,8 +254,8 @@ def write_bias(result: BiasCaptions, folder: Path) -> None:
             def cells(name):
                 share, interval = o[f"{name}_share"], o[f"{name}_interval"] or [None, None]
                 return ["" if v is None else f"{v:.4f}" for v in (share, *interval)]
-            writer.writerow([csv_cell(o["occupation"]), csv_cell(" | ".join(o["terms"])), o["mentions"], o["female"], o["male"],
-                             o["both"], o["unmarked"], *cells("female"), *cells("male")])
+            writer.writerow([csv_cell(o["occupation"]), csv_cell(" | ".join(o["terms"])), o["mentions"], o["female"],
+                             o["male"], o["both"], o["unmarked"], *cells("female"), *cells("male")])
 
 
 def bias_occupations(content_dir: Path) -> list[str]:

@@ -723,8 +723,6 @@ def _check_finite(value) -> None:
             _check_finite(v)
 
 
-
-
 #: stats.json lists at most this many hosts/domains/artists (the CSV downloads list all of them),
 #: so that the published JSON stays small for a billion-row release with millions of hosts.
 JSON_LIST_LIMIT = 10_000
@@ -858,4 +856,5 @@ def _run(ctx: BuildContext, folder: Path) -> dict:
             "scored": safety["scored"], "shown_rows": safety["shown_rows"], "excluded": safety["excluded_rows"]}
 
 
-STAGE = Stage("stats", "5", _inputs, _run, after=("demo",), description="DuckDB statistics over the shards")  # 5: the CSV guard of atlas.published
+# 5: the CSV downloads' cells guarded by atlas.published.csv_cell
+STAGE = Stage("stats", "5", _inputs, _run, after=("demo",), description="DuckDB statistics over the shards")
