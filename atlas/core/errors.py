@@ -44,5 +44,11 @@ class ContentError(AtlasError):
     title = "content error"
 
 
+class ThemeError(ContentError):
+    """A theme template that cannot be compiled or rendered (``where``: the template and line)."""
+
+    title = "theme error"
+
+
 class ModelError(AtlasError):
     title = "model error"

@@ -25,6 +25,7 @@ from atlas.data.rows import open_build_rows
 from atlas.data.sql import quote_literal
 from atlas.core.errors import ContentError
 from atlas.core.pipeline import Stage
+from atlas.text.published import csv_cell
 
 WORDS_NAME = "gender-words.toml"
 RESULT = "bias.json"
@@ -254,8 +255,8 @@ def write_bias(result: BiasCaptions, folder: Path) -> None:
             def cells(name):
                 share, interval = o[f"{name}_share"], o[f"{name}_interval"] or [None, None]
                 return ["" if v is None else f"{v:.4f}" for v in (share, *interval)]
-            writer.writerow([o["occupation"], " | ".join(o["terms"]), o["mentions"], o["female"], o["male"],
-                             o["both"], o["unmarked"], *cells("female"), *cells("male")])
+            writer.writerow([csv_cell(o["occupation"]), csv_cell(" | ".join(o["terms"])), o["mentions"], o["female"],
+                             o["male"], o["both"], o["unmarked"], *cells("female"), *cells("male")])
 
 
 def bias_occupations(content_dir: Path) -> list[str]:
@@ -294,7 +295,7 @@ def _run(ctx, folder: Path) -> dict:
 
 STAGE = Stage(
     "bias",
-    "2",  # 2: rows.shown uses the blocklist's new fold (atlas.text.fold)
+    "3",  # 2: rows.shown uses the blocklist's new fold (atlas.text.fold); 3: the CSV guard of atlas.text.published
     _inputs,
     _run,
     after=("demo",),

@@ -55,6 +55,7 @@ from pathlib import Path
 
 from atlas.data.urls import safe_http_url
 from atlas.core.pipeline import Stage
+from atlas.text.published import CAPTION_CUT, cut_caption
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ SCORES = (
     ("punsafe", "P(unsafe)", (0.0, 1.0)),
     ("pwatermark", "P(watermark)", (0.0, 1.0)),
 )
-MAX_CAPTION = 2_000
+#: Captions are published cut (atlas.text.published.cut_caption); the lengths file counts at most this.
+MAX_CAPTION = CAPTION_CUT
 COLOUR_LABELS = {"cluster": "Cluster", "domain": "Domain"} | {name: label for name, label, _ in SCORES}
 
 
@@ -343,7 +345,7 @@ def write_mapdata(
     unsafe_urls = 0
     for chunk in range(chunks):
         lo, hi = chunk * chunk_size, min(n, (chunk + 1) * chunk_size)
-        text = [c[:MAX_CAPTION] if isinstance(c, str) else "" for c in captions[lo:hi]]
+        text = [cut_caption(c) for c in captions[lo:hi]]
         detail = []
         for i in range(lo, hi):
             url = safe_http_url(urls[i])
@@ -463,7 +465,8 @@ def _run(ctx, folder: Path) -> dict:
 
 STAGE = Stage(
     "mapdata",
-    "4",  # 2: meta.json carries the binary format's numbers ("encoding"); 3: neighbours.bin; 4: lengths.bin
+    "5",  # 2: meta.json carries the binary format's numbers ("encoding"); 3: neighbours.bin; 4: lengths.bin;
+    # 5: captions cut by atlas.text.published.cut_caption (with an ellipsis)
     inputs=lambda ctx: {"chunk_size": CHUNK_SIZE, "top_domains": TOP_DOMAINS, "format": FORMAT, "demo": ctx.demo},
     run=_run,
     after=("sample", "embed", "project"),

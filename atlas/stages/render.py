@@ -67,9 +67,11 @@ def render_site(
     ``published`` is the statistics stage's output (:func:`atlas.stages.stats.read`); ``outputs``
     the stages' output folders, read through each stage's ``read``.
     """
+    import jinja2
+
     from atlas.content import load_pages, render_markdown
     from atlas.stages import mapdata
-    from atlas.theme import make_env, static_dirs
+    from atlas.theme import make_env, render_template, static_dirs, theme_error
     from atlas.widgets import WidgetContext
 
     stats, examples = published.stats, published.examples
@@ -111,15 +113,23 @@ def render_site(
         )
         body = render_markdown(page, ctx)
         try:
-            template = env.get_template(page.template)
-        except Exception as error:
-            raise ContentError(f"template {page.template!r} not found: {error}", where=str(page.source)) from None
+            env.get_template(page.template)
+        except jinja2.TemplateNotFound as error:
+            if error.name != page.template:
+                raise theme_error(env, page.template, error) from None
+            raise ContentError(
+                f"the page's template {page.template!r} is not in the theme", where=str(page.source),
+                hint="Name a template of the theme in the front matter's 'template' (e.g. page.html), "
+                     "or add it to the fork's templates/ folder.") from None
+        except jinja2.TemplateError as error:
+            raise theme_error(env, page.template, error) from None
         context = template_context(common, pages, has_map, page.slug, page.root, page.title,
                                    page.description or config.site.description, _canonical(config, page.href),
                                    page=page, body=body)
         nav = context["nav"]
         here = next((i for i, item in enumerate(nav) if item["current"]), None)
-        html = template.render(
+        html = render_template(
+            env, page.template,
             **context,
             prev_item=nav[here - 1] if here else None,
             next_item=nav[here + 1] if here is not None and here + 1 < len(nav) else None,
@@ -133,7 +143,7 @@ def render_site(
         shutil.copytree(outputs["mapdata"], out / "map" / "data", ignore=shutil.ignore_patterns(*BOOKKEEPING))
         if "search" in outputs:
             shutil.copytree(outputs["search"], out / "map" / "data" / "search", ignore=shutil.ignore_patterns(*BOOKKEEPING))
-        html = env.get_template("map.html").render(**template_context(
+        html = render_template(env, "map.html", **template_context(
             common, pages, has_map, "map", "../", "Map",
             f"An interactive map of {config.site.title}: every point is an image-text pair.",
             _canonical(config, "map/"), map=map_page_context(map_data),
@@ -240,8 +250,10 @@ def write_extras(env, config: AtlasConfig, out: Path, pages: list[Page], has_map
     """404.html (GitHub Pages serves it at any depth), robots.txt and, with a base URL, sitemap.xml."""
     from xml.sax.saxutils import escape
 
+    from atlas.theme import render_template
+
     root = _absolute_root(config)
-    html = env.get_template("404.html").render(**template_context(
+    html = render_template(env, "404.html", **template_context(
         common, pages, has_map, "404", root, "Page not found", config.site.description, None,
     ))
     (out / "404.html").write_text(html, encoding="utf-8")

@@ -24,6 +24,7 @@ from atlas.data.urls import registrable_domain, safe_http_url
 from atlas.core.errors import AtlasError, ContentError
 from atlas.core.pipeline import BuildContext, Stage
 from atlas.core.settings import Settings
+from atlas.text.published import csv_cell
 
 log = logging.getLogger(__name__)
 
@@ -713,13 +714,6 @@ def _check_finite(value) -> None:
             _check_finite(v)
 
 
-def _csv_cell(value):
-    """Guard spreadsheet users against formula injection from data (=, +, -, @ first)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 #: stats.json lists at most this many hosts/domains/artists (the CSV downloads list all of them),
 #: so that the published JSON stays small for a billion-row release with millions of hosts.
 JSON_LIST_LIMIT = 10_000
@@ -746,7 +740,7 @@ def write_stats(stats: dict, examples: dict, folder: Path) -> None:
             writer = csv.writer(handle)
             writer.writerow([key, "count"])
             for item in items:
-                writer.writerow([_csv_cell(item[key]), item["count"]])
+                writer.writerow([csv_cell(item[key]), item["count"]])
     with open(folder / "histograms.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["column", "bin_start", "bin_end", "count"])
@@ -853,4 +847,5 @@ def _run(ctx: BuildContext, folder: Path) -> dict:
             "scored": safety["scored"], "shown_rows": safety["shown_rows"], "excluded": safety["excluded_rows"]}
 
 
-STAGE = Stage("stats", "4", _inputs, _run, after=("demo",), description="DuckDB statistics over the shards")
+# 5: the CSV downloads' cells guarded by atlas.text.published.csv_cell
+STAGE = Stage("stats", "5", _inputs, _run, after=("demo",), description="DuckDB statistics over the shards")

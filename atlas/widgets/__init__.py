@@ -52,7 +52,10 @@ class WidgetContext:
     env: Any = None
 
     def render(self, template: str, **values) -> Markup:
-        return Markup(self.env.get_template(template).render(root=self.root, config=self.config, **values))
+        """``template`` of the theme as Markup; a template's failure is a ThemeError naming it."""
+        from atlas.theme import render_template
+
+        return Markup(render_template(self.env, template, root=self.root, config=self.config, **values))
 
 
 WidgetFn = Callable[[dict[str, str], WidgetContext], Markup]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from markupsafe import Markup
 
 from atlas.core.prompts import load_prompts
+from atlas.text.published import cut_caption
 from atlas.stages import bias
 from atlas.widgets import WidgetContext, arg_int, widget
 from atlas.widgets.gallery import collect_shots
@@ -45,7 +46,7 @@ def bias_captions_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
     prompts = {p.label: p for p in load_prompts(ctx.content_dir, missing_ok=True) if p.page == "bias"}
     rows = bias_rows(figures.data)
     for row in rows:
-        row["examples"] = row["examples"][:limit]
+        row["examples"] = [cut_caption(caption) for caption in row["examples"][:limit]]
         prompt = prompts.get(row["occupation"])
         row["shots"] = [s for s in collect_shots(prompt, ctx) if s.state == "ready"] if prompt else []
     csv = "data/" + figures.csv.name

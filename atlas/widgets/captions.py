@@ -6,6 +6,7 @@ from markupsafe import Markup
 
 from atlas.data.policy import safety_notice
 from atlas.core.errors import ContentError
+from atlas.text.published import cut_caption
 from atlas.widgets import WidgetContext, arg_int, widget
 
 
@@ -13,7 +14,9 @@ from atlas.widgets import WidgetContext, arg_int, widget
 def captions_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
     """```atlas captions n=12 kind=html``` – real captions from the data, shown as plain text.
 
-    Image links only for real data: a demo row's URL leads nowhere (a reserved domain).
+    Image links only for real data: a demo row's URL leads nowhere (a reserved domain). Each
+    caption is cut at :data:`atlas.text.published.CAPTION_CUT` characters, so one row cannot make the
+    page megabytes long.
     """
     demo = bool((ctx.extra.get("build") or {}).get("demo"))
     examples = ctx.extra.get("examples") or {}
@@ -34,6 +37,6 @@ def captions_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
         host = Markup('<span class="host">{}</span>').format(item.get("host") or "no host")
         url = None if demo else item.get("url")
         link = Markup(' <a href="{}" rel="noopener noreferrer nofollow" target="_blank">image link</a>').format(url) if url else ""
-        out.append(Markup('<li><q class="caption">{}</q> {}{}</li>').format(item["caption"], host, link))
+        out.append(Markup('<li><q class="caption">{}</q> {}{}</li>').format(cut_caption(item["caption"]), host, link))
     out.append("</ul>")
     return Markup("".join(out))

@@ -15,6 +15,7 @@ from atlas.core.errors import ContentError
 from atlas.commands.generate import GENERATED, MAP_ZOOM, manifest_path, read_manifest
 from atlas.models.nearest import unavailable_reason
 from atlas.core.prompts import Prompt, load_prompts
+from atlas.text.published import cut_caption
 from atlas.stages import embed, gallery
 from atlas.widgets import WidgetContext, widget
 
@@ -120,7 +121,7 @@ def collect_shots(prompt: Prompt, ctx: WidgetContext, neighbours: dict | None = 
         destination = f"{GENERATED}/{prompt.id}/{source.name}"
         ctx.assets[destination] = source
         size = manifest.get("image_size") or [None, None]
-        found = (neighbours or {}).get(f"{prompt.id}/{seed}", [])
+        found = _cut((neighbours or {}).get(f"{prompt.id}/{seed}", []))
         shots.append(
             Shot(
                 seed,
@@ -166,6 +167,11 @@ def models(shots: list[Shot]) -> list[dict]:
     return list(seen.values())
 
 
+def _cut(found: list[dict]) -> list[dict]:
+    """Nearest captions as the page shows them: each caption cut (:func:`atlas.text.published.cut_caption`)."""
+    return [dict(item, caption=cut_caption(item.get("caption"))) for item in found]
+
+
 @widget("gallery")
 def gallery_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
     """Each workshop prompt with its images, recipes and nearest LAION captions.
@@ -179,7 +185,7 @@ def gallery_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
     nearest = prompt_captions.read(ctx.outputs.get("prompt_captions"))
     items = []
     for p in prompts:
-        found = nearest.prompts.get(p.id, []) if nearest else []
+        found = _cut(nearest.prompts.get(p.id, []) if nearest else [])
         items.append({"prompt": p, "shots": collect_shots(p, ctx, neighbours.images), "nearest": found,
                       "map_href": _map_href(ctx.root, found[0]) if found else ""})
     all_shots = [s for item in items for s in item["shots"]]

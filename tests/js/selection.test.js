@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import {
   binRange, boxPolygon, csvCell, histogram, pageOf, parseRegion, pointInPolygon, pointsInPolygon, simplify,
   sortByScore, toCsv,
@@ -100,6 +101,14 @@ test('csvCell guards formulas with an apostrophe and quotes commas, quotes and n
   assert.equal(csvCell(NaN), '');
   assert.equal(csvCell(null), '');
   assert.equal(toCsv(['a', 'b'], [[1, '=x']]), "a,b\r\n1,'=x\r\n");
+});
+
+test('csvCell finds the formula behind whitespace, invisible characters and full-width signs', () => {
+  // The same cells as tests/test_published.py checks against atlas.published.csv_cell.
+  const forms = JSON.parse(readFileSync(new URL('../csv_forms.json', import.meta.url), 'utf8'));
+  const unquote = (cell) => (cell.startsWith('"') ? cell.slice(1, -1).replace(/""/g, '"') : cell);
+  for (const text of forms.formulas) assert.equal(unquote(csvCell(text)), `'${text}`, JSON.stringify(text));
+  for (const text of forms.text) assert.equal(unquote(csvCell(text)), text, JSON.stringify(text));
 });
 
 test('parseRegion and simplify bound what a lasso puts in the address', () => {

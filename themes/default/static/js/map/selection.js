@@ -95,11 +95,31 @@ export function pageOf(ids, page, size) {
   return { rows: ids.slice(p * size, (p + 1) * size), page: p, pages };
 }
 
-/** A CSV cell: formula-looking text gets a leading apostrophe, then RFC 4180 quoting. */
+// What a reader cannot see in front of a formula sign: whitespace, controls, format characters
+// (zero-width, bidi), marks and the other default-ignorable code points.
+const INVISIBLE = /^[\p{White_Space}\p{Cc}\p{Cf}\p{Z}\p{Mn}\p{Me}\p{Default_Ignorable_Code_Point}]*/u;
+// First visible characters that start a formula, after NFKC (which folds ＝＋－＠ and ﹢﹣﹦﹫);
+// U+2212 MINUS SIGN has no compatibility form.
+const FORMULA_STARTS = new Set(['=', '+', '-', '@', '\u2212']);
+
+/**
+ * Whether a spreadsheet may run `text`: it starts with tab or CR, or its first visible character
+ * (NFKC-folded) is = + - @ or −. The same rule as atlas/published.py (looks_like_formula), which
+ * guards the CSV files the build publishes; change both together.
+ */
+export function looksLikeFormula(text) {
+  if (text[0] === '\t' || text[0] === '\r') return true;
+  const rest = text.slice(INVISIBLE.exec(text)[0].length);
+  if (!rest) return false;
+  const first = String.fromCodePoint(rest.codePointAt(0)).normalize('NFKC');
+  return FORMULA_STARTS.has(first[0]);
+}
+
+/** A CSV cell: formula-looking text (looksLikeFormula) gets a leading apostrophe, then RFC 4180 quoting. */
 export function csvCell(value) {
   if (value === null || value === undefined) return '';
   let text = typeof value === 'number' ? (Number.isFinite(value) ? String(value) : '') : String(value);
-  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  if (typeof value === 'string' && looksLikeFormula(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
