@@ -11,12 +11,14 @@ is added while serving, never written to the site.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import http.server
 import json
 import logging
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -42,6 +44,40 @@ def inject_reload(html: str, version: int) -> str:
     return html + script if index < 0 else html[:index] + script + html[index:]
 
 
+#: Errors that only say the client went away mid-request (closed the tab, reset, timed out):
+#: nothing is wrong with the server, so they are not worth more than a debug line.
+_HANGUPS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+_HANGUP_ERRNOS = {errno.EPIPE, errno.ECONNRESET, errno.ECONNABORTED, errno.ESHUTDOWN, errno.ENOTCONN}
+
+
+def _is_hangup(error: BaseException | None) -> bool:
+    """True when ``error`` means the client hung up (or stalled), not that serving failed."""
+    return isinstance(error, _HANGUPS) or (isinstance(error, OSError) and error.errno in _HANGUP_ERRNOS)
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    """The stdlib's threaded server with a listen backlog that holds a burst of connections.
+
+    The stdlib default (5) made a page with many assets, or 200 clients at once, wait for SYN
+    retries and sometimes time out. One daemon thread per connection: a request is a file read,
+    the site is served to the person editing it on loopback by default, and threads that a
+    stalled client holds end with the handler's timeout. Errors are logged through ``logging``
+    instead of a traceback on stderr: a client hanging up is a debug line, anything else one
+    error line (its traceback at debug level).
+    """
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        error = sys.exc_info()[1]
+        if _is_hangup(error):
+            log.debug("%s hung up: %s", client_address[0], error)
+            return
+        log.error("error while serving %s: %s: %s", client_address[0], type(error).__name__, error)
+        log.debug("the error's traceback", exc_info=True)
+
+
 class _Handler(http.server.SimpleHTTPRequestHandler):
     server_state: "SiteServer"
     # The map's ES modules need a JavaScript type whatever the system's mime.types says.
@@ -53,6 +89,9 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         ".bin": "application/octet-stream",
         ".webp": "image/webp",
     }
+    #: Seconds a connection may sit idle (reading the request, or a client not reading the
+    #: answer) before its thread gives up, so stalled clients cannot pile up threads.
+    timeout = 60
 
     def end_headers(self) -> None:
         self.send_header("Cache-Control", "no-store")
@@ -216,14 +255,13 @@ class SiteServer:
         handler = type("Handler", (_Handler,), {"server_state": self})
         handler_factory = functools.partial(handler, directory=str(self.out))
         try:
-            self._httpd = http.server.ThreadingHTTPServer((self.host, self.port), handler_factory)
+            self._httpd = _Server((self.host, self.port), handler_factory)
         except (OSError, OverflowError) as error:  # OverflowError: a port outside 0-65535
             self.close()
             raise AtlasError(
                 f"cannot listen on {self.host}:{self.port}: {getattr(error, 'strerror', None) or error}",
                 hint="Another program may use that port; pass --port with another number (or 0 for any free port).",
             ) from None
-        self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         try:
             self.build()

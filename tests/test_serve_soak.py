@@ -12,6 +12,7 @@ import os
 import random
 import re
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -183,3 +184,103 @@ def test_serve_survives_a_soak_of_hostile_requests_while_pages_are_edited(shared
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+# --- Under load: many clients at once, and clients that hang up ---------------------------------
+
+BURST = 500
+BIG_FILE = 8 * 1024 * 1024
+
+
+@pytest.fixture
+def site_server(shared, tmp_path):
+    """A ``SiteServer`` on 127.0.0.1 (a free port) over a private copy of the session's content."""
+    from atlas.core.report import Reporter
+    from atlas.serve import SiteServer
+
+    content = content_copy(shared, tmp_path / "content")
+    server = SiteServer(content, port=0, cache_dir=shared["cache"], reporter=Reporter(quiet=True)).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _get_body(port: int, path: str, timeout: float) -> tuple[str, bytes]:
+    """One GET on 127.0.0.1: (status, body)."""
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        while len(answer) <= 20_000_000:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head.split(b" ", 2)[1].decode("latin-1") if head.startswith(b"HTTP/") else "none", body
+
+
+def _handler_threads_done(baseline: set[threading.Thread], seconds: float) -> None:
+    """Wait (bounded) until the server's request threads have finished, so their log is complete."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and set(threading.enumerate()) - baseline:
+        time.sleep(0.05)
+
+
+def test_500_concurrent_requests_are_all_answered(site_server):
+    """A page with many assets, or many readers at once, must not see a connection time out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    css = (site_server.out / "static/css/atlas.css").read_bytes()
+    points = (site_server.out / "map/data/points.bin").read_bytes()
+    expected = {"/static/css/atlas.css": css, "/map/data/points.bin": points}
+    paths = [list(expected)[i % 2] for i in range(BURST)]
+    start = threading.Barrier(BURST, timeout=60)
+
+    def one(path: str) -> tuple[str, bool]:
+        start.wait()  # every client connects at the same moment
+        try:
+            status, body = _get_body(site_server.port, path, timeout=10)
+        except OSError as error:
+            return f"{type(error).__name__}", False
+        return status, body == expected[path]
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=BURST) as pool:
+        results = list(pool.map(one, paths, timeout=120))
+    seconds = time.perf_counter() - started
+    statuses = Counter(status for status, _ in results)
+    print(f"\nburst: {BURST} concurrent requests in {seconds:.1f}s; statuses {dict(statuses)}; "
+          f"load {os.getloadavg()[0]:.2f}")
+    assert statuses == {"200": BURST}
+    assert all(right for _, right in results), "a body differs from the built file"
+    assert json.loads(_get_body(site_server.port, "/__atlas__/version", 10)[1])["error"] is None
+
+
+def test_clients_that_hang_up_mid_answer_leave_no_traceback(site_server, capfd, caplog):
+    """Closing a tab while a large file downloads is normal: the log must not show a traceback,
+    and the server must go on answering."""
+    import logging
+
+    (site_server.out / "big.bin").write_bytes(os.urandom(1024) * (BIG_FILE // 1024))
+    baseline = set(threading.enumerate())
+    request = b"GET /big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with caplog.at_level(logging.DEBUG, logger="atlas.serve"):
+        for i in range(20):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(10)
+            sock.connect(("127.0.0.1", site_server.port))
+            sock.sendall(request)
+            if i % 2:  # reset at once (RST, not FIN)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            else:  # read a little of the answer, then close
+                sock.recv(1024)
+            sock.close()
+        _handler_threads_done(baseline, 30)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err, err[-3000:]
+    loud = [r for r in caplog.records if r.name == "atlas.serve" and r.levelno >= logging.WARNING]
+    assert loud == [], [r.getMessage() for r in loud]
+    status, body = _get_body(site_server.port, "/big.bin", timeout=30)
+    assert status == "200" and len(body) == BIG_FILE
