@@ -50,7 +50,8 @@ DEMO_STAGE = Stage(
 
 
 def stages() -> list[Stage]:
-    """The build's stages in order."""
+    """The build's stages in order (render, last, is the site layer's)."""
+    from atlas.site import render
     from atlas.stages import (
         bias,
         embed,
@@ -58,7 +59,6 @@ def stages() -> list[Stage]:
         mapdata,
         project,
         prompt_captions,
-        render,
         sample,
         screen,
         search,

@@ -216,7 +216,7 @@ class SiteServer:
     def watched(self) -> list[Path]:
         """The content folder and the theme folders (a fork's and the built-in one)."""
         from atlas.core.config import load_config
-        from atlas.theme import theme_dirs
+        from atlas.site.theme import theme_dirs
 
         try:
             theme = load_config(self.content_dir).site.theme

@@ -158,9 +158,9 @@ def build_map_site(site: Path, inputs: dict, chunk_size: int = 2000, source_rows
     from atlas.core.config import AtlasConfig
     from atlas.stages import embed, mapdata, project
     from atlas.stages.mapdata import write_mapdata
-    from atlas.stages.render import map_page_context
+    from atlas.site.render import map_page_context
     from atlas.stages.search import write_index
-    from atlas.theme import make_env
+    from atlas.site.theme import make_env
 
     if site.exists():
         shutil.rmtree(site)

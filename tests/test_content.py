@@ -11,7 +11,7 @@ import yaml
 
 from atlas.core.config import AtlasConfig
 from atlas.core.errors import ContentError
-from atlas.stages.render import render_site
+from atlas.site.render import render_site
 from atlas.stages.stats import Stats
 
 from conftest import write_content

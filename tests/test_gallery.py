@@ -21,8 +21,8 @@ from atlas.core.prompts import load_prompts, parse_prompts
 from atlas.models import nearest
 from atlas.stages import gallery as gal
 from atlas.commands import generate as gen
-from atlas.theme import make_env
-from atlas.widgets import WidgetContext, render_widget
+from atlas.site.theme import make_env
+from atlas.site.widgets import WidgetContext, render_widget
 
 from conftest import make_context, save_tiny_clip, write_shard
 

@@ -18,8 +18,8 @@ from atlas.core.errors import ConfigError, ContentError, ModelError
 from atlas.core.prompts import load_prompts
 from atlas.core.report import Reporter
 from atlas.commands import generate as gen
-from atlas.theme import make_env
-from atlas.widgets import WidgetContext, render_widget
+from atlas.site.theme import make_env
+from atlas.site.widgets import WidgetContext, render_widget
 
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")

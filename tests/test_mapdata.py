@@ -14,8 +14,8 @@ from atlas.core.config import AtlasConfig
 from atlas.stages import mapdata
 from atlas.stages import embed, project
 from atlas.stages.mapdata import STAGE, write_mapdata
-from atlas.stages.render import map_page_context
-from atlas.widgets import WidgetContext, render_widget
+from atlas.site.render import map_page_context
+from atlas.site.widgets import WidgetContext, render_widget
 from browser import synthetic_inputs
 
 HOSTILE_ROWS = [

@@ -124,7 +124,7 @@ def test_the_statistics_count_the_whole_caption(hostile_site):
 
 def test_published_csv_guards_hostile_hosts_and_domains(tmp_path):
     from atlas.core.config import AtlasConfig
-    from atlas.stages.render import render_site
+    from atlas.site.render import render_site
     from atlas.stages.stats import read, write_stats
 
     from test_content import EXAMPLES, STATS

@@ -19,8 +19,8 @@ from atlas.models import nsfw as screen
 from atlas.core.config import AtlasConfig, GenerateConfig, parse_config
 from atlas.core.errors import ConfigError
 from atlas.core.prompts import load_prompts
-from atlas.theme import make_env
-from atlas.widgets import WidgetContext, render_widget
+from atlas.site.theme import make_env
+from atlas.site.widgets import WidgetContext, render_widget
 
 from conftest import IMAGES, content_copy, quiet_build
 

@@ -96,7 +96,7 @@ def test_the_fork_builds_again_once_fixed(project):
 def test_a_page_naming_a_template_the_theme_lacks_names_the_page(tmp_path):
     from atlas.core.config import AtlasConfig
     from atlas.core.errors import ContentError
-    from atlas.stages.render import render_site
+    from atlas.site.render import render_site
     from atlas.stages.stats import Stats
 
     content = write_content(tmp_path / "content", {"index.md": "---\ntitle: Home\ntemplate: wide.html\n---\n# Home\n"})

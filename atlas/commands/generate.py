@@ -6,7 +6,7 @@ every prompt of ``content/prompts.toml`` at each of its seeds into
 its exact recipe. An image whose recipe hash is unchanged is skipped; ``force`` redoes all.
 Each image is screened by a nudity classifier before it is written (:mod:`atlas.models.nsfw`): a
 flagged one is not written, and its manifest says why. :mod:`atlas.stages.gallery` and
-:mod:`atlas.widgets.gallery` put them on the site, after the build screened them again.
+:mod:`atlas.site.widgets.gallery` put them on the site, after the build screened them again.
 
 torch and diffusers are imported inside the functions that use them, so importing this module
 (which every build does, through the gallery widgets) stays fast.

@@ -2,7 +2,7 @@
 Diffusion image, the nearest captions of the sample in CLIP space ("what in LAION looks like this").
 
 The images are made by :mod:`atlas.commands.generate` (``atlas generate``); the ``gallery`` and
-``bias-grid`` widgets (:mod:`atlas.widgets.gallery`) show them with the neighbours this stage
+``bias-grid`` widgets (:mod:`atlas.site.widgets.gallery`) show them with the neighbours this stage
 found (:func:`read`).
 """
 

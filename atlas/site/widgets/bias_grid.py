@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from atlas.widgets import WidgetContext, arg_int, widget
-from atlas.widgets.gallery import collect_shots, models, page_prompts
+from atlas.site.widgets import WidgetContext, arg_int, widget
+from atlas.site.widgets.gallery import collect_shots, models, page_prompts
 
 
 @widget("bias-grid")

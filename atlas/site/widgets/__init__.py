@@ -48,12 +48,12 @@ class WidgetContext:
     assets: dict[str, Path] = field(default_factory=dict)
     #: Extra data the render stage passes along (e.g. examples, map summary).
     extra: dict[str, Any] = field(default_factory=dict)
-    #: Template environment (atlas.theme.make_env) for widgets that render templates.
+    #: Template environment (atlas.site.theme.make_env) for widgets that render templates.
     env: Any = None
 
     def render(self, template: str, **values) -> Markup:
         """``template`` of the theme as Markup; a template's failure is a ThemeError naming it."""
-        from atlas.theme import render_template
+        from atlas.site.theme import render_template
 
         return Markup(render_template(self.env, template, root=self.root, config=self.config, **values))
 
@@ -115,7 +115,7 @@ def render_widget(info: str, ctx: WidgetContext, where: str) -> Markup:
 def _load_builtin_widgets() -> None:
     """Import the modules that register the built-in widgets (on first use, so importing this
     package stays light)."""
-    from atlas.widgets import bias_captions, bias_grid, captions, gallery, histogram, map, stat, tables# noqa: F401
+    from atlas.site.widgets import bias_captions, bias_grid, captions, gallery, histogram, map, stat, tables  # noqa: F401
 
 
 def needs_stats(ctx: WidgetContext, what: str) -> None:

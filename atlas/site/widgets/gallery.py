@@ -1,6 +1,6 @@
 """The ``gallery`` widget: each workshop prompt with its committed images, recipes and the
 nearest LAION captions the gallery stage found; placeholders where images are missing. The
-bias grid (:mod:`atlas.widgets.bias_grid`) shares the shots and prompts below.
+bias grid (:mod:`atlas.site.widgets.bias_grid`) shares the shots and prompts below.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from atlas.models.nearest import unavailable_reason
 from atlas.core.prompts import Prompt, load_prompts
 from atlas.text.published import cut_caption
 from atlas.stages import embed, gallery
-from atlas.widgets import WidgetContext, widget
+from atlas.site.widgets import WidgetContext, widget
 
 
 @dataclass

@@ -19,7 +19,7 @@ from mdit_py_plugins.front_matter import front_matter_plugin
 
 from atlas.core.errors import ContentError
 from atlas.core.paths import inside_content
-from atlas.widgets import WidgetContext, render_widget
+from atlas.site.widgets import WidgetContext, render_widget
 
 FRONT_MATTER_KEYS = {"title", "nav", "order", "description", "template"}
 

@@ -7,7 +7,7 @@ from markupsafe import Markup
 from atlas.data.policy import safety_notice
 from atlas.core.errors import ContentError
 from atlas.text.published import cut_caption
-from atlas.widgets import WidgetContext, arg_int, widget
+from atlas.site.widgets import WidgetContext, arg_int, widget
 
 
 @widget("captions")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from markupsafe import Markup
 
 from atlas.core.errors import ContentError
-from atlas.widgets import WidgetContext, needs_stats, widget
+from atlas.site.widgets import WidgetContext, needs_stats, widget
 
 
 def _stat_value(stats: dict, path: str):

@@ -19,10 +19,10 @@ from atlas.core.errors import ContentError
 from atlas.fetch.runner import reader_sentence
 from atlas.core.paths import check_links_inside
 from atlas.core.pipeline import BuildContext, Stage
-from atlas.theme import theme_dirs
+from atlas.site.theme import theme_dirs
 
 if TYPE_CHECKING:  # the Markdown, Jinja2 and numpy stack loads only when the site is rendered
-    from atlas.content import Page
+    from atlas.site.content import Page
     from atlas.stages import mapdata
     from atlas.stages import stats as stats_stage
 
@@ -69,10 +69,10 @@ def render_site(
     """
     import jinja2
 
-    from atlas.content import load_pages, render_markdown
+    from atlas.site.content import load_pages, render_markdown
     from atlas.stages import mapdata
-    from atlas.theme import make_env, render_template, static_dirs, theme_error
-    from atlas.widgets import WidgetContext
+    from atlas.site.theme import make_env, render_template, static_dirs, theme_error
+    from atlas.site.widgets import WidgetContext
 
     stats, examples = published.stats, published.examples
     env = make_env(content_dir, config.site.theme)
@@ -250,7 +250,7 @@ def write_extras(env, config: AtlasConfig, out: Path, pages: list[Page], has_map
     """404.html (GitHub Pages serves it at any depth), robots.txt and, with a base URL, sitemap.xml."""
     from xml.sax.saxutils import escape
 
-    from atlas.theme import render_template
+    from atlas.site.theme import render_template
 
     root = _absolute_root(config)
     html = render_template(env, "404.html", **template_context(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from atlas.charts import data_table
+from atlas.site.charts import data_table
 from atlas.core.errors import ContentError
-from atlas.widgets import WidgetContext, arg_int, needs_stats, widget
+from atlas.site.widgets import WidgetContext, arg_int, needs_stats, widget
 
 TABLES = {"domains": ("domain", "Registrable domain"), "hosts": ("host", "Host"), "artists": ("name", "Artist")}
 CATEGORY_TABLES = {"nsfw": "NSFW tag", "license": "Licence", "language": "Language"}

@@ -1,5 +1,5 @@
 """Charts drawn at build time as inline SVG (readable without JavaScript), and plain HTML data
-tables; the widgets in :mod:`atlas.widgets` place them in Markdown pages.
+tables; the widgets in :mod:`atlas.site.widgets` place them in Markdown pages.
 
 Every string that comes from the data goes through :func:`markupsafe.escape`; SVGs carry
 ``role="img"``, a ``<title>``/``<desc>`` and a data table fallback for screen readers.

@@ -6,7 +6,7 @@ from markupsafe import Markup
 
 from atlas.core.errors import ContentError
 from atlas.stages import mapdata
-from atlas.widgets import WidgetContext, arg_int, widget
+from atlas.site.widgets import WidgetContext, arg_int, widget
 
 
 @widget("map")

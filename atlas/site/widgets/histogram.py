@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from atlas.charts import NARROW_WIDTH, data_table, fmt, histogram_svg
+from atlas.site.charts import NARROW_WIDTH, data_table, fmt, histogram_svg
 from atlas.core.errors import ContentError
-from atlas.widgets import WidgetContext, needs_stats, widget
+from atlas.site.widgets import WidgetContext, needs_stats, widget
 
 
 @widget("histogram")

@@ -7,8 +7,8 @@ from markupsafe import Markup
 from atlas.core.prompts import load_prompts
 from atlas.text.published import cut_caption
 from atlas.stages import bias
-from atlas.widgets import WidgetContext, arg_int, widget
-from atlas.widgets.gallery import collect_shots
+from atlas.site.widgets import WidgetContext, arg_int, widget
+from atlas.site.widgets.gallery import collect_shots
 
 
 def _percent(value: float | None) -> str:

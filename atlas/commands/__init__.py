@@ -1,0 +1,1 @@
+"""Commands that are more than a build: ``atlas generate`` (Stable Diffusion images, once, on a GPU)."""
