@@ -18,7 +18,6 @@ from PIL import Image
 from atlas.core.config import AtlasConfig, GenerateConfig
 from atlas.core.errors import ContentError
 from atlas.core.prompts import load_prompts, parse_prompts
-from atlas.models import nearest
 from atlas.stages import gallery as gal
 from atlas.commands import generate as gen
 from atlas.site.theme import make_env
@@ -303,7 +302,7 @@ def test_nearest_captions_ranks_by_cosine_and_reads_captions_and_domains(tmp_pat
     queries = np.stack([vectors[3] * 2.0, vectors[17] + 0.01 * rng.normal(size=16)])
     images = [tmp_path / "a.webp", tmp_path / "b.webp"]
     coords = rng.normal(size=(50, 2)).astype(np.float32)
-    found = nearest.nearest_captions(images, embed, sample, AtlasConfig(), k=4, embedder=lambda paths: queries, coords=coords)
+    found = gal.nearest_captions(images, embed, sample.parent, AtlasConfig(), k=4, embedder=lambda paths: queries, coords=coords)
     assert found.reason is None and len(found.neighbours) == 2
     first, second = found.neighbours
     assert [n["row_id"] for n in first][:1] == [3] and first[0]["score"] == pytest.approx(1.0, abs=1e-4)
@@ -320,7 +319,7 @@ def test_unreadable_image_gets_no_neighbours(tmp_path):
     embed = _embed_folder(tmp_path, "clip", vectors)
     sample = _sample(tmp_path, [f"c{i}" for i in range(10)])
     out = (np.stack([vectors[2], np.zeros(8, np.float32)]), [None, "not an image"])
-    found = nearest.nearest_captions([tmp_path / "a", tmp_path / "b"], embed, sample, AtlasConfig(), k=3, embedder=lambda p: out)
+    found = gal.nearest_captions([tmp_path / "a", tmp_path / "b"], embed, sample.parent, AtlasConfig(), k=3, embedder=lambda p: out)
     assert found.neighbours[0][0]["row_id"] == 2 and found.neighbours[1] == []
 
 
@@ -328,7 +327,7 @@ def test_without_clip_the_section_says_why(tmp_path):
     vectors = _unit(np.random.default_rng(2), 10, 8)
     tfidf = _embed_folder(tmp_path, "tfidf", vectors)
     sample = _sample(tmp_path, [f"c{i}" for i in range(10)])
-    found = nearest.nearest_captions([tmp_path / "a"], tfidf, sample, AtlasConfig(), embedder=lambda p: pytest.fail("no CLIP, no embedding"))
+    found = gal.nearest_captions([tmp_path / "a"], tfidf, sample.parent, AtlasConfig(), embedder=lambda p: pytest.fail("no CLIP, no embedding"))
     assert found.reason and "shared words" in found.reason and found.neighbours == []
 
     content = _content(tmp_path)
@@ -341,7 +340,7 @@ def test_without_clip_the_section_says_why(tmp_path):
 def test_mismatched_embedding_sizes_are_explained(tmp_path):
     embed = _embed_folder(tmp_path, "clip", _unit(np.random.default_rng(3), 10, 8))
     sample = _sample(tmp_path, [f"c{i}" for i in range(10)])
-    found = nearest.nearest_captions([tmp_path / "a"], embed, sample, AtlasConfig(), embedder=lambda p: np.ones((1, 4)))
+    found = gal.nearest_captions([tmp_path / "a"], embed, sample.parent, AtlasConfig(), embedder=lambda p: np.ones((1, 4)))
     assert found.reason and "do not match" in found.reason
 
 

@@ -26,7 +26,6 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError, PydanticUndefined
 
 from atlas.core.errors import ConfigError
-from atlas.models.nsfw import DEFAULT_THRESHOLD as NSFW_THRESHOLD
 
 CONFIG_NAME = "atlas.toml"
 
@@ -46,6 +45,12 @@ CANONICAL_COLUMNS = (
     "language",
 )
 
+
+#: Generated images that Open-NSFW (:mod:`atlas.models.nsfw`) scores at or over this are withheld.
+#: Its README reads scores below 0.2 as "safe", 0.2-0.8 as "undecided, needs a second opinion"
+#: and above 0.8 as "pornographic"; there is no second opinion here, so the undecided band is
+#: withheld too.
+NSFW_THRESHOLD = 0.2
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)

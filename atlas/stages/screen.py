@@ -5,7 +5,7 @@ Committed images are screened here even when their manifest records a score: ima
 before screening existed have none, a hand-edited manifest may say anything, and the threshold may
 have changed since. Scores are cached per image digest under ``<cache>/nsfw-scores/``, so a build
 scores only new or changed files. The verdicts (:func:`read`) are what the gallery and bias-grid
-widgets check (:func:`atlas.models.nsfw.check`); flagged and unscreened images are never copied into
+widgets check (:func:`check`); flagged and unscreened images are never copied into
 the site, and the counts reach ``data/build.json`` (``generated_images``) and the build summary.
 """
 
@@ -125,3 +125,17 @@ STAGE = Stage(
     enabled=lambda ctx: bool(_images(ctx) or _never_written(ctx)),
     description="the committed Stable Diffusion images screened by a nudity classifier (Open-NSFW)",
 )
+
+
+def check(ctx, key: str, path: Path, manifest: dict | None) -> screen.Verdict:
+    """The verdict on the image ``key`` about to be published from ``path``: the screen stage's
+    when it judged this very file, else screened here and now (a widget rendered outside a build,
+    or a file changed since), so no code path publishes an image that was not screened."""
+    digest = file_digest(path)
+    verdicts = read(ctx.outputs.get("screen"))
+    found = verdicts.images.get(key) if verdicts is not None else None
+    states = (screen.PASSED, screen.FLAGGED, screen.UNSCREENED)
+    if isinstance(found, dict) and found.get("sha256") == digest and found.get("state") in states:
+        return screen.Verdict(found["state"], digest, found.get("score"), found.get("by") or "classifier",
+                              found.get("problem") or "")
+    return screen.screen_file(path, ctx.config.generate.nsfw_threshold, manifest, digest=digest)

@@ -11,9 +11,10 @@ from pathlib import Path
 from markupsafe import Markup
 
 from atlas.models import nsfw as screen
+from atlas.stages import screen as screen_stage
 from atlas.core.errors import ContentError
 from atlas.commands.generate import GENERATED, MAP_ZOOM, manifest_path, read_manifest
-from atlas.models.nearest import unavailable_reason
+from atlas.stages.gallery import unavailable_reason
 from atlas.core.prompts import Prompt, load_prompts
 from atlas.text.published import cut_caption
 from atlas.stages import embed, gallery
@@ -113,8 +114,8 @@ def collect_shots(prompt: Prompt, ctx: WidgetContext, neighbours: dict | None = 
         if Path(str(name)).name != str(name) or str(name).startswith(".") or not source.is_file():
             shots.append(Shot(seed, "missing"))
             continue
-        # Published only when this build's nudity screening passed this very file (atlas/screen.py).
-        checked = screen.check(ctx, f"{prompt.id}/{seed}", source, manifest)
+        # Published only when this build's nudity screening passed this very file (atlas/stages/screen.py).
+        checked = screen_stage.check(ctx, f"{prompt.id}/{seed}", source, manifest)
         if checked.state != screen.PASSED:
             shots.append(Shot(seed, checked.state, manifest=manifest, recipe=recipe_view(manifest)))
             continue
