@@ -49,13 +49,15 @@ DEMO_STAGE = Stage(
 
 
 def stages() -> list[Stage]:
-    """The build's stages in order."""
+    """The build's stages in order, with the installed plugins' (``atlas.stages`` entry points,
+    see atlas/plugins.py) after the stages they read and before render."""
+    from atlas.plugins import load_stage_plugins
     from atlas.stages import bias, embed, gallery, mapdata, project, prompt_captions, render, sample, screen, search, stats
 
-    return [
+    return load_stage_plugins([
         DEMO_STAGE, stats.STAGE, bias.STAGE, sample.STAGE, embed.STAGE, project.STAGE, mapdata.STAGE, search.STAGE,
         prompt_captions.STAGE, screen.STAGE, gallery.STAGE, render.STAGE,
-    ]
+    ])
 
 
 def default_cache_dir(settings: Settings) -> Path:

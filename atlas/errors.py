@@ -46,3 +46,11 @@ class ContentError(AtlasError):
 
 class ModelError(AtlasError):
     title = "model error"
+
+
+class PluginError(AtlasError):
+    """An installed plugin (an ``atlas.widgets`` or ``atlas.stages`` entry point) that cannot be
+    used: the message names the entry point and its distribution, so the fix (update or uninstall
+    that package) is clear without a traceback."""
+
+    title = "plugin error"
