@@ -58,7 +58,7 @@ def load(ep: importlib.metadata.EntryPoint) -> Any:
         return ep.load()
     except AtlasError:
         raise
-    except Exception as error:  # a plugin's bug is reported as the plugin's, whatever it is
+    except Exception as error:  # noqa: BLE001 - a plugin's bug, whatever it is, is reported as the plugin's
         raise PluginError(f"{describe(ep)} failed to load: {type(error).__name__}: {error}",
                           hint=_uninstall_hint(ep)) from None
 
@@ -69,7 +69,7 @@ def call(ep: importlib.metadata.EntryPoint, fn: Callable) -> Any:
         return fn()
     except AtlasError:
         raise
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - as in load()
         raise PluginError(f"{describe(ep)} failed: {type(error).__name__}: {error}", hint=_uninstall_hint(ep)) from None
 
 
