@@ -6,6 +6,7 @@ in a folder on sys.path, which is what pip leaves in site-packages."""
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import textwrap
 from pathlib import Path
@@ -184,3 +185,58 @@ def test_a_plugin_stage_that_cannot_be_placed_is_named(install, stage, words):
     message = _one_paragraph(error.value)
     assert message.startswith("the atlas.stages plugin 'bad' (atlas-badstage 0.1, atlas_badstage.stage")
     assert words in message
+
+
+SHARE = {"atlas_share.stage": '''
+    import json
+
+    from atlas.pipeline import Stage
+    from atlas.stages import stats
+
+    #: The tests change it between builds, as a plugin's new release would its stage's inputs.
+    LABEL = "rows counted by a plugin"
+
+
+    def run(ctx, folder):
+        rows = stats.read(ctx.output("stats")).stats["rows"]
+        (folder / "share.json").write_text(json.dumps({"rows": rows, "label": LABEL}))
+
+
+    STAGE = Stage("share", "1", lambda ctx: {"label": LABEL}, run, after=("stats",), description="a plugin's stage")
+''', "atlas_share.widgets": '''
+    import json
+
+    from markupsafe import Markup, escape
+
+    from atlas.widgets import widget
+
+
+    @widget("share")
+    def share(args, ctx):
+        data = json.loads((ctx.outputs["share"] / "share.json").read_text())
+        return Markup(f'<p class="share">{data["rows"]:,} {escape(data["label"])}</p>')
+'''}
+
+
+@pytest.mark.slow
+def test_a_build_runs_a_plugin_stage_and_shows_it_with_a_plugin_widget(install, tmp_path):
+    """The whole build: the plugin's stage runs after statistics, its widget shows the output,
+    and a change to the stage's inputs re-runs it and re-renders the page (render depends on it)."""
+    from atlas.build import build
+    from atlas.report import Reporter
+
+    install("atlas-share", SHARE, "[atlas.stages]\nshare = atlas_share.stage:STAGE\n\n"
+                                  "[atlas.widgets]\nshare = atlas_share.widgets\n")
+    content = write_content(tmp_path / "content", {"index.md": "# Home\n\n```atlas share\n```\n"},
+                            "[sample]\nsize = 300\n\n[project]\nfit_size = 300\n")
+    out, cache = tmp_path / "site", tmp_path / "cache"
+    report = build(content, out, cache_dir=cache, reporter=Reporter(quiet=True))
+    names = [r.name for r in report.results]
+    assert names.index("share") == names.index("stats") + 1
+    assert {r.name: r.status for r in report.results}["share"] == "ran"
+    rows = json.loads((out / "data" / "stats.json").read_text())["rows"]
+    assert f'<p class="share">{rows:,} rows counted by a plugin</p>' in (out / "index.html").read_text()
+    sys.modules["atlas_share.stage"].LABEL = "rows, counted again"
+    again = {r.name: r.status for r in build(content, out, cache_dir=cache, reporter=Reporter(quiet=True)).results}
+    assert (again["share"], again["render"], again["stats"]) == ("ran", "ran", "cached")
+    assert f'<p class="share">{rows:,} rows, counted again</p>' in (out / "index.html").read_text()
