@@ -82,6 +82,16 @@ def test_a_plugin_widget_renders_on_a_page(install, tmp_path):
     assert '<p class="sparkle">12,345 &lt;b&gt;rows&lt;/b&gt; counted</p>' in html
     assert widgets.OWNERS["sparkle"] == "the atlas.widgets plugin 'sparkle' (atlas-sparkle 0.1, atlas_sparkle.widgets)"
     assert widgets.OWNERS["histogram"] == "atlas"
+    # Its version is part of the render stage's key: upgrading the plugin re-renders the pages.
+    from atlas.plugins import versions
+
+    from types import SimpleNamespace
+
+    from atlas.stages import render
+
+    assert versions() == {"atlas.widgets:sparkle": "atlas-sparkle 0.1"}
+    ctx = SimpleNamespace(content_dir=tmp_path / "content", config=AtlasConfig(), demo=False)
+    assert render.STAGE.inputs(ctx)["plugins"] == {"atlas.widgets:sparkle": "atlas-sparkle 0.1"}
 
 
 def test_a_plugin_may_name_a_callable_that_registers(install, tmp_path):
