@@ -50,25 +50,16 @@ DEMO_STAGE = Stage(
 
 
 def stages() -> list[Stage]:
-    """The build's stages in order (render, last, is the site layer's)."""
+    """The build's stages in order, with the installed plugins' (``atlas.stages`` entry points,
+    see atlas/plugins.py) after the stages they read and before render (last: the site layer's)."""
+    from atlas.plugins import load_stage_plugins
     from atlas.site import render
-    from atlas.stages import (
-        bias,
-        embed,
-        gallery,
-        mapdata,
-        project,
-        prompt_captions,
-        sample,
-        screen,
-        search,
-        stats,
-    )
+    from atlas.stages import bias, embed, gallery, mapdata, project, prompt_captions, sample, screen, search, stats
 
-    return [
+    return load_stage_plugins([
         DEMO_STAGE, stats.STAGE, bias.STAGE, sample.STAGE, embed.STAGE, project.STAGE, mapdata.STAGE, search.STAGE,
         prompt_captions.STAGE, screen.STAGE, gallery.STAGE, render.STAGE,
-    ]
+    ])
 
 
 def default_cache_dir(settings: Settings) -> Path:

@@ -22,6 +22,12 @@ CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
+    # WebGL2 through SwiftShader (software), so the tests can force the map's WebGL2 renderer
+    # (?renderer=webgl2). Chromium 156 gives it without this flag too (tried: with and without it,
+    # and with --use-gl=angle --use-angle=swiftshader, the renderer is "ANGLE (Google, Vulkan 1.3.0
+    # (SwiftShader Device (Subzero)))"), but Chromium is retiring the automatic SwiftShader fallback
+    # and names this flag as the way to keep it; the tests assert the renderer, so a loss is loud.
+    "--enable-unsafe-swiftshader",
     "--disable-background-networking",
     "--disable-component-update",
     "--no-first-run",
@@ -43,6 +49,49 @@ def skip_reason() -> str | None:
 def launch(playwright, extra_args: list[str] | None = None):
     """Chromium from /usr/bin (Playwright's own browser download is not used)."""
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + (extra_args or []))
+
+
+#: The map's background colour (themes/default/static/js/map/renderer.js BACKGROUND).
+MAP_BACKGROUND = np.array([11, 14, 20])
+
+
+def canvas_pixels(page, selector: str = "#map-canvas") -> np.ndarray:
+    """What the renderer drew: the canvas's own pixels, RGB [height, width, 3] in device pixels
+    (read with toDataURL, so the labels and panels over the map are not in it)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    url = page.eval_on_selector(selector, "c => c.toDataURL('image/png')")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")).astype(int)
+
+
+def drawn_at(page, client_points, radius: int = 2, selector: str = "#map-canvas") -> list[bool]:
+    """For each position in client (CSS) pixels, whether the canvas has a pixel other than the
+    background within ``radius`` device pixels of it: a point is drawn there."""
+    pixels = canvas_pixels(page, selector)
+    left, top, scale = page.eval_on_selector(
+        selector, "c => { const r = c.getBoundingClientRect(); return [r.left, r.top, c.width / r.width]; }")
+    painted = np.abs(pixels - MAP_BACKGROUND).sum(axis=2) > 40
+    out = []
+    for x, y in client_points:
+        px, py = round((x - left) * scale), round((y - top) * scale)
+        window = painted[max(py - radius, 0): py + radius + 1, max(px - radius, 0): px + radius + 1]
+        out.append(bool(window.any()))
+    return out
+
+
+def empty_spot(coords: np.ndarray) -> tuple[float, float]:
+    """A position inside the points' bounding box as far as possible from every point (data
+    coordinates): where nothing may be drawn."""
+    lo, hi = coords.min(axis=0), coords.max(axis=0)
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 41)[1:-1], np.linspace(lo[1], hi[1], 41)[1:-1])
+    grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    nearest = np.concatenate([((part[:, None, :] - coords[None]) ** 2).sum(-1).min(axis=1)
+                              for part in np.array_split(grid, 16)])
+    x, y = grid[int(np.argmax(nearest))]
+    return float(x), float(y)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

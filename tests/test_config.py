@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -147,8 +148,41 @@ def test_missing_content_folder(tmp_path):
         load_config(tmp_path / "nope")
 
 
+def _readme_defaults() -> dict[tuple[str, str], object]:
+    """The README's configuration table: (table, key) -> the default it documents, where that
+    cell is a TOML value (not "…" or "model default")."""
+    defaults = {}
+    for table, key, cell in re.findall(r"^\| `\[(\w+)\]` `(\w+)` \| ([^|]+) \|", (REPO / "README.md").read_text(), re.M):
+        try:
+            defaults[table, key] = tomllib.loads(f"v = {cell.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            pass
+    return defaults
+
+
 def test_repo_content_config_is_valid():
-    load_config(REPO / "content")
+    """content/atlas.toml is what a fork starts from and what the published site is built with: it
+    must be there (a missing file silently means defaults), parse, and hold the values the README
+    promises: the documented defaults, except artists, which the default content sets."""
+    path = REPO / "content" / "atlas.toml"
+    assert path.is_file(), path
+    written = tomllib.loads(path.read_text())
+    assert set(written) == {"site", "data", "sample", "embed", "project"}
+    config = load_config(REPO / "content")
+    for table, values in written.items():
+        for key, value in values.items():
+            assert getattr(getattr(config, table), key) == value, (table, key)
+    defaults = _readme_defaults()
+    differs = {("data", "artists")}  # README: `artists.txt` in the default content
+    documented = [(table, key) for table, values in written.items() for key in values if (table, key) in defaults]
+    assert len(documented) >= 10, documented
+    for table, key in documented:
+        if (table, key) not in differs:
+            assert written[table][key] == defaults[table, key], (table, key, defaults[table, key])
+    assert config.site.title == "An atlas of LAION" and config.data.sources == []  # the demo build
+    assert config.data.artists == "artists.txt" and (REPO / "content" / config.data.artists).is_file()
+    assert (config.sample.size, config.sample.seed) == (20_000, 42) and config.data.unsafe_threshold == 0.5
+    assert (config.embed.method, config.embed.model, config.embed.pretrained) == ("auto", "ViT-B-32", "")
 
 
 def test_every_config_key_is_documented():

@@ -1,5 +1,7 @@
 """The map page in headless Chromium: it draws, hovers, searches, restores shared views, falls
-back to Canvas2D without WebGL2, and shows hostile captions as inert text."""
+back to Canvas2D without WebGL2, and shows hostile captions as inert text. Each test forces one
+renderer (``?renderer=webgl2``: WebGL2 on SwiftShader; ``?renderer=canvas2d``), so both draw for
+real; one test lets the page choose."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from browser import build_map_site, serve, skip_reason, synthetic_inputs
+from browser import build_map_site, canvas_pixels, drawn_at, empty_spot, serve, skip_reason, synthetic_inputs
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
 
@@ -36,12 +38,15 @@ def site(tmp_path_factory):
     inputs = synthetic_inputs(root / "inputs", 6000, seed=3, extra_rows=EXTRA)
     build_map_site(root / "site", inputs, chunk_size=1000, source_rows=250_000)
     captions = pq.read_table(inputs["sample"]).column("caption").to_pylist()
+    coords = np.load(inputs["coords"])
     with serve(root / "site") as base:
-        yield {"base": base, "captions": captions}
+        yield {"base": base, "captions": captions, "coords": coords}
 
 
 class MapPage:
-    def __init__(self, browser, base, no_webgl=False, image=None):
+    def __init__(self, browser, base, no_webgl=False, image=None, renderer=None):
+        #: "webgl2" or "canvas2d": forced with the page's ?renderer= switch; None: the page chooses.
+        self.renderer = renderer
         self.page = browser.new_page(viewport={"width": 1200, "height": 800})
         self.errors: list[str] = []
         self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
@@ -74,9 +79,14 @@ class MapPage:
         self.errors.append(f"console: {message.text} ({where})")
 
     def open(self, suffix=""):
+        if self.renderer:
+            query, _, fragment = suffix.partition("#")
+            suffix = f"{query}{'&' if query else '?'}renderer={self.renderer}" + (f"#{fragment}" if fragment else "")
         self.page.goto(self.base + "map/" + suffix)
         self.page.wait_for_function("window.__atlasFirstFrame > 0", timeout=15_000)
         self.page.wait_for_timeout(200)
+        if self.renderer:
+            assert self.page.evaluate("window.__atlasMap.renderer") == self.renderer
         return self
 
     def pixels(self) -> np.ndarray:
@@ -152,12 +162,16 @@ def test_canvas2d_fallback_draws_without_webgl2(map_page):
     assert not m.errors
 
 
-def test_webgl2_renderer_draws_when_the_browser_has_webgl2(map_page):
-    # Software WebGL is only used when asked for (it is slower than Canvas2D), so ask.
-    m = map_page().open("?renderer=webgl")
-    if m.page.evaluate("window.__atlasMap.renderer") != "webgl2":
-        pytest.skip("this Chromium has no WebGL2 at all (the Canvas2D fallback is tested separately)")
-    assert non_background(m.pixels()) > 5_000
+@pytest.mark.parametrize("renderer", ["webgl2", "canvas2d"])
+def test_each_renderer_draws_the_points_where_they_are(map_page, site, renderer):
+    # Software WebGL is only used when asked for (it is slower than Canvas2D), so ask: the tests'
+    # Chromium has WebGL2 through SwiftShader (tests/browser.py), and open() asserts it was used.
+    m = map_page(renderer=renderer).open()
+    # The canvas itself (not the labels over it): the two lone points are drawn where they are,
+    # the emptiest spot of the map is left as background, and the blobs cover thousands of pixels.
+    gap = empty_spot(site["coords"])
+    assert drawn_at(m.page, [m.client(-16, -16), m.client(16, 16), m.client(*gap)]) == [True, True, False]
+    assert non_background(canvas_pixels(m.page)) > 5_000
     m.hover(-16, -16)
     m.page.wait_for_selector("#map-tooltip:not([hidden]) >> text=zebra unicorn", timeout=5_000)
     assert m.search("zebra") == 1
@@ -165,7 +179,7 @@ def test_webgl2_renderer_draws_when_the_browser_has_webgl2(map_page):
 
 
 def test_hovering_a_point_shows_caption_scores_and_unavailable_image(map_page):
-    m = map_page().open()
+    m = map_page(renderer="webgl2").open()
     m.hover(-16, -16)
     tooltip = m.page.locator("#map-tooltip")
     tooltip.locator("text=zebra unicorn").wait_for(timeout=5_000)
@@ -180,7 +194,7 @@ def test_hovering_a_point_shows_caption_scores_and_unavailable_image(map_page):
 
 
 def test_click_pins_a_card_with_a_safe_link_and_its_image(map_page):
-    m = map_page(image=True).open()
+    m = map_page(image=True, renderer="canvas2d").open()
     cx, cy = m.client(-16, -16)
     m.page.mouse.click(cx, cy)
     card = m.page.locator("#map-card")
@@ -198,8 +212,9 @@ def test_click_pins_a_card_with_a_safe_link_and_its_image(map_page):
     assert not m.errors
 
 
-def test_search_counts_and_highlights_matches(map_page, site):
-    m = map_page().open()
+@pytest.mark.parametrize("renderer", ["webgl2", "canvas2d"])
+def test_search_counts_and_highlights_matches(map_page, site, renderer):
+    m = map_page(renderer=renderer).open()
     before = highlighted(m.pixels())
     expected = sum("watercolor" in (c or "").lower() for c in site["captions"])
     assert m.search("Watercolor") == expected > 100
@@ -213,7 +228,7 @@ def test_search_counts_and_highlights_matches(map_page, site):
 
 
 def test_url_hash_restores_and_records_the_view(map_page, site):
-    m = map_page().open("#x=0.3&y=0.6&z=2&c=aesthetic&q=poster&f=aesthetic:5:8")
+    m = map_page(renderer="webgl2").open("#x=0.3&y=0.6&z=2&c=aesthetic&q=poster&f=aesthetic:5:8")
     state = m.page.evaluate("window.__atlasMap.state()")
     assert state["view"] == {"x": 0.3, "y": 0.6, "z": 2}
     assert state["colour"] == "aesthetic" and state["query"] == "poster"
@@ -248,7 +263,7 @@ def test_url_hash_restores_and_records_the_view(map_page, site):
 
 
 def test_zooming_in_shows_fine_cluster_labels(map_page):
-    m = map_page().open("#z=3.5")
+    m = map_page(renderer="canvas2d").open("#z=3.5")
     levels = m.page.eval_on_selector_all(".map-label:not([hidden])", "els => els.map(e => e.dataset.level)")
     assert levels and set(levels) == {"fine"}
     # Wheel zoom out goes back to the coarse labels.
@@ -264,7 +279,7 @@ def test_zooming_in_shows_fine_cluster_labels(map_page):
 
 
 def test_hostile_captions_are_shown_as_text_and_never_run(map_page):
-    m = map_page().open()
+    m = map_page(renderer="webgl2").open()
     m.hover(16, 16)
     m.page.locator("#map-tooltip >> text=hostile").wait_for(timeout=5_000)
     assert HOSTILE in m.page.inner_text("#map-tooltip")

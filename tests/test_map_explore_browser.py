@@ -2,7 +2,8 @@
 lasso and box selections (checked against an independent point-in-polygon count), their table and
 CSV, crossfilter brushing, the address restoring a search and a selection, neighbours of a pinned
 point, an embedded map that leaves the wheel to the page, the phone layout, the keyboard, and hostile
-captions inert in the table. Both renderers (WebGL2 where the browser has it, Canvas2D)."""
+captions inert in the table. Each page forces a renderer (``?renderer=``; Canvas2D unless a test
+asks for WebGL2, which the tests' Chromium has through SwiftShader), the main tests run with both."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from atlas.stages import mapdata
-from browser import build_map_site, serve, skip_reason, synthetic_inputs
+from atlas.stages.project import NO_NEIGHBOUR
+from browser import build_map_site, drawn_at, empty_spot, serve, skip_reason, synthetic_inputs
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
 
@@ -56,20 +58,20 @@ def inside(xy: np.ndarray, polygon: list[list[float]]) -> np.ndarray:
     return result
 
 
-def write_plane_neighbours(data: Path, k: int = K) -> None:
-    """When the build wrote no neighbours.bin, write one in its documented format (uint32 [n, k] in
-    map order, meta.json's `neighbours`) from the map's own positions, so the page's side is tested."""
-    meta = json.loads((data / "meta.json").read_text())
-    if meta.get("neighbours"):
-        return
-    xy = read_points(data)["xy"]
-    d = ((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1)
-    np.fill_diagonal(d, np.inf)
-    nearest = np.argsort(d, axis=1)[:, :k].astype("<u4")
-    nearest[0, -1] = 0xFFFFFFFF  # a row with a missing neighbour
-    (data / "neighbours.bin").write_bytes(nearest.tobytes())
-    meta["neighbours"] = {"file": "neighbours.bin", "k": k, "type": "uint32", "missing": 0xFFFFFFFF}
-    (data / "meta.json").write_text(json.dumps(meta))
+def write_project_neighbours(project: Path, k: int = K) -> np.ndarray:
+    """Give the synthetic project output the neighbours the project stage would write
+    (``neighbours.bin``, uint32 [n, k], row i = sample row i, nearest first): here each row's k
+    nearest on the plane, so walking between neighbours stays close. Row 0 lacks its last one
+    (NO_NEIGHBOUR), as a sample with few points has. The build renumbers them into map order."""
+    coords = np.load(project / "coords.npy").astype(np.float64)
+    nearest = np.empty((len(coords), k), dtype="<u4")
+    for start in range(0, len(coords), 1000):
+        d = ((coords[start:start + 1000, None, :] - coords[None, :, :]) ** 2).sum(-1)
+        d[np.arange(len(d)), np.arange(start, start + len(d))] = np.inf
+        nearest[start:start + 1000] = np.argsort(d, axis=1)[:, :k]
+    nearest[0, -1] = NO_NEIGHBOUR
+    (project / "neighbours.bin").write_bytes(nearest.tobytes())
+    return nearest
 
 
 @pytest.fixture(scope="module")
@@ -78,24 +80,24 @@ def site(shared_data, tmp_path_factory):
     captions, urls = table.column("TEXT").to_pylist(), table.column("URL").to_pylist()
     root = tmp_path_factory.mktemp("exploresite")
     inputs = synthetic_inputs(root / "inputs", len(captions), seed=7, extra_rows=EXTRA, captions=captions, urls=urls)
+    neighbours = write_project_neighbours(inputs["project"])
     build_map_site(root / "site", inputs, chunk_size=1000)
     data = root / "site" / "map" / "data"
-    built_neighbours = bool(json.loads((data / "meta.json").read_text()).get("neighbours"))
-    write_plane_neighbours(data)
     (root / "site" / "embed.html").write_text(
         "<!doctype html><meta charset=utf-8><title>embed</title><body style='margin:0'>"
         "<div style='height:400px'>above</div><iframe id=map src='map/?embed=1' style='width:800px;height:500px;border:0'>"
         "</iframe><div style='height:3000px'>below</div></body>")
     points = read_points(data)
     with serve(root / "site") as base:
-        yield {"base": base, "data": data, "points": points, "built_neighbours": built_neighbours}
+        yield {"base": base, "data": data, "points": points, "neighbours": neighbours,
+               "captions": pq.read_table(inputs["sample"]).column("caption").to_pylist()}
 
 
 @pytest.fixture
 def open_map(chromium, site):
     pages = []
 
-    def make(suffix="", renderer=None, **context):
+    def make(suffix="", renderer="canvas2d", **context):
         ctx = chromium.new_context(**({"viewport": {"width": 1200, "height": 800}} | context))
         page = ctx.new_page()
         page.errors = []
@@ -103,17 +105,11 @@ def open_map(chromium, site):
         page.on("console", lambda m: m.type == "error" and (m.location or {}).get("url", "").startswith(site["base"])
                 and page.errors.append(m.text))
         page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(site["base"]) else r.abort())
-        if renderer == "canvas2d":
-            page.add_init_script("""(() => {
-              const original = HTMLCanvasElement.prototype.getContext;
-              HTMLCanvasElement.prototype.getContext = function (kind, ...rest) {
-                return kind === 'webgl2' ? null : original.call(this, kind, ...rest);
-              };
-            })();""")
-        page.goto(site["base"] + (suffix if suffix.startswith("embed") else "map/" + suffix))
+        page.goto(site["base"] + (suffix if suffix.startswith("embed") else f"map/?renderer={renderer}" + suffix))
         if not suffix.startswith("embed"):
             page.evaluate("window.__atlasMap.ready")
             page.wait_for_function("document.querySelector('.map-hist') !== null")
+            assert page.evaluate("window.__atlasMap.renderer") == renderer
         pages.append(page)
         return page
 
@@ -150,11 +146,20 @@ def lasso_centre(page):
             (cx - 185, cy - 140)]
 
 
-@pytest.mark.parametrize("renderer", [None, "canvas2d"])
+def data_xy(site) -> np.ndarray:
+    """The points' positions in data coordinates (what ``dataToClient`` takes)."""
+    b = site["points"]["meta"]["bounds"]
+    return np.array([b["x0"], b["y0"]]) + site["points"]["xy"] * b["span"]
+
+
+@pytest.mark.parametrize("renderer", ["webgl2", "canvas2d"])
 def test_lasso_selects_exactly_the_points_inside_and_fills_a_sorted_paged_table(open_map, site, renderer):
     page = open_map(renderer=renderer)
-    if renderer:
-        assert page.evaluate("window.__atlasMap.renderer") == "canvas2d"
+    # The renderer draws: the lone hostile point and the blobs' points are painted, the map's
+    # emptiest spot is not (read back from the canvas).
+    xy = data_xy(site)
+    spots = [(16.0, 16.0)] + [tuple(p) for p in xy[::997]] + [empty_spot(xy)]
+    assert drawn_at(page, [client(page, *p) for p in spots]) == [True] * (len(spots) - 1) + [False]
     draw(page, "lasso", lasso_centre(page))
     polygon = page.evaluate("window.__atlasMap.state().selection.polygon")
     expected = np.flatnonzero(inside(site["points"]["xy"], polygon))
@@ -252,7 +257,7 @@ def test_brushing_a_histogram_filters_the_map_and_updates_the_others(open_map, s
     assert page.inner_text(".map-hist[data-score=similarity] .map-hist-count") == before
 
 
-@pytest.mark.parametrize("renderer", [None, "canvas2d"])
+@pytest.mark.parametrize("renderer", ["webgl2", "canvas2d"])
 def test_brushing_caption_length_filters_the_map_to_an_independent_count(open_map, site, renderer):
     """The caption-length histogram arrives after the first frame and brushes like the scores."""
     page = open_map(renderer=renderer)
@@ -288,7 +293,7 @@ def test_brushing_caption_length_filters_the_map_to_an_independent_count(open_ma
 
 
 def test_the_address_restores_a_search_selection_and_a_drawn_region(open_map, site):
-    page = open_map()
+    page = open_map(renderer="webgl2")
     page.fill("#map-search", "dress")
     page.press("#map-search", "Enter")
     page.wait_for_function("document.querySelector('#map-search-count').dataset.done === '1'")
@@ -313,7 +318,7 @@ def test_the_address_restores_a_search_selection_and_a_drawn_region(open_map, si
 
 
 def test_a_pinned_point_lists_its_neighbours_and_walks_to_them(open_map, site):
-    page = open_map()
+    page = open_map(renderer="webgl2")
     assert page.evaluate("window.__atlasMap.hasNeighbours") is True
     data = site["data"]
     meta = json.loads((data / "meta.json").read_text())
@@ -340,14 +345,44 @@ def test_a_pinned_point_lists_its_neighbours_and_walks_to_them(open_map, site):
                            if point in table[want[1]] else "document.querySelector('#map-card .map-neighbour') !== null")
 
 
-def test_neighbours_from_the_build_when_it_writes_them(site):
-    if not site["built_neighbours"]:
-        pytest.skip("this build's mapdata stage writes no neighbours.bin (meta.json `neighbours` is null): the page "
-                    "side is tested above with a file written in the same format")
-    meta = json.loads((site["data"] / "meta.json").read_text())
+def map_row_ids(data: Path) -> np.ndarray:
+    """Each map point's sample row id, from the detail chunks (``meta.json`` ``detail_fields``)."""
+    meta = json.loads((data / "meta.json").read_text())
+    at = meta["detail_fields"].index("row_id")
+    rows = [r[at] for chunk in sorted((data / "detail").glob("*.json")) for r in json.loads(chunk.read_text())]
+    assert len(rows) == meta["count"]
+    return np.array(rows)
+
+
+def test_the_card_lists_the_neighbours_the_build_wrote_for_the_point(open_map, site):
+    """neighbours.bin decoded as README and mapdata.py describe it (uint32 [count, k], map order,
+    ``missing`` = none) holds the project stage's neighbours of each point's row, and a pinned
+    point's card lists exactly its row, nearest first, each with its own caption."""
+    data = site["data"]
+    meta = json.loads((data / "meta.json").read_text())
     info = meta["neighbours"]
-    assert info["type"] == "uint32" and info["k"] >= 1
-    assert (site["data"] / info["file"]).stat().st_size == meta["count"] * info["k"] * 4
+    assert (info["file"], info["k"], info["type"], info["missing"]) == ("neighbours.bin", K, "uint32", NO_NEIGHBOUR)
+    table = np.frombuffer((data / info["file"]).read_bytes(), dtype="<u4").reshape(meta["count"], K)
+    rows = map_row_ids(data)
+    point_of = {int(row): point for point, row in enumerate(rows)}
+    project = site["neighbours"]
+    for point, row in enumerate(rows):
+        want = [point_of[int(r)] if r != NO_NEIGHBOUR else NO_NEIGHBOUR for r in project[row]]
+        assert table[point].tolist() == want, (point, row)
+    # The page: the point whose row lacks a neighbour, and one with all k.
+    page = open_map(renderer="webgl2")
+    for point in (point_of[0], point_of[500]):
+        shown = [int(v) for v in table[point] if v != NO_NEIGHBOUR]
+        assert len(shown) == (K - 1 if point == point_of[0] else K)
+        page.evaluate(f"window.__atlasMap.select([{point}])")
+        page.locator("#map-selection-table tbody tr").first.focus()
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"window.__atlasMap.state().pinned === {point}")
+        page.wait_for_function(f"document.querySelectorAll('#map-card .map-neighbour').length === {len(shown)} && "
+                               "![...document.querySelectorAll('#map-card .map-neighbour')].some(e => e.textContent === '…')")
+        assert page.eval_on_selector_all("#map-card .map-neighbour", "els => els.map(e => +e.dataset.id)") == shown
+        captions = page.eval_on_selector_all("#map-card .map-neighbour", "els => els.map(e => e.textContent)")
+        assert captions == [site["captions"][rows[i]] or "(no caption)" for i in shown]
 
 
 def test_an_embedded_map_leaves_the_wheel_to_the_page_until_clicked(open_map, site):

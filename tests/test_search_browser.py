@@ -44,8 +44,10 @@ def page(chromium, site):
             and page.errors.append(m.text))
     page.on("request", lambda r: page.requests.append(r.url))
     page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(site["base"]) else r.abort())
-    page.goto(site["base"] + "map/")
+    # Canvas2D, forced: the same renderer on every machine (tests/test_map_browser.py tests both).
+    page.goto(site["base"] + "map/?renderer=canvas2d")
     page.evaluate("window.__atlasMap.ready")
+    assert page.evaluate("window.__atlasMap.renderer") == "canvas2d"
     yield page
     assert not page.errors
     page.close()
@@ -185,7 +187,7 @@ def test_a_map_without_a_search_index_says_so_and_still_draws(chromium, site):
         return r.continue_() if r.request.url.startswith(site["base"]) else r.abort()
 
     page.route("**/*", route)
-    page.goto(site["base"] + "map/")
+    page.goto(site["base"] + "map/?renderer=canvas2d")
     page.evaluate("window.__atlasMap.ready")
     assert page.is_disabled("#map-search")
     assert "not available" in page.get_attribute("#map-search", "placeholder")

@@ -52,3 +52,11 @@ class ThemeError(ContentError):
 
 class ModelError(AtlasError):
     title = "model error"
+
+
+class PluginError(AtlasError):
+    """An installed plugin (an ``atlas.site.widgets`` or ``atlas.stages`` entry point) that cannot be
+    used: the message names the entry point and its distribution, so the fix (update or uninstall
+    that package) is clear without a traceback."""
+
+    title = "plugin error"

@@ -11,7 +11,8 @@ from escaped data, reading the stages' outputs through their readers (``atlas.st
 
 One module per family registers its widgets with :func:`widget`: histogram, tables, captions,
 stat, map, gallery, bias_grid, bias_captions. A new widget goes into one of them (or a new module listed in
-:func:`_load_builtin_widgets`).
+:func:`_load_builtin_widgets`), or, without editing atlas, into an installed package that names
+its module in the ``atlas.site.widgets`` entry-point group (:mod:`atlas.plugins`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 from markupsafe import Markup
 
 from atlas.core.config import AtlasConfig
-from atlas.core.errors import ContentError
+from atlas.core.errors import ContentError, PluginError
 
 
 @dataclass
@@ -60,11 +61,25 @@ class WidgetContext:
 
 WidgetFn = Callable[[dict[str, str], WidgetContext], Markup]
 REGISTRY: dict[str, WidgetFn] = {}
+#: Who registered each widget: "atlas" or the plugin (see atlas.plugins.describe).
+OWNERS: dict[str, str] = {}
+#: The plugin being loaded, while its module registers widgets; None for atlas's own.
+_loading: str | None = None
+_loaded = False
 
 
 def widget(name: str) -> Callable[[WidgetFn], WidgetFn]:
+    """Register ``fn`` as the widget ``name``; a name is one widget's, so a plugin cannot replace
+    a built-in (or another plugin's) by accident: taking one is a PluginError naming both."""
+
     def register(fn: WidgetFn) -> WidgetFn:
+        owner = _loading or "atlas"
+        taken = REGISTRY.get(name)
+        if taken is not None and (taken.__module__, taken.__qualname__) != (fn.__module__, fn.__qualname__):
+            raise PluginError(f"{owner} registers the widget {name!r}, which {OWNERS[name]} already registers",
+                              hint="A plugin's widget needs a name of its own; rename it in the plugin.")
         REGISTRY[name] = fn
+        OWNERS[name] = owner
         return fn
 
     return register
@@ -95,7 +110,7 @@ def parse_directive(info: str, where: str) -> tuple[str, dict[str, str]]:
 
 
 def render_widget(info: str, ctx: WidgetContext, where: str) -> Markup:
-    _load_builtin_widgets()
+    load_widgets()
     name, args = parse_directive(info, where)
     fn = REGISTRY.get(name)
     if fn is None:
@@ -115,7 +130,24 @@ def render_widget(info: str, ctx: WidgetContext, where: str) -> Markup:
 def _load_builtin_widgets() -> None:
     """Import the modules that register the built-in widgets (on first use, so importing this
     package stays light)."""
-    from atlas.site.widgets import bias_captions, bias_grid, captions, gallery, histogram, map, stat, tables  # noqa: F401
+    from atlas.site.widgets import bias_captions, bias_grid, captions, gallery, histogram, map, stat, tables# noqa: F401
+
+
+def load_widgets() -> None:
+    """The built-in widgets, then the installed plugins' (``atlas.site.widgets`` entry points), once:
+    built-ins first, so a plugin taking a built-in's name is the one reported."""
+    global _loaded
+    if _loaded:
+        return
+    _load_builtin_widgets()
+    from atlas.plugins import load_widget_plugins
+
+    def owner(label: str | None) -> None:
+        global _loading
+        _loading = label
+
+    load_widget_plugins(owner)
+    _loaded = True
 
 
 def needs_stats(ctx: WidgetContext, what: str) -> None:

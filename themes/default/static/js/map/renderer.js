@@ -5,8 +5,13 @@ import { HIGHLIGHT, hexToRgb } from './colours.js';
 
 export const BACKGROUND = [11, 14, 20];
 
-/** The best renderer available; `prefer: "canvas"` forces the fallback, `"webgl"` accepts software GL. */
+/**
+ * The best renderer available; `prefer: "canvas"` forces the fallback, `"webgl"` accepts software GL
+ * (so a test can draw with WebGL2 on SwiftShader). The page passes its `?renderer=` query parameter;
+ * the renderers' own names (`canvas2d`, `webgl2`, what `window.__atlasMap.renderer` reports) work too.
+ */
 export function createRenderer(canvas, { prefer } = {}) {
+  prefer = { canvas2d: 'canvas', webgl2: 'webgl' }[prefer] || prefer;
   if (prefer === 'canvas') return new CanvasRenderer(canvas);
   try {
     // Software WebGL (SwiftShader, llvmpipe: no GPU, or a blocklisted one) is several times
