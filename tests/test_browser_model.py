@@ -12,6 +12,7 @@ import importlib.util
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +172,15 @@ def test_the_build_ships_the_model_states_its_size_and_fits_the_time_budget(mode
 
 
 @pytest.mark.slow
+def test_a_second_build_takes_the_exported_model_from_the_cache(model_site, tmp_path):
+    from conftest import statuses
+
+    again = quiet_build(model_site["content"], tmp_path / "site", model_site["root"] / "cache")
+    assert statuses(again)["textmodel"] == "cached"
+    assert (tmp_path / "site" / "model" / "model.onnx").read_bytes() == (model_site["site"] / "model" / "model.onnx").read_bytes()
+
+
+@pytest.mark.slow
 def test_the_onnx_model_in_python_agrees_with_sentence_transformers(model_site, shared_data):
     from atlas.stages.textmodel import onnx_embed
 
@@ -235,7 +245,9 @@ def open_map(chromium, base, init_script=None, route=None, wait_map=True):
 def test_in_chromium_the_vectors_match_sentence_transformers(chromium, served, model_site, shared_data):
     page = open_map(chromium, served)
     assert not [u for u in page.requests if "/model/" in u or "onnxruntime" in u], "fetched before first use"
+    started = time.perf_counter()
     info = page.evaluate("window.__atlasText.ready")
+    print(f"\nmodel ready {time.perf_counter() - started:.2f} s after first use (download from 127.0.0.1 included)")
     assert info["model"] == "all-MiniLM-L6-v2" and info["dim"] == 384
     texts = real_captions(shared_data) + HARD
     vectors = np.array(page.evaluate("(texts) => Promise.all(texts.map((t) => window.__atlasText.embed(t).then((v) => Array.from(v))))", texts))
