@@ -142,6 +142,36 @@ def export_onnx(st_model, path: Path) -> None:
         )
 
 
+def export_clip_text(model, path: Path, context_length: int = 77) -> None:
+    """An open_clip model's text tower (token ids -> unit-length text embedding) as one ONNX graph.
+
+    Input ``input_ids`` (int64 [batch, context_length], as open_clip's tokenizer pads them),
+    output ``embedding`` (float32 [batch, embed_dim], L2-normalised inside the graph). Exported in
+    fp32 whatever the model's precision, so it compares with torch to float rounding. Not shipped
+    to the site yet: the page has no CLIP tokenizer (BPE) so far.
+    """
+    import copy
+
+    import torch
+
+    tower = copy.deepcopy(model).float().cpu().eval()
+
+    class TextTower(torch.nn.Module):
+        def __init__(self, clip):
+            super().__init__()
+            self.clip = clip
+
+        def forward(self, input_ids):
+            return self.clip.encode_text(input_ids, normalize=True)
+
+    ids = torch.zeros((1, context_length), dtype=torch.int64)
+    ids[0, :3] = torch.tensor([49406, 320, 49407])
+    with torch.no_grad(), _quiet():
+        torch.onnx.export(TextTower(tower).eval(), (ids,), str(path), input_names=["input_ids"],
+                          output_names=["embedding"], dynamic_axes={"input_ids": {0: "batch"}, "embedding": {0: "batch"}},
+                          opset_version=OPSET, dynamo=False)
+
+
 def _quiet():
     import contextlib
     import warnings
