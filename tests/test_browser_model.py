@@ -68,6 +68,36 @@ def test_the_vendored_runtime_is_the_pinned_version_with_its_licence_and_checksu
     assert (REPO / "scripts" / "vendor-js.sh").stat().st_mode & 0o111  # the refresh script runs as it is
 
 
+def test_only_bert_wordpiece_tokenizers_are_exported_since_the_page_implements_only_that():
+    from atlas.stages.textmodel import tokenizer_settings
+
+    bpe = {"normalizer": None, "pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {}}}
+    with pytest.raises(ValueError, match="not BERT WordPiece"):
+        tokenizer_settings(bpe, 128)
+    bert = {"normalizer": {"type": "BertNormalizer", "lowercase": True, "strip_accents": None},
+            "pre_tokenizer": {"type": "BertPreTokenizer"},
+            "model": {"type": "WordPiece", "vocab": {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3}},
+            "added_tokens": [{"content": "[SEP]", "special": True}]}
+    settings = tokenizer_settings(bert, 128)
+    assert settings["strip_accents"] is True and settings["specials"] == {"[SEP]": 3} and settings["max_tokens"] == 128
+
+
+def test_the_maps_vectors_keep_their_cosines_in_int8(tmp_path):
+    from atlas.stages.textmodel import write_vectors
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(500, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors[7] = 0  # a row without a vector stays a zero row
+    entry = write_vectors(tmp_path / "vectors.bin", vectors)
+    raw = (tmp_path / "vectors.bin").read_bytes()
+    q = np.frombuffer(raw, np.int8, 500 * 384, entry["int8_offset"]).reshape(500, 384)
+    scales = np.frombuffer(raw, "<f4", 500, entry["scales_offset"])
+    assert entry["bytes"] == len(raw) == 500 * 384 + 500 * 4 and not q[7].any()
+    query = vectors[3]
+    assert np.abs((q @ query) * scales - vectors @ query).max() < 0.01
+
+
 @needs_model
 def test_our_wordpiece_gives_the_token_ids_of_the_models_own_tokenizer(tmp_path, shared_data):
     """The JavaScript tokenizer against the tokenizers library, on hard texts and 3,000 real captions."""

@@ -188,6 +188,8 @@ VENDOR_RUNTIME = "onnxruntime-web"
 #: What the map page says when the atlas has no model to read a reader's words with (reader words).
 NO_TEXT_MODEL = ("Search by meaning is not available for this atlas: its map places captions by the words they "
                  "share, so there is no model to read your words with.")
+NO_BROWSER_MODEL = ("Search by meaning is not available for this atlas yet: the model its map was made with "
+                    "does not run in the browser.")
 
 
 def text_model_context(outputs: dict[str, Path]) -> dict:
@@ -195,9 +197,12 @@ def text_model_context(outputs: dict[str, Path]) -> dict:
     ``available``, its folder in the site (``model/``) or the reader's reason it is missing."""
     from atlas.stages import textmodel
 
+    from atlas.stages import embed
+
     files = textmodel.read(outputs.get("textmodel"))
     if files is None:
-        return {"available": False, "reason": NO_TEXT_MODEL}
+        info = embed.read(outputs.get("embed"))
+        return {"available": False, "reason": NO_TEXT_MODEL if info is None or info.method == "tfidf" else NO_BROWSER_MODEL}
     if not files.available:
         return {"available": False, "reason": files.manifest.get("reason") or NO_TEXT_MODEL}
     return {"available": True, "reason": "", "folder": "model/"}

@@ -350,12 +350,11 @@ def _run(ctx, folder: Path) -> dict:
         model = embed.load_text_model(ctx.config.embed, ctx.content_dir, embed.models_dir(ctx))
         source = Path(embed.text_model_source(ctx.config.embed, ctx.content_dir, embed.models_dir(ctx)))
         tokenizer_json = json.loads((source / "tokenizer.json").read_text(encoding="utf-8"))
-        settings = tokenizer_settings(tokenizer_json, model.model.max_seq_length)
+        tokenizer_settings(tokenizer_json, model.model.max_seq_length)  # a ValueError unless BERT WordPiece
     except (ModelError, OSError, ValueError, KeyError) as error:
         ctx.reporter.warn("textmodel", f"the caption model cannot be exported for the browser ({error}); "
                           "the site offers no search by meaning")
         return write_unavailable(folder, str(error))
-    del settings
     info = embed.read(ctx.output("embed"))
     data = mapdata.read(ctx.output("mapdata"))
     rows = data.row_ids()
