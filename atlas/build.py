@@ -1,8 +1,8 @@
 """``atlas build``, top to bottom: config -> sources -> stages (cached) -> atomic publish.
 
 The stages, in order: demo shards (only without data) -> statistics -> bias (caption words of
-the Bias page's occupations) -> sample -> embed -> project -> map data -> prompt captions (nearest
-to each prompt) -> screen (the generated images through a nudity classifier; only with generated
+the Bias page's occupations) -> sample -> embed -> project -> map data -> search index -> the
+caption model for the browser (only with the caption model) -> prompt captions (nearest to each prompt) -> screen (the generated images through a nudity classifier; only with generated
 images) -> gallery (only with generated images) -> render. The GPU stages (embed,
 project, gallery) may come from committed artifacts instead (see atlas/artifacts.py). A failed build raises before anything touches ``--out``; a
 successful one swaps the new site in with two renames, so readers never see half a site.
@@ -54,11 +54,23 @@ def stages() -> list[Stage]:
     see atlas/plugins.py) after the stages they read and before render (last: the site layer's)."""
     from atlas.plugins import load_stage_plugins
     from atlas.site import render
-    from atlas.stages import bias, embed, gallery, mapdata, project, prompt_captions, sample, screen, search, stats
+    from atlas.stages import (
+        bias,
+        embed,
+        gallery,
+        mapdata,
+        project,
+        prompt_captions,
+        sample,
+        screen,
+        search,
+        stats,
+        textmodel,
+    )
 
     return load_stage_plugins([
         DEMO_STAGE, stats.STAGE, bias.STAGE, sample.STAGE, embed.STAGE, project.STAGE, mapdata.STAGE, search.STAGE,
-        prompt_captions.STAGE, screen.STAGE, gallery.STAGE, render.STAGE,
+        textmodel.STAGE, prompt_captions.STAGE, screen.STAGE, gallery.STAGE, render.STAGE,
     ])
 
 
@@ -171,6 +183,9 @@ def build(
     screened = ctx.summary("screen")
     if screened:  # how many generated images were screened, and withheld (atlas/stages/screen.py)
         info["generated_images"] = screened
+    browser_model = ctx.summary("textmodel")
+    if browser_model:  # the caption model the site ships for the reader's browser (atlas/stages/textmodel.py)
+        info["browser_model"] = browser_model
     fetched = images_fetch(ctx)
     if fetched:
         info["images_fetch"] = fetched

@@ -184,7 +184,7 @@ class _Audit(HTMLParser):
                 self.problems.append(f"<{tag} {name}={value[:60]!r}>")
         if tag == "script":
             src = dict(attrs).get("src")
-            if src is not None and not src.endswith("static/js/map/main.js"):
+            if src is not None and not src.endswith(("static/js/map/main.js", "static/js/text/atlas-text.js")):
                 self.problems.append(f"<script src={src[:60]!r}>")
             self._in_script = True
 

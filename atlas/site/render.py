@@ -84,6 +84,7 @@ def render_site(
         )
     map_data = mapdata.read(outputs.get("mapdata"))
     has_map = "mapdata" in outputs
+    text_model = text_model_context(outputs)
     assets: dict[str, Path] = {}
     root_url = _absolute_root(config)
     og_image = None
@@ -146,15 +147,19 @@ def render_site(
         html = render_template(env, "map.html", **template_context(
             common, pages, has_map, "map", "../", "Map",
             f"An interactive map of {config.site.title}: every point is an image-text pair.",
-            _canonical(config, "map/"), map=map_page_context(map_data),
+            _canonical(config, "map/"), map=map_page_context(map_data), text_model=text_model,
         ))
         (out / "map" / "index.html").write_text(html, encoding="utf-8")
         written.append("map/index.html")
 
     check_links_inside(content_dir / "static", content_dir, "content/static")
+    # The in-browser model's runtime (megabytes of WebAssembly) ships only with a model to run.
+    skip = None if text_model["available"] else shutil.ignore_patterns(VENDOR_RUNTIME)
     for folder in static_dirs(content_dir, config.site.theme) + [content_dir / "static"]:
         if folder.is_dir():
-            shutil.copytree(folder, out / "static", dirs_exist_ok=True)
+            shutil.copytree(folder, out / "static", dirs_exist_ok=True, ignore=skip)
+    if text_model["available"]:
+        shutil.copytree(outputs["textmodel"], out / "model", ignore=shutil.ignore_patterns(*BOOKKEEPING))
     for dest, source in assets.items():
         target = out / dest
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -186,6 +191,31 @@ def map_page_context(data: mapdata.MapData | None) -> dict:
         "colour_labels": meta.get("colour_labels", {}),
         "data": "data/",
     }
+
+
+#: The vendored WebAssembly runtime's folder in the theme (static/js/vendor/onnxruntime-web).
+VENDOR_RUNTIME = "onnxruntime-web"
+#: What the map page says when the atlas has no model to read a reader's words with (reader words).
+NO_TEXT_MODEL = ("Search by meaning is not available for this atlas: its map places captions by the words they "
+                 "share, so there is no model to read your words with.")
+NO_BROWSER_MODEL = ("Search by meaning is not available for this atlas yet: the model its map was made with "
+                    "does not run in the browser.")
+
+
+def text_model_context(outputs: dict[str, Path]) -> dict:
+    """What the pages need about the in-browser caption model (:mod:`atlas.stages.textmodel`):
+    ``available``, its folder in the site (``model/``) or the reader's reason it is missing."""
+    from atlas.stages import textmodel
+
+    from atlas.stages import embed
+
+    files = textmodel.read(outputs.get("textmodel"))
+    if files is None:
+        info = embed.read(outputs.get("embed"))
+        return {"available": False, "reason": NO_TEXT_MODEL if info is None or info.method == "tfidf" else NO_BROWSER_MODEL}
+    if not files.available:
+        return {"available": False, "reason": files.manifest.get("reason") or NO_TEXT_MODEL}
+    return {"available": True, "reason": "", "folder": "model/"}
 
 
 SOCIAL_IMAGE = "og.png"
@@ -329,9 +359,9 @@ def _describe_sources(sources: list) -> str:
 
 STAGE = Stage(
     "render",
-    "3",
+    "4",  # 4: <site>/model/ (the in-browser caption model) and the runtime only with it
     _inputs,
     _run,
-    after=("stats", "bias", "sample", "embed", "project", "mapdata", "search", "prompt_captions", "screen", "gallery"),
+    after=("stats", "bias", "sample", "embed", "project", "mapdata", "search", "prompt_captions", "screen", "gallery", "textmodel"),
     description="Markdown + theme -> static HTML",
 )

@@ -500,6 +500,15 @@ class MapData:
             captions += json.loads((self.folder / name).read_text(encoding="utf-8"))
         return captions
 
+    def row_ids(self) -> list[int]:
+        """Every point's sample ``row_id`` in the map's point order (point i = the i-th row id)."""
+        field = self.meta["detail_fields"].index("row_id")
+        rows: list[int] = []
+        for chunk in range(self.meta["chunks"]):
+            name = self.meta["detail"].replace("{chunk}", f"{chunk:05d}")
+            rows += [int(detail[field]) for detail in json.loads((self.folder / name).read_text(encoding="utf-8"))]
+        return rows
+
 
 def read(folder: Path | None) -> MapData | None:
     """The mapdata stage's output in ``folder``, or None (no folder, or unreadable metadata)."""
@@ -513,3 +522,4 @@ def read(folder: Path | None) -> MapData | None:
     except (OSError, ValueError):
         log.warning("unreadable map metadata at %s", path)
         return None
+

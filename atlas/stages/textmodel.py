@@ -1,0 +1,397 @@
+"""The ``textmodel`` stage: the caption model the map was embedded with, for the reader's browser.
+
+When the map was embedded with the caption model (``embed.read(...).method == "text"``), the
+site can embed a reader's own words the same way, in the browser, and compare them with the
+map's points. For that this stage writes (copied by render to ``<site>/model/``):
+
+``model.onnx``
+    The sentence-transformers model as one ONNX graph: the transformer, mean pooling over the
+    attention mask and L2 normalisation are all inside, so the page only tokenises. Inputs
+    ``input_ids`` and ``attention_mask`` (int64 [batch, tokens]), output ``embedding``
+    (float32 [batch, dim], unit length). Quantised with onnxruntime's dynamic int8, **per
+    channel** (per tensor moves vectors too far: cosine 0.96 mean against the build's), when
+    the quantised graph still agrees with sentence-transformers on the sample's own captions
+    (:data:`MIN_MEAN_COSINE`, :data:`MIN_COSINE`); else the exact fp32 export is kept.
+``vocab.txt``
+    The WordPiece vocabulary, one token a line, line i = token id i.
+``vectors.bin``
+    The map's embeddings in the map's point order (point p = the p-th caption of the map data):
+    int8 [count, dim] (each point's vector divided by its largest absolute component, times
+    127), then, 4-byte aligned, float32 [count] per-point scales (largest component / 127), so
+    ``dot(query, int8_p) * scale_p`` is the cosine up to the rounding. Fetched on first use.
+``text-model.json``
+    What the page needs: the files (bytes, SHA-256), the tokenizer's settings (lower-casing,
+    accents, Chinese characters, special tokens, ``max_tokens``: what the build cut captions
+    at), the dimension, the quantisation and its measured agreement, ``vectors`` (its layout).
+
+The JavaScript side (``themes/default/static/js/text/``) implements BERT's WordPiece itself, so
+only tokenizers of that family (BertNormalizer, BertPreTokenizer, WordPiece) are exported; any
+other caption model gets an unavailable manifest with a reader's reason, and the build a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from atlas.core.pipeline import Stage
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "text-model.json"
+MODEL = "model.onnx"
+VOCAB = "vocab.txt"
+VECTORS = "vectors.bin"
+FORMAT = 1
+#: The quantised model must agree this well with sentence-transformers on the sample's captions
+#: (cosine of the two vectors of each caption), else the fp32 export ships.
+MIN_MEAN_COSINE = 0.99
+MIN_COSINE = 0.97
+#: Captions of the sample that check the exported model (the first ones, in row order).
+CHECK_CAPTIONS = 200
+OPSET = 17
+#: What the page says when the caption model cannot run in the browser (reader words).
+UNAVAILABLE = "Search by meaning is not available for this atlas: its caption model could not be prepared for the browser."
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_entry(path: Path) -> dict:
+    return {"file": path.name, "bytes": path.stat().st_size, "sha256": _sha256(path)}
+
+
+def tokenizer_settings(tokenizer_json: dict, max_tokens: int) -> dict:
+    """The BERT WordPiece settings the page's tokenizer needs, from a ``tokenizer.json``.
+
+    A ValueError when the tokenizer is not of that family (the page implements only it).
+    """
+    normalizer = tokenizer_json.get("normalizer") or {}
+    pre = tokenizer_json.get("pre_tokenizer") or {}
+    model = tokenizer_json.get("model") or {}
+    if normalizer.get("type") != "BertNormalizer" or pre.get("type") != "BertPreTokenizer" \
+            or model.get("type") != "WordPiece":
+        raise ValueError(f"tokenizer {normalizer.get('type')}/{pre.get('type')}/{model.get('type')} is not BERT WordPiece")
+    vocab = model["vocab"]
+    lowercase = bool(normalizer.get("lowercase", True))
+    strip = normalizer.get("strip_accents")
+    specials = [t["content"] for t in tokenizer_json.get("added_tokens") or [] if t.get("special")]
+    return {
+        "clean_text": bool(normalizer.get("clean_text", True)),
+        "chinese_chars": bool(normalizer.get("handle_chinese_chars", True)),
+        "strip_accents": lowercase if strip is None else bool(strip),  # the tokenizers library's rule
+        "lowercase": lowercase,
+        "unk": model.get("unk_token", "[UNK]"),
+        "prefix": model.get("continuing_subword_prefix", "##"),
+        "max_word_chars": int(model.get("max_input_chars_per_word", 100)),
+        "cls": vocab["[CLS]"],
+        "sep": vocab["[SEP]"],
+        # Written literally in a text, these are matched before normalising (as the tokenizers library does).
+        "specials": {token: vocab[token] for token in specials if token in vocab},
+        "max_tokens": int(max_tokens),
+    }
+
+
+def _vocab_lines(tokenizer_json: dict) -> list[str]:
+    vocab = tokenizer_json["model"]["vocab"]
+    lines = [""] * len(vocab)
+    for token, index in vocab.items():
+        lines[index] = token
+    if any("\n" in token for token in lines):
+        raise ValueError("a vocabulary token holds a line break")
+    return lines
+
+
+def export_onnx(st_model, path: Path) -> None:
+    """The transformer + mean pooling + L2 normalisation as one ONNX graph (fp32)."""
+    import torch
+
+    transformer = st_model[0].auto_model.eval()
+
+    class Sentence(torch.nn.Module):
+        """sentence-transformers' Transformer -> Pooling(mean) -> Normalize, as its modules do it."""
+
+        def __init__(self, bert):
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask):
+            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                               token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+    ids = torch.tensor([[101, 7592, 2088, 102]], dtype=torch.int64)
+    with torch.no_grad(), _quiet():
+        torch.onnx.export(
+            Sentence(transformer).eval(), (ids, torch.ones_like(ids)), str(path),
+            input_names=["input_ids", "attention_mask"], output_names=["embedding"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+                          "embedding": {0: "batch"}},
+            opset_version=OPSET, dynamo=False,
+        )
+
+
+def export_clip_text(model, path: Path, context_length: int = 77) -> None:
+    """An open_clip model's text tower (token ids -> unit-length text embedding) as one ONNX graph.
+
+    Input ``input_ids`` (int64 [batch, context_length], as open_clip's tokenizer pads them),
+    output ``embedding`` (float32 [batch, embed_dim], L2-normalised inside the graph). Exported in
+    fp32 whatever the model's precision, so it compares with torch to float rounding. Not shipped
+    to the site yet: the page has no CLIP tokenizer (BPE) so far.
+    """
+    import copy
+
+    import torch
+
+    tower = copy.deepcopy(model).float().cpu().eval()
+
+    class TextTower(torch.nn.Module):
+        def __init__(self, clip):
+            super().__init__()
+            self.clip = clip
+
+        def forward(self, input_ids):
+            return self.clip.encode_text(input_ids, normalize=True)
+
+    ids = torch.zeros((1, context_length), dtype=torch.int64)
+    ids[0, :3] = torch.tensor([49406, 320, 49407])
+    with torch.no_grad(), _quiet():
+        torch.onnx.export(TextTower(tower).eval(), (ids,), str(path), input_names=["input_ids"],
+                          output_names=["embedding"], dynamic_axes={"input_ids": {0: "batch"}, "embedding": {0: "batch"}},
+                          opset_version=OPSET, dynamo=False)
+
+
+def _quiet():
+    import contextlib
+    import warnings
+
+    @contextlib.contextmanager
+    def quiet():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            previous = logging.getLogger().level
+            logging.getLogger().setLevel(logging.ERROR)  # the quantiser's "consider pre-processing" line
+            try:
+                yield
+            finally:
+                logging.getLogger().setLevel(previous)
+
+    return quiet()
+
+
+def quantise(source: Path, target: Path) -> None:
+    """onnxruntime's dynamic int8 quantisation, per channel (per tensor loses the ranking)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _quiet():
+        quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8)
+
+
+def onnx_embed(model_path: Path, tokenizer, texts: list[str], max_tokens: int) -> "np.ndarray":
+    """Embed texts with the ONNX graph in Python onnxruntime (the tokenizer of sentence-transformers)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    out = []
+    for text in texts:
+        encoded = tokenizer([text], truncation=True, max_length=max_tokens, return_tensors="np")
+        out.append(session.run(None, {"input_ids": encoded["input_ids"].astype(np.int64),
+                                      "attention_mask": encoded["attention_mask"].astype(np.int64)})[0][0])
+    return np.asarray(out, dtype=np.float32).reshape(len(texts), -1)
+
+
+def agreement(a: "np.ndarray", b: "np.ndarray") -> dict:
+    import numpy as np
+
+    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    return {"captions": int(len(cos)), "mean_cosine": round(float(cos.mean()), 5) if len(cos) else None,
+            "min_cosine": round(float(cos.min()), 5) if len(cos) else None}
+
+
+def quantise_vectors(vectors: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
+    """float [N, D] -> (int8 [N, D], float32 [N] scales): each row over its own largest component."""
+    import numpy as np
+
+    vectors = np.asarray(vectors, dtype=np.float32)
+    peak = np.abs(vectors).max(axis=1) if len(vectors) else np.zeros(0, np.float32)
+    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    q = np.clip(np.rint(vectors / scale[:, None]), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def write_vectors(path: Path, vectors: "np.ndarray") -> dict:
+    """``vectors.bin`` (see the module docstring); its manifest entry."""
+    import numpy as np
+
+    q, scale = quantise_vectors(vectors)
+    body = q.tobytes()
+    pad = (-len(body)) % 4
+    with open(path, "wb") as handle:
+        handle.write(body)
+        handle.write(b"\0" * pad)
+        handle.write(scale.astype("<f4").tobytes())
+    n, dim = (int(q.shape[0]), int(q.shape[1])) if q.ndim == 2 else (0, 0)
+    return {**_file_entry(path), "count": n, "dim": dim, "int8_offset": 0, "scales_offset": len(body) + pad,
+            "layout": "int8 [count, dim] row-major, then float32 [count] per-point scales"}
+
+
+def write_text_model(st_model, max_tokens: int, name: str, tokenizer_json: dict, vectors: "np.ndarray",
+                     check_texts: list[str], folder: Path) -> dict:
+    """Export, quantise, check and write the browser's caption model into ``folder``; the summary.
+
+    ``st_model`` is the loaded SentenceTransformer; ``vectors`` the map's embeddings in the
+    map's point order; ``check_texts`` captions to compare the ONNX vectors with the build's.
+    """
+    import numpy as np
+
+    folder = Path(folder)
+    started = time.perf_counter()
+    settings = tokenizer_settings(tokenizer_json, max_tokens)
+    (folder / VOCAB).write_text("\n".join(_vocab_lines(tokenizer_json)) + "\n", encoding="utf-8")
+    exact = folder / "model-fp32.onnx"
+    export_onnx(st_model, exact)
+    exported = time.perf_counter()
+    quantised = folder / MODEL
+    quantise(exact, quantised)
+    done = time.perf_counter()
+    texts = [t for t in check_texts if isinstance(t, str)][:CHECK_CAPTIONS]
+    reference = st_model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False) \
+        if texts else np.zeros((0, 1), np.float32)
+    measured = agreement(onnx_embed(quantised, st_model.tokenizer, texts, max_tokens), reference) if texts else agreement(reference, reference)
+    quantisation = "int8 per channel"
+    if texts and (measured["mean_cosine"] < MIN_MEAN_COSINE or measured["min_cosine"] < MIN_COSINE):
+        log.warning("int8 caption model agrees too little (%s); shipping fp32", measured)
+        exact.replace(quantised)
+        measured = agreement(onnx_embed(quantised, st_model.tokenizer, texts, max_tokens), reference)
+        quantisation = "none (fp32)"
+    else:
+        exact.unlink()
+    vector_entry = write_vectors(folder / VECTORS, vectors)
+    manifest = {
+        "format": FORMAT,
+        "available": True,
+        "kind": "text",
+        "model": name,
+        "dim": int(vectors.shape[1]) if vectors.ndim == 2 else 0,
+        "files": {"model": _file_entry(quantised), "vocab": _file_entry(folder / VOCAB)},
+        "vectors": vector_entry,
+        "tokenizer": settings,
+        "inputs": ["input_ids", "attention_mask"],
+        "output": "embedding",
+        "quantisation": quantisation,
+        "agreement": measured,
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+    return {"model": name, "bytes": quantised.stat().st_size, "vectors_bytes": vector_entry["bytes"],
+            "quantisation": quantisation, "agreement": measured,
+            "export_seconds": round(exported - started, 2), "quantise_seconds": round(done - exported, 2)}
+
+
+def write_unavailable(folder: Path, reason: str) -> dict:
+    (Path(folder) / MANIFEST).write_text(json.dumps({"format": FORMAT, "available": False, "reason": UNAVAILABLE,
+                                                     "why": reason}, indent=1))
+    return {"available": False, "why": reason}
+
+
+# ----------------------------------------------------------------------------- stage
+
+
+def _enabled(ctx) -> bool:
+    from atlas.stages import embed
+
+    info = embed.read(ctx.outputs.get("embed"))
+    return info is not None and info.method == "text" and "mapdata" in ctx.outputs
+
+
+def _inputs(ctx) -> dict:
+    import importlib.metadata
+
+    from atlas.stages.embed import text_model_identity
+
+    def version(package: str) -> str | None:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    return {"text_model": text_model_identity(ctx.config.embed, ctx.content_dir),
+            "libraries": {name: version(name) for name in ("torch", "onnx", "onnxruntime")},
+            "opset": OPSET, "check": [CHECK_CAPTIONS, MIN_MEAN_COSINE, MIN_COSINE]}
+
+
+def _run(ctx, folder: Path) -> dict:
+    import numpy as np
+
+    from atlas.core.errors import ModelError
+    from atlas.stages import embed, mapdata
+
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as error:
+        ctx.reporter.warn("textmodel", f"search by meaning in the browser needs onnx and onnxruntime ({error}); "
+                          'pip install torch==2.13.0 ".[text]"')
+        return write_unavailable(folder, str(error))
+    try:
+        model = embed.load_text_model(ctx.config.embed, ctx.content_dir, embed.models_dir(ctx))
+        source = Path(embed.text_model_source(ctx.config.embed, ctx.content_dir, embed.models_dir(ctx)))
+        tokenizer_json = json.loads((source / "tokenizer.json").read_text(encoding="utf-8"))
+        tokenizer_settings(tokenizer_json, model.model.max_seq_length)  # a ValueError unless BERT WordPiece
+    except (ModelError, OSError, ValueError, KeyError) as error:
+        ctx.reporter.warn("textmodel", f"the caption model cannot be exported for the browser ({error}); "
+                          "the site offers no search by meaning")
+        return write_unavailable(folder, str(error))
+    info = embed.read(ctx.output("embed"))
+    data = mapdata.read(ctx.output("mapdata"))
+    rows = data.row_ids()
+    vectors = info.embeddings()[np.asarray(rows, dtype=np.int64)] if len(rows) else np.zeros((0, info.dim), np.float32)
+    return write_text_model(model.model, int(model.model.max_seq_length), model.name, tokenizer_json, vectors,
+                            data.captions()[:CHECK_CAPTIONS], folder)
+
+
+STAGE = Stage(
+    "textmodel",
+    "1",
+    inputs=_inputs,
+    run=_run,
+    after=("embed", "mapdata"),
+    enabled=_enabled,
+    description="the caption model as ONNX (+ the map's vectors) for search by meaning in the browser",
+)
+
+
+# ----------------------------------------------------------------------------- reader
+
+
+@dataclass
+class TextModelFiles:
+    """What the stage wrote: the folder render copies to ``<site>/model/`` and its manifest."""
+
+    folder: Path
+    manifest: dict
+
+    @property
+    def available(self) -> bool:
+        return bool(self.manifest.get("available"))
+
+
+def read(folder: Path | None) -> TextModelFiles | None:
+    """The stage's output, or None (no folder or no readable manifest)."""
+    from atlas.core.cache import read_json
+
+    manifest = read_json(folder, MANIFEST)
+    return None if manifest is None else TextModelFiles(Path(folder), manifest)
