@@ -51,8 +51,8 @@ DEMO_STAGE = Stage(
 
 def stages() -> list[Stage]:
     """The build's stages in order, with the installed plugins' (``atlas.stages`` entry points,
-    see atlas/plugins.py) after the stages they read and before render (last: the site layer's)."""
-    from atlas.plugins import load_stage_plugins
+    see atlas/core/plugins.py) after the stages they read and before render (last: the site layer's)."""
+    from atlas.core.plugins import load_stage_plugins
     from atlas.site import render
     from atlas.stages import (
         bias,
@@ -252,7 +252,7 @@ def missing_images(content_dir: Path) -> int:
     """How many prompt x seed images of prompts.toml have not been generated (committed) yet.
     Images withheld when they were generated are not missing: running generate again would not
     bring them (the screen stage counts them)."""
-    from atlas.commands.generate import manifest_path, read_manifest
+    from atlas.core.generated import manifest_path, read_manifest
     from atlas.core.prompts import load_prompts
     from atlas.stages.gallery import generated_images
 

@@ -83,7 +83,7 @@ def test_a_plugin_widget_renders_on_a_page(install, tmp_path):
     assert widgets.OWNERS["sparkle"] == "the atlas.widgets plugin 'sparkle' (atlas-sparkle 0.1, atlas_sparkle.widgets)"
     assert widgets.OWNERS["histogram"] == "atlas"
     # Its version is part of the render stage's key: upgrading the plugin re-renders the pages.
-    from atlas.plugins import versions
+    from atlas.core.plugins import versions
 
     from types import SimpleNamespace
 

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from atlas.core.generated import GENERATED, MAP_ZOOM, manifest_path, read_manifest  # noqa: F401 - also the command's API
 from atlas.models import nsfw as screen
 from atlas.core.cache import file_digest, fingerprint
 from atlas.core.config import AtlasConfig, GenerateConfig, load_config
@@ -32,14 +33,11 @@ from atlas.core.prompts import Prompt, load_prompts
 
 log = logging.getLogger(__name__)
 
-GENERATED = "generated"
 #: Bump when what a recipe means changes (e.g. how images are encoded), to regenerate all.
 RECIPE_VERSION = 1
 #: Images are stored at most this many pixels on their longer side (sized for the web).
 WEB_MAX_SIDE = 768
 WEBP_QUALITY = 90
-#: Zoom level of the map link next to the nearest captions (``map/#x=..&y=..&z=..``).
-MAP_ZOOM = 6
 
 #: Defaults per model family: (steps, guidance). Size comes from the model's own config.
 FAMILY_DEFAULTS = {
@@ -358,19 +356,6 @@ def recipe_hash(recipe: dict) -> str:
 
 def image_path(content_dir: Path, prompt_id: str, seed: int, fmt: str) -> Path:
     return Path(content_dir) / GENERATED / prompt_id / f"{seed}.{fmt}"
-
-
-def manifest_path(content_dir: Path, prompt_id: str, seed: int) -> Path:
-    return Path(content_dir) / GENERATED / prompt_id / f"{seed}.json"
-
-
-def read_manifest(path: Path) -> dict | None:
-    """A manifest, or None when missing or unreadable (then the image is regenerated/not shown)."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("recipe"), dict) else None
 
 
 def _web_sized(image):

@@ -314,7 +314,7 @@ def _inputs(ctx: BuildContext) -> dict:
     # Checked on every build, cached or not: a link may change its target without changing a digest.
     check_links_inside(ctx.content_dir / "static", ctx.content_dir, "content/static")
     themes = [_digest_tree(d) for d in theme_dirs(ctx.content_dir, ctx.config.site.theme)]
-    from atlas.plugins import versions
+    from atlas.core.plugins import versions
 
     plugins = versions()  # a plugin's new version may draw its widget differently
     return {

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from atlas.core.cache import read_json
-from atlas.commands.generate import GENERATED, read_manifest
+from atlas.core.generated import GENERATED, read_manifest
 from atlas.core.paths import inside_content
 from atlas.core.pipeline import Stage
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from atlas.models import nsfw as screen
 from atlas.core.cache import file_digest, read_json
-from atlas.commands.generate import GENERATED, read_manifest
+from atlas.core.generated import GENERATED, read_manifest
 from atlas.core.pipeline import Stage
 
 SCORES_DIR = "nsfw-scores"

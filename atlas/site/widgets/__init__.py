@@ -12,7 +12,7 @@ from escaped data, reading the stages' outputs through their readers (``atlas.st
 One module per family registers its widgets with :func:`widget`: histogram, tables, captions,
 stat, map, gallery, bias_grid, bias_captions. A new widget goes into one of them (or a new module listed in
 :func:`_load_builtin_widgets`), or, without editing atlas, into an installed package that names
-its module in the ``atlas.site.widgets`` entry-point group (:mod:`atlas.plugins`).
+its module in the ``atlas.site.widgets`` entry-point group (:mod:`atlas.core.plugins`).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class WidgetContext:
 
 WidgetFn = Callable[[dict[str, str], WidgetContext], Markup]
 REGISTRY: dict[str, WidgetFn] = {}
-#: Who registered each widget: "atlas" or the plugin (see atlas.plugins.describe).
+#: Who registered each widget: "atlas" or the plugin (see atlas.core.plugins.describe).
 OWNERS: dict[str, str] = {}
 #: The plugin being loaded, while its module registers widgets; None for atlas's own.
 _loading: str | None = None
@@ -140,7 +140,7 @@ def load_widgets() -> None:
     if _loaded:
         return
     _load_builtin_widgets()
-    from atlas.plugins import load_widget_plugins
+    from atlas.core.plugins import load_widget_plugins
 
     def owner(label: str | None) -> None:
         global _loading

@@ -13,7 +13,7 @@ from markupsafe import Markup
 from atlas.models import nsfw as screen
 from atlas.stages import screen as screen_stage
 from atlas.core.errors import ContentError
-from atlas.commands.generate import GENERATED, MAP_ZOOM, manifest_path, read_manifest
+from atlas.core.generated import GENERATED, MAP_ZOOM, manifest_path, read_manifest
 from atlas.stages.gallery import unavailable_reason
 from atlas.core.prompts import Prompt, load_prompts
 from atlas.text.published import cut_caption
