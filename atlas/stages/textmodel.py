@@ -31,13 +31,13 @@ other caption model gets an unavailable manifest with a reader's reason, and the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from atlas.core.cache import file_digest
 from atlas.core.pipeline import Stage
 
 log = logging.getLogger(__name__)
@@ -58,16 +58,8 @@ OPSET = 17
 UNAVAILABLE = "Search by meaning is not available for this atlas: its caption model could not be prepared for the browser."
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _file_entry(path: Path) -> dict:
-    return {"file": path.name, "bytes": path.stat().st_size, "sha256": _sha256(path)}
+    return {"file": path.name, "bytes": path.stat().st_size, "sha256": file_digest(path)}
 
 
 def tokenizer_settings(tokenizer_json: dict, max_tokens: int) -> dict:
