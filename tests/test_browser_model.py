@@ -384,3 +384,26 @@ def test_a_tfidf_atlas_ships_no_model_and_says_search_by_meaning_is_unavailable(
         assert "not available for this atlas" in error["message"] and "tfidf" not in error["message"].lower()
         assert not [u for u in page.requests if "/model/" in u] and not page.errors
         page.close()
+
+
+@pytest.mark.slow
+def test_a_map_with_no_point_ships_no_model(tmp_path, shared_data):
+    """Unscored data shows no row by default: the map is empty, so there is nothing to search by
+    meaning, and the site does not carry the model and runtime (37 MB) for it."""
+    if any(importlib.util.find_spec(m) is None for m in ("sentence_transformers", "all_minilm_l6_v2", "onnx")):
+        pytest.skip('the caption model or onnx is not installed (pip install torch==2.13.0 ".[text]")')
+    content = write_content(tmp_path / "content", toml=f"""
+        [data]
+        sources = ["{shared_data / 'laion400m-sample-10k.parquet'}"]
+
+        [sample]
+        size = 200
+
+        [embed]
+        method = "text"
+        """)
+    report = quiet_build(content, tmp_path / "site", tmp_path / "cache")
+    site = tmp_path / "site"
+    assert report.published and json.loads((site / "map" / "data" / "meta.json").read_text())["count"] == 0
+    assert not (site / "model").exists() and "browser_model" not in report.info
+    assert not (site / "static" / "js" / "vendor" / "onnxruntime-web").exists()

@@ -303,10 +303,15 @@ def write_unavailable(folder: Path, reason: str) -> dict:
 
 
 def _enabled(ctx) -> bool:
-    from atlas.stages import embed
+    """Only for a map embedded with the caption model that has points: a site whose map is empty
+    (unscored data shows no row) has nothing to search, so ships no 37 MB model and runtime."""
+    from atlas.stages import embed, mapdata
 
     info = embed.read(ctx.outputs.get("embed"))
-    return info is not None and info.method == "text" and "mapdata" in ctx.outputs
+    if info is None or info.method != "text" or "mapdata" not in ctx.outputs:
+        return False
+    points = mapdata.read(ctx.outputs["mapdata"])
+    return points is not None and points.count > 0
 
 
 def _inputs(ctx) -> dict:
