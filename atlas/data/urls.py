@@ -186,23 +186,18 @@ DECODED_SQL = (
 )
 
 
-def _decode(values):
+def _decode(value: str | None) -> str | None:
     import urllib.parse
 
-    import pyarrow as pa
-
-    return pa.array([None if v is None else urllib.parse.unquote(v, errors="replace") for v in values.to_pylist()],
-                    pa.string())
+    return None if value is None else urllib.parse.unquote(value, errors="replace")
 
 
-def _udf(which: int):
-    """The arrow UDF giving part ``which`` of :func:`canonical` of each value."""
-    import pyarrow as pa
+def _link(value: str | None) -> str | None:
+    return canonical(value)[0]
 
-    def part(values):
-        return pa.array([canonical(v)[which] if v is not None else None for v in values.to_pylist()], pa.string())
 
-    return part
+def _host(value: str | None) -> str | None:
+    return canonical(value)[1]
 
 
 def register(con) -> None:
@@ -210,10 +205,12 @@ def register(con) -> None:
     import duckdb
     from duckdb.sqltypes import VARCHAR
 
-    for name, function in ((LINK_UDF, _udf(0)), (HOST_UDF, _udf(1)), (DECODE_UDF, _decode)):
+    # Plain Python functions, not Arrow ones: DuckDB imports pandas (0.3 s) for its first Arrow
+    # UDF call, and only the few URLs the SQL fast road leaves reach these.
+    for name, function in ((LINK_UDF, _link), (HOST_UDF, _host), (DECODE_UDF, _decode)):
         try:
             con.create_function(name, function, [VARCHAR], VARCHAR,
-                                type="arrow", null_handling="special", side_effects=False)
+                                type="native", null_handling="special", side_effects=False)
         except duckdb.Error as error:  # already registered on this connection
             if "already" not in str(error).lower():
                 raise
