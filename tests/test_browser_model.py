@@ -340,7 +340,13 @@ def test_a_missing_or_truncated_model_file_is_a_clear_error_and_the_map_keeps_wo
     assert error is not None and "caption model file" in error["message"]
     assert error["code"] == ("missing" if damage == "missing" else "damaged")
     assert page.evaluate("window.__atlasText.nearest('a dog', 5).then(() => 'ok', (e) => e.code)") == error["code"]
-    assert page.evaluate("window.__atlasMap.search('dog')")["total"] >= 0  # keyword search is untouched
+    answer = page.evaluate("window.__atlasMap.searchMeaning('a dog on a sofa', 5)")
+    assert answer["ids"] == [] and "caption model file" in answer["error"]
+    said = page.inner_text("#map-search-count")
+    assert "caption model file" in said and "Search by words still works" in said  # in the box, in reader words
+    assert page.get_attribute("#map-search-count", "data-error") == error["code"]
+    words = page.evaluate("window.__atlasMap.search('dog')")  # keyword search is untouched
+    assert words["total"] > 0 and page.evaluate("window.__atlasMap.state().mode") == "words"
     assert not page.errors
     page.close()
 
@@ -382,6 +388,11 @@ def test_a_tfidf_atlas_ships_no_model_and_says_search_by_meaning_is_unavailable(
         error = page.evaluate("window.__atlasText.ready.then(() => null, (e) => ({code: e.code, message: e.message}))")
         assert error["code"] == "unavailable" and page.evaluate("window.__atlasText.available") is False
         assert "not available for this atlas" in error["message"] and "tfidf" not in error["message"].lower()
+        page.click("text=by meaning")  # the map's mode says why, and the box stays with words
+        assert "not available for this atlas" in page.inner_text("#map-search-count")
+        assert page.evaluate("window.__atlasMap.state().mode") == "words"
+        assert page.is_checked("input[name=map-mode][value=words]")
+        assert page.evaluate("window.__atlasMap.search('dress')")["total"] > 0
         assert not [u for u in page.requests if "/model/" in u] and not page.errors
         page.close()
 
@@ -407,3 +418,76 @@ def test_a_map_with_no_point_ships_no_model(tmp_path, shared_data):
     assert report.published and json.loads((site / "map" / "data" / "meta.json").read_text())["count"] == 0
     assert not (site / "model").exists() and "browser_model" not in report.info
     assert not (site / "static" / "js" / "vendor" / "onnxruntime-web").exists()
+
+
+# ----------------------------------------------------------------------------- the map's search by meaning
+
+
+@in_chromium
+@pytest.mark.parametrize("renderer", ["webgl2", "canvas2d"])
+def test_the_maps_search_by_meaning_lists_flies_to_and_marks_the_nearest_points(chromium, served, model_site, renderer):
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(served + f"map/?renderer={renderer}")
+    page.evaluate("window.__atlasMap.ready")
+    assert page.evaluate("window.__atlasMap.renderer") == renderer
+    page.click("text=by meaning")
+    assert "own words" in page.inner_text("#map-search-help") and "leaves it" in page.inner_text("#map-search-help")
+    query = "a small dog asleep on a sofa"
+    page.fill("#map-search", query)
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#map-search-count').dataset.done === '1'", timeout=120_000)
+    assert page.inner_text("#map-search-count") == "50 closest in meaning"
+    expected = page.evaluate("(q) => window.__atlasText.nearest(q, 50)", query)
+    listed = [int(i) for i in page.eval_on_selector_all(".map-result", "rows => rows.map((r) => r.dataset.id)")]
+    assert listed and listed == expected["ids"][: len(listed)]  # the same answer, in the same order
+    first = page.inner_text(".map-result >> nth=0")
+    assert model_site["captions"][expected["ids"][0]] in first and "in meaning" in first
+    # where the words land: the ring is on screen, where the answer says, among the nearest points
+    answer = page.evaluate("(q) => window.__atlasMap.searchMeaning(q, 10)", query)
+    assert answer["ids"] == expected["ids"][:10] and answer["scores"] == expected["scores"][:10]
+    page.wait_for_timeout(1200)  # the flight
+    ring = page.evaluate("window.__atlasMap.meaningMarker()")
+    at = page.evaluate("(a) => window.__atlasMap.dataToClient(a[0], a[1])", answer["at"])
+    assert ring is not None and abs(ring[0] - at[0]) < 3 and abs(ring[1] - at[1]) < 3
+    canvas = page.locator("#map-canvas").bounding_box()
+    assert canvas["x"] <= ring[0] <= canvas["x"] + canvas["width"] and canvas["y"] <= ring[1] <= canvas["y"] + canvas["height"]
+    # the address keeps the mode: a reload searches by meaning again
+    page.wait_for_function("location.hash.includes('m=meaning')")
+    page.reload()
+    page.evaluate("window.__atlasMap.ready")
+    page.wait_for_function("document.querySelector('#map-search-count').dataset.done === '1' && window.__atlasMap.matches() > 0",
+                           timeout=120_000)
+    assert page.is_checked("input[name=map-mode][value=meaning]")
+    assert page.evaluate("window.__atlasMap.meaningMarker()") is not None
+    # back to words: the ring goes, the same box searches the index
+    page.click("text=by words")
+    page.wait_for_function("document.querySelector('#map-search-count').dataset.done === '1' && !location.hash.includes('m=meaning')")
+    assert page.evaluate("window.__atlasMap.meaningMarker()") is None
+    assert page.evaluate("window.__atlasMap.state().mode") == "words" and "closest in meaning" not in page.inner_text("#map-search-count")
+    assert not errors
+    page.close()
+
+
+@in_chromium
+def test_what_a_reader_types_by_meaning_stays_text(chromium, served):
+    page = open_map(chromium, served)
+    page.click("text=by meaning")
+    for text in HARD:
+        answer = page.evaluate("(t) => window.__atlasMap.searchMeaning(t, 5)", text)
+        assert len(answer["ids"]) == 5 and "error" not in answer, text[:40]
+    assert page.evaluate("window.__pwned") is None
+    answer = page.evaluate("window.__atlasMap.searchMeaning('   ', 5)")  # an empty box: nothing listed, no ring
+    assert answer["ids"] == [] and page.evaluate("window.__atlasMap.meaningMarker()") is None
+    assert not page.errors and not page.foreign
+    page.close()
+
+
+@in_chromium
+def test_search_by_meaning_fetches_nothing_before_the_reader_asks(chromium, served):
+    page = open_map(chromium, served)
+    page.click("text=by meaning")  # choosing the mode is not asking yet
+    page.wait_for_timeout(500)
+    assert not [u for u in page.requests if "/model/" in u or "onnxruntime" in u]
+    page.close()

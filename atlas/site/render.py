@@ -18,6 +18,7 @@ from atlas.core.config import AtlasConfig
 from atlas.core.errors import ContentError
 from atlas.fetch.runner import reader_sentence
 from atlas.core.paths import check_links_inside
+from atlas.core.resources import default_theme_dir
 from atlas.core.pipeline import BuildContext, Stage
 from atlas.site.theme import theme_dirs
 
@@ -215,7 +216,12 @@ def text_model_context(outputs: dict[str, Path]) -> dict:
         return {"available": False, "reason": NO_TEXT_MODEL if info is None or info.method == "tfidf" else NO_BROWSER_MODEL}
     if not files.available:
         return {"available": False, "reason": files.manifest.get("reason") or NO_TEXT_MODEL}
-    return {"available": True, "reason": "", "folder": "model/"}
+    manifest = files.manifest
+    shipped = sum(int(entry.get("bytes", 0)) for entry in (manifest.get("files") or {}).values())
+    shipped += int((manifest.get("vectors") or {}).get("bytes", 0))
+    runtime = default_theme_dir() / "static" / "js" / "vendor" / VENDOR_RUNTIME
+    shipped += sum(f.stat().st_size for f in runtime.glob("*.wasm")) if runtime.is_dir() else 0
+    return {"available": True, "reason": "", "folder": "model/", "size": f"{max(1, round(shipped / 1e6))} MB"}
 
 
 SOCIAL_IMAGE = "og.png"

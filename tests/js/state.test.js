@@ -39,7 +39,7 @@ test('parseHash ignores malformed, unknown and non-finite parts', () => {
 
 test('formatHash writes what parseHash reads back, and leaves defaults out', () => {
   const meta = makeMeta();
-  const state = { view: { x: 0.123456, y: 0.5, z: 1.25 }, colour: 'aesthetic', query: 'cat & dog',
+  const state = { view: { x: 0.123456, y: 0.5, z: 1.25 }, colour: 'aesthetic', query: 'cat & dog', mode: 'words',
     filters: { aesthetic: [3, 7.5] }, pinned: 3, selection: null };
   const hash = formatHash(state, meta);
   assert.equal(hash, '#x=0.12346&y=0.5&z=1.25&c=aesthetic&q=cat+%26+dog&f=aesthetic%3A3%3A7.5&p=3');
@@ -52,7 +52,7 @@ test('formatHash writes what parseHash reads back, and leaves defaults out', () 
 test('stateFromHash fills every key, so a followed link resets what it does not mention', () => {
   const meta = makeMeta();
   assert.deepEqual(stateFromHash('#q=cat', meta),
-    { view: DEFAULT_VIEW, colour: 'cluster', query: 'cat', filters: {}, pinned: -1, selection: null });
+    { view: DEFAULT_VIEW, colour: 'cluster', query: 'cat', mode: 'words', filters: {}, pinned: -1, selection: null });
 });
 
 test('a drawn region and "the search" as a selection travel in the hash', () => {

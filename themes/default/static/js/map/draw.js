@@ -28,6 +28,8 @@ export class DrawLoop {
     this.firstFrame = true;
     /** The density field under the points (a DensityLayer), once it is computed. */
     this.density = null;
+    /** Things drawn over the map that follow the view: each has update(camera). */
+    this.overlays = [];
   }
 
   /** Size and opacity of points at zoom z. */
@@ -59,6 +61,7 @@ export class DrawLoop {
     });
     this.density?.draw(this.camera, state.view, this.dpr, this.dim);
     this.labels.update(this.camera, state.view.z, false);
+    for (const overlay of this.overlays) overlay.update(this.camera);
     this.drawMs = this.drawMs * 0.7 + (performance.now() - t0) * 0.3;
     if (this.firstFrame) {
       this.firstFrame = false;

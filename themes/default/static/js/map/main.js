@@ -68,9 +68,11 @@ async function start() {
     hint: $('#map-wheel-hint'),
   });
   const labels = new Labels($('.map-labels'), meta);
+  let markFirstFrame;
+  const firstFrame = new Promise((resolve) => { markFirstFrame = resolve; });
   const loop = new DrawLoop({
     renderer, camera, store, labels, coverage: index.coverage, count: n, stage,
-    onFirstFrame: () => { window.__atlasFirstFrame = performance.now(); app.dataset.ready = '1'; },
+    onFirstFrame: () => { window.__atlasFirstFrame = performance.now(); app.dataset.ready = '1'; markFirstFrame(); },
   });
   /** Fly to a point and pin it (a result, a neighbour, a table row). */
   const flyTo = (id) => {
@@ -88,7 +90,7 @@ async function start() {
   // ------------------------------------------------------------------------- colours, search
   let selection = null, crossfilter = null;
   const search = new SearchPanel({
-    $, base, meta, points, chunks, store, camera, renderer, loop, visible, onChoose: flyTo,
+    $, base, meta, points, chunks, store, camera, renderer, loop, visible, onChoose: flyTo, firstFrame,
     onUpdate: () => { if (selection && store.get('selection')?.kind === 'search') applySelection(); },
   });
   selection = new SelectionPanel({
@@ -158,6 +160,7 @@ async function start() {
 
   function syncControls(state, force = false) {
     if (force || document.activeElement !== search.input) search.input.value = state.query;
+    search.syncMode();
     colourSelect.value = state.colour;
     filters.sync(state.filters);
   }
@@ -166,7 +169,7 @@ async function start() {
   store.on((state, changed, source) => {
     if (changed.includes('colour') || changed.includes('filters')) recolour();
     if (changed.includes('filters') && !store.get('selection')) crossfilter?.update(state.filters, null);
-    if (changed.includes('query')) search.queryChanged(state.query);
+    if (changed.includes('query') || changed.includes('mode')) search.queryChanged(state.query);
     if (changed.includes('selection')) applySelection();
     if (changed.includes('hover')) interaction.showHover(state.hover);
     if (changed.includes('pinned')) interaction.showPinned(state.pinned);
@@ -214,7 +217,11 @@ async function start() {
     searching: () => search.searching,
     visible: () => loop.visible,
     /** Search as the search box does (whole words): { total, ids } ranked, unfiltered. */
-    search: (query) => search.submit(query),
+    search: (query) => search.submit(query, 'words'),
+    /** Search by meaning, as the box does in that mode: { ids, scores (cosine), at ([x, y] where the
+     * words land, in the projection's raw coordinates) }, best first, unfiltered; { error } when the
+     * model cannot run. */
+    searchMeaning: (text, k) => search.submitMeaning(text, k).then((r) => ({ ...r, at: r.at ? rawOf(r.at) : null })),
     caption: (id) => chunks.point(id).then((info) => info.caption),
     /** The point's nearest neighbours in embedding space, nearest first; [] when the build wrote none. */
     neighbours: (id) => neighbours.of(id),
@@ -225,6 +232,13 @@ async function start() {
     selection: () => Array.from(selection.ids),
     /** The selection as the CSV the download button saves. */
     selectionCsv: () => selection.csv(),
+    /** Where the ring of the last search by meaning is on the screen (client coordinates), or null. */
+    meaningMarker: () => {
+      const el = $('#map-meaning-marker');
+      if (!el || el.hidden) return null;
+      const r = el.getBoundingClientRect();
+      return [r.left + r.width / 2, r.top + r.height / 2];
+    },
     /** Viewport (client) coordinates of a point given in the projection's raw coordinates. */
     dataToClient(x, y) {
       const b = meta.bounds;
@@ -233,6 +247,11 @@ async function start() {
       return [rect.left + px, rect.top + py];
     },
   });
+  /** World coordinates ([0, 1] square) back to the projection's raw ones. */
+  function rawOf([wx, wy]) {
+    const b = meta.bounds;
+    return [b.x0 + wx * b.span, b.y0 + wy * b.span];
+  }
   await search.ready;
   markReady();
 }

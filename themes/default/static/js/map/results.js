@@ -13,9 +13,9 @@ export function visibleRange(scrollTop, height, rowHeight, total, overscan = OVE
 }
 
 export class ResultList {
-  /** `load(id)` resolves to the point's info; `onChoose(id)`; `onEscape()`. */
-  constructor(el, { load, onChoose, onEscape, scores, rowHeight = 68 }) {
-    Object.assign(this, { el, load, onChoose, onEscape, scores, rowHeight });
+  /** `load(id)` resolves to the point's info; `onChoose(id)`; `onEscape()`; `note(id)`: words added to a row's line. */
+  constructor(el, { load, onChoose, onEscape, scores, note = () => '', rowHeight = 68 }) {
+    Object.assign(this, { el, load, onChoose, onEscape, scores, note, rowHeight });
     this.ids = new Uint32Array(0);
     this.active = -1;
     this.rows = new Map();
@@ -91,6 +91,8 @@ export class ResultList {
       caption.textContent = info.caption || '(no caption)';
       caption.title = info.caption || '';
       const parts = [info.host || info.domain || 'no host'];
+      const note = this.note(id);
+      if (note) parts.unshift(note);
       for (const [name, label] of this.scores) if (info[name] !== null && info[name] !== undefined) parts.push(`${label} ${info[name].toFixed(2)}`);
       meta.textContent = parts.join(' · ');
     }).catch(() => { caption.textContent = '(caption unavailable)'; });

@@ -1,6 +1,7 @@
 // The map's state (view, colour, search, filters, pinned point, selection) behind get/set with change
 // events, mirrored in the URL hash so a view can be shared: #x=0.5&y=0.5&z=1&c=domain&q=cat&f=aesthetic:5:8
-// (a drawn selection as r=x,y;x,y;... in world coordinates, the search as a selection as s=q).
+// (a drawn selection as r=x,y;x,y;... in world coordinates, the search as a selection as s=q, a
+// search by meaning as m=meaning).
 import { formatRegion, parseRegion } from './selection.js';
 
 export const DEFAULT_VIEW = { x: 0.5, y: 0.5, z: 0 };
@@ -63,6 +64,8 @@ export function parseHash(hash, meta) {
   const colour = params.get('c');
   if (colour && meta.colour_by.includes(colour)) patch.colour = colour;
   if (params.has('q')) patch.query = params.get('q').slice(0, 200);
+  if (params.get('m') === 'meaning') patch.mode = 'meaning';
+  else if (params.has('q')) patch.mode = 'words';
   if (params.has('f')) {
     const filters = {};
     for (const part of params.get('f').split(',')) {
@@ -101,6 +104,7 @@ export function formatHash(state, meta) {
   params.set('z', round(view.z, 3));
   if (state.colour && state.colour !== meta.colour_by[0]) params.set('c', state.colour);
   if (state.query) params.set('q', state.query);
+  if (state.mode === 'meaning') params.set('m', 'meaning');
   const filters = Object.entries(state.filters || {})
     .map(([name, [lo, hi]]) => `${name}:${round(lo, 4)}:${round(hi, 4)}`);
   if (filters.length) params.set('f', filters.join(','));

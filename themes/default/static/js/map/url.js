@@ -7,7 +7,7 @@ export function stateFromHash(hash, meta) {
   const patch = parseHash(hash, meta);
   return {
     view: patch.view || { ...DEFAULT_VIEW }, colour: patch.colour || meta.colour_by[0] || '',
-    query: patch.query || '', filters: patch.filters || {}, pinned: patch.pinned ?? -1,
+    query: patch.query || '', mode: patch.mode || 'words', filters: patch.filters || {}, pinned: patch.pinned ?? -1,
     selection: patch.selection || null,
   };
 }
