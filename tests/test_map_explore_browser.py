@@ -481,6 +481,10 @@ def test_the_legend_and_the_labels_describe_the_same_cluster_level(open_map):
     page.click("#map-zoom-in")
     page.wait_for_function("window.__atlasMap.view().z > 1.6")
     page.wait_for_function("document.querySelector('#map-legend .map-legend-title').textContent === 'Cluster (fine)'")
+    # The labels follow on the next drawn frame (under load, a frame or two after the legend).
+    page.wait_for_function(
+        "(() => { const ls = [...document.querySelectorAll('.map-label:not([hidden])')];"
+        " return ls.length > 0 && ls.every(e => e.dataset.level === 'fine'); })()", timeout=10000)
     levels = page.eval_on_selector_all(".map-label:not([hidden])", "els => els.map(e => e.dataset.level)")
     assert levels and set(levels) == {"fine"}
     assert not page.is_hidden("#map-result-0")  # zooming does not reset the result list
