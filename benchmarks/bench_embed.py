@@ -56,7 +56,8 @@ def main() -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
     import torch
-    from conftest import IMAGES, SAMPLE_10K, save_tiny_clip
+    from helpers.clip import save_tiny_clip
+    from helpers.paths import IMAGES, SAMPLE_10K
     from PIL import Image
 
     from atlas.core.config import EmbedConfig

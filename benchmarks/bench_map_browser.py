@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from atlas.stages.mapdata import CHUNK_SIZE# noqa: E402
-from browser import build_map_site, launch, serve, skip_reason, synthetic_inputs  # noqa: E402
+from helpers.browser import build_map_site, launch, serve, skip_reason, synthetic_inputs  # noqa: E402
 
 SEARCH = """async (word) => {
   const tasks = [];

@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from browser import build_map_site, launch, serve, skip_reason, synthetic_inputs  # noqa: E402
+from helpers.browser import build_map_site, launch, serve, skip_reason, synthetic_inputs  # noqa: E402
 
 ARM = """() => {
   // Time from the pointer's release (a capturing listener runs before the overlay's own).

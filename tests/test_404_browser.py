@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from browser import skip_reason
+from helpers.browser import skip_reason
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
 

@@ -9,7 +9,8 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from conftest import content_copy, edit_config, quiet_build, ran, statuses
+from helpers.builds import content_copy, quiet_build, ran, statuses
+from helpers.content import edit_config
 from atlas.core.artifacts import ArtifactError
 from atlas.cli import main
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, SAMPLE_10K, write_shard
+from helpers.content import write_shard
+from helpers.paths import REPO, SAMPLE_10K, needs_shared
 
 from atlas.core.config import DataConfig
 from atlas.data.policy import load_policy
@@ -25,7 +26,6 @@ from atlas.stages.bias import (
     wilson,
 )
 
-needs_sample = pytest.mark.skipif(not SAMPLE_10K.exists(), reason=f"the shared LAION sample is not at {SAMPLE_10K}")
 
 
 def _rows(pattern: str):
@@ -42,7 +42,7 @@ def _python_count(captions: list, words: list[str]) -> list[bool]:
     return found
 
 
-@needs_sample
+@needs_shared
 def test_counts_equal_an_independent_python_count_on_the_real_sample():
     content = REPO / "content"
     female, male = load_word_lists(content)

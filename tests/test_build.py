@@ -17,7 +17,9 @@ from atlas.build import build
 from atlas.cli import main
 from atlas.core.errors import AtlasError
 
-from conftest import REPO, SAMPLE_SIZE, SMALL_MAP, quiet_build, tree_snapshot, write_content, write_shard
+from helpers.builds import quiet_build
+from helpers.content import SMALL_MAP, tree_snapshot, write_content, write_shard
+from helpers.paths import REPO, SAMPLE_SIZE
 
 PAGES = {
     "index.md": """\
@@ -239,7 +241,7 @@ def test_only_http_links_are_published(hostile_site):
 
 @pytest.mark.browser
 def test_hostile_captions_never_run_in_a_browser(hostile_site):
-    from browser import launch, serve, skip_reason
+    from helpers.browser import launch, serve, skip_reason
 
     if skip_reason():
         pytest.skip(skip_reason())

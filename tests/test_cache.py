@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import content_copy, quiet_build, ran, statuses
+from helpers.builds import content_copy, quiet_build, ran, statuses
 from atlas.core.cache import Cache, fingerprint
 
 

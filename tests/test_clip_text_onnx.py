@@ -10,7 +10,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import save_tiny_clip
 
 pytestmark = [
     pytest.mark.slow,
@@ -19,7 +18,7 @@ pytestmark = [
 ]
 
 
-def test_the_tiny_clips_onnx_text_tower_gives_torchs_vectors(tmp_path, shared_data):
+def test_the_tiny_clips_onnx_text_tower_gives_torchs_vectors(tmp_path, shared_data, tiny_clip):
     import onnxruntime as ort
     import torch
 
@@ -27,7 +26,7 @@ def test_the_tiny_clips_onnx_text_tower_gives_torchs_vectors(tmp_path, shared_da
     from atlas.stages.embed import clip_texts, load_clip
     from atlas.stages.textmodel import export_clip_text
 
-    saved = save_tiny_clip(tmp_path / "clip")
+    saved = tiny_clip
     clip = load_clip(EmbedConfig(method="clip", model=str(saved["config"]), pretrained=str(saved["checkpoint"]), device="cpu"))
     captions = [c for c in pq.read_table(shared_data / "laion400m-sample-10k.parquet").column("TEXT").to_pylist()
                 if isinstance(c, str)][:50]

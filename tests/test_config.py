@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from pathlib import Path
 
 import pytest
 
 from atlas.core.config import AtlasConfig, load_config
 from atlas.core.errors import ConfigError
+from helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _load(tmp_path, text):

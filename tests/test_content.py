@@ -14,7 +14,7 @@ from atlas.core.errors import ContentError
 from atlas.site.render import render_site
 from atlas.stages.stats import Stats
 
-from conftest import write_content
+from helpers.content import write_content
 
 STATS = {
     "rows": 3,

@@ -21,11 +21,9 @@ import zlib
 import pytest
 
 from atlas.fetch.images import OPTED_OUT, Downloader, address_refused, decode_image, robots_opt_out
-from conftest import SHARED
+from helpers.paths import IMAGES, needs_images
 
-IMAGES = SHARED / "data" / "images"
 LOCAL = ("127.0.0.1/32",)
-needs_images = pytest.mark.skipif(not IMAGES.is_dir(), reason=f"shared test images not found at {IMAGES}")
 
 
 def bomb_png(width: int = 10_000, height: int = 10_000) -> bytes:
@@ -273,8 +271,7 @@ def test_non_http_and_malformed_urls(server):
 
 
 @needs_images
-def test_the_embed_stage_records_each_refusal_and_keeps_caption_vectors(server, monkeypatch, tmp_path):
-    from conftest import save_tiny_clip
+def test_the_embed_stage_records_each_refusal_and_keeps_caption_vectors(server, monkeypatch, tmp_path, tiny_clip):
 
     import atlas.fetch.images
     from atlas.core.config import EmbedConfig
@@ -284,7 +281,7 @@ def test_the_embed_stage_records_each_refusal_and_keeps_caption_vectors(server, 
 
     monkeypatch.setattr(atlas.fetch.images, "ALLOW_NETWORKS_FOR_TESTS", LOCAL)  # the test server only
     _, base, _ = server
-    clip = save_tiny_clip(tmp_path / "clip")
+    clip = tiny_clip
     urls = [f"{base}/photo.jpg", f"{base}/noai.jpg", f"{base}/bomb.png", f"{base}/to-metadata", f"{base}/to-ftp"]
     config = EmbedConfig(method="clip", model=str(clip["config"]), pretrained=str(clip["checkpoint"]),
                          images="download", batch_size=2)
@@ -303,7 +300,7 @@ def test_the_embed_stage_records_each_refusal_and_keeps_caption_vectors(server, 
 
     from atlas.build import build_warnings, make_context
     from atlas.core.report import Warnings
-    from conftest import write_content
+    from helpers.content import write_content
 
     (tmp_path / "embed").mkdir()
     (tmp_path / "embed" / "info.json").write_text(json.dumps(info))
@@ -333,7 +330,7 @@ def _resolving(monkeypatch) -> None:
 @pytest.mark.skipif(importlib.util.find_spec("img2dataset") is None, reason="the images extra is not installed")
 @needs_images
 def test_with_img2dataset_installed_download_refuses_redirects_and_names_to_private_addresses(
-        server, only_loopback_traffic, monkeypatch, tmp_path):
+        server, only_loopback_traffic, monkeypatch, tmp_path, tiny_clip):
     """With the ``images`` extra installed, ``images = "download"`` once went through img2dataset,
     which follows redirects and resolves names with no address check, so a hostile URL could
     make the build fetch from 169.254.169.254 or an intranet. Downloads must be checked either way.
@@ -343,7 +340,6 @@ def test_with_img2dataset_installed_download_refuses_redirects_and_names_to_priv
     before anything is sent, instead of contacting a refused address."""
     monkeypatch.setenv("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset's albumentations would ask pypi.org
     import img2dataset
-    from conftest import save_tiny_clip
     from rich.console import Console
 
     import atlas.fetch.images
@@ -362,7 +358,7 @@ def test_with_img2dataset_installed_download_refuses_redirects_and_names_to_priv
     port = base.rsplit(":", 1)[1]
     urls = [f"{base}/photo.jpg", f"{base}/to-metadata", f"{base}/to-private", f"{base}/to-name",
             f"http://metadata.images.test:{port}/photo.jpg", "http://intranet.images.test/photo.jpg"]
-    clip = save_tiny_clip(tmp_path / "clip")
+    clip = tiny_clip
     config = EmbedConfig(method="clip", model=str(clip["config"]), pretrained=str(clip["checkpoint"]),
                          images="download", batch_size=2)
     log = io.StringIO()

@@ -16,7 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import IMAGES, SAMPLE_10K, UNSCORED_SHOWN, make_context, needs_shared, save_tiny_clip, write_shard
+from helpers.builds import make_context
+from helpers.content import write_shard
+from helpers.paths import IMAGES, SAMPLE_10K, UNSCORED_SHOWN, needs_images, needs_shared
 
 from atlas.core.config import EmbedConfig
 from atlas.core.errors import DataError, ModelError
@@ -27,12 +29,6 @@ from atlas.stages import embed as embed_stage
 from atlas.stages import sample as sample_stage
 from atlas.stages.embed import embed_images, embed_sample, embed_texts, tfidf_embed
 
-needs_images = pytest.mark.skipif(not IMAGES.is_dir(), reason=f"shared test images not found at {IMAGES}")
-
-
-@pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory):
-    return save_tiny_clip(tmp_path_factory.mktemp("clip"))
 
 
 def _clip_config(tiny_clip, **extra) -> EmbedConfig:

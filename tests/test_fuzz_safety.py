@@ -36,7 +36,7 @@ from atlas.build import build
 from atlas.core.errors import DataError
 from atlas.core.report import Reporter
 
-from conftest import tree_snapshot, write_content
+from helpers.content import tree_snapshot, write_content
 from text_forms import FORMS
 
 #: Full builds tried (each a whole site); the first BROWSER_EXAMPLES are also driven in Chromium.
@@ -285,7 +285,7 @@ def fuzz_env(tmp_path_factory):
 
 
 def _browser(env):
-    from browser import launch, skip_reason
+    from helpers.browser import launch, skip_reason
 
     if skip_reason():
         return None
@@ -321,7 +321,7 @@ def test_hostile_rows_never_run_leak_or_link_elsewhere(fuzz_env, dataset):
     if COUNTS["browser"] < BROWSER_EXAMPLES:
         browser = _browser(fuzz_env)
         if browser is not None:
-            from browser import serve
+            from helpers.browser import serve
 
             COUNTS["browser"] += 1
             with serve(site) as base:

@@ -23,7 +23,8 @@ from atlas.commands import generate as gen
 from atlas.site.theme import make_env
 from atlas.site.widgets import WidgetContext, render_widget
 
-from conftest import make_context, save_tiny_clip, write_shard
+from helpers.builds import make_context
+from helpers.content import write_shard
 
 REPO_CONTENT = Path(__file__).resolve().parents[1] / "content"
 HOSTILE = '<script>alert("x")</script> & "quotes" <img src=x onerror=alert(1)>'
@@ -358,13 +359,13 @@ def test_gallery_lists_nearest_captions_with_a_map_link(tmp_path):
 
 
 @pytest.mark.slow
-def test_gallery_stage_places_images_with_a_tiny_clip(tmp_path):
+def test_gallery_stage_places_images_with_a_tiny_clip(tmp_path, tiny_clip):
     """The build stage end to end: real sample + CLIP embed stages, then nearest captions."""
     from atlas.core.pipeline import run_stages
     from atlas.stages import embed as embed_stage
     from atlas.stages import sample as sample_stage
 
-    clip = save_tiny_clip(tmp_path / "clip")
+    clip = tiny_clip
     shard = write_shard(tmp_path / "part.parquet", [
         {"URL": f"https://s{i % 7}.example.com/{i}.jpg", "TEXT": f"a picture of thing {i}", "punsafe": 0.0}
         for i in range(30)

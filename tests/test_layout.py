@@ -78,3 +78,26 @@ def test_no_module_is_over_the_size_the_architecture_allows():
         if n > allowed.get(rel, 620):
             over[rel] = n
     assert not over, over
+
+
+def test_tests_share_helpers_through_tests_helpers_not_conftest():
+    """conftest.py is pytest's (fixtures and hooks); what tests share is imported from tests/helpers/,
+    and no skip marker or tiny model is defined twice."""
+    tests = Path(__file__).resolve().parent
+    offenders, markers = [], {}
+    for path in sorted(tests.glob("*.py")) + sorted((tests / "helpers").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module in ("conftest", "browser"):
+                offenders.append(f"{path.name}:{node.lineno}")
+            if isinstance(node, ast.Import) and any(a.name in ("conftest", "browser") for a in node.names):
+                offenders.append(f"{path.name}:{node.lineno}")
+            if isinstance(node, (ast.FunctionDef, ast.Assign)):
+                names = [node.name] if isinstance(node, ast.FunctionDef) else [
+                    t.id for t in node.targets if isinstance(t, ast.Name)]
+                for name in names:
+                    if name.startswith("needs_") or name in ("tiny_clip", "save_tiny_clip", "_Quiet"):
+                        markers.setdefault(name, []).append(path.name)
+    assert not offenders, f"import these from tests/helpers/ instead: {offenders}"
+    twice = {name: files for name, files in markers.items() if len(files) > 1}
+    assert not twice, f"defined more than once (keep one in tests/helpers/ or conftest.py): {twice}"

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from browser import build_map_site, canvas_pixels, drawn_at, empty_spot, serve, skip_reason, synthetic_inputs
+from helpers.browser import build_map_site, canvas_pixels, drawn_at, empty_spot, serve, skip_reason, synthetic_inputs
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
 
@@ -165,7 +165,7 @@ def test_canvas2d_fallback_draws_without_webgl2(map_page):
 @pytest.mark.parametrize("renderer", ["webgl2", "canvas2d"])
 def test_each_renderer_draws_the_points_where_they_are(map_page, site, renderer):
     # Software WebGL is only used when asked for (it is slower than Canvas2D), so ask: the tests'
-    # Chromium has WebGL2 through SwiftShader (tests/browser.py), and open() asserts it was used.
+    # Chromium has WebGL2 through SwiftShader (tests/helpers/browser.py), and open() asserts it was used.
     m = map_page(renderer=renderer).open()
     # The canvas itself (not the labels over it): the two lone points are drawn where they are,
     # the emptiest spot of the map is left as background, and the blobs cover thousands of pixels.

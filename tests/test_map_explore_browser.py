@@ -18,7 +18,7 @@ import pytest
 
 from atlas.stages import mapdata
 from atlas.stages.project import NO_NEIGHBOUR
-from browser import build_map_site, drawn_at, empty_spot, serve, skip_reason, synthetic_inputs
+from helpers.browser import build_map_site, drawn_at, empty_spot, serve, skip_reason, synthetic_inputs
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
+from helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_map_modules_pass_their_node_tests():

@@ -16,7 +16,7 @@ from atlas.stages import embed, project
 from atlas.stages.mapdata import STAGE, write_mapdata
 from atlas.site.render import map_page_context
 from atlas.site.widgets import WidgetContext, render_widget
-from browser import synthetic_inputs
+from helpers.browser import synthetic_inputs
 
 HOSTILE_ROWS = [
     {"x": 20.0, "y": 20.0, "url": "javascript:alert(1)", "caption": "js link", "host": "evil", "domain": "evil.test"},

@@ -8,7 +8,9 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from conftest import EDIT_PAGE, SAMPLE_SIZE, content_copy, edit_config, quiet_build, ran, statuses
+from helpers.builds import content_copy, quiet_build, ran, statuses
+from helpers.content import edit_config
+from helpers.paths import EDIT_PAGE, SAMPLE_SIZE
 from atlas.cli import main
 
 WIDE = {"COLUMNS": "240"}  # rich tables: one line per stage

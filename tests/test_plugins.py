@@ -19,7 +19,7 @@ from atlas.core.errors import AtlasError, PluginError
 from atlas.site.render import render_site
 from atlas.stages.stats import Stats
 
-from conftest import write_content
+from helpers.content import write_content
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import re
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import SAMPLE_10K, UNSCORED_SHOWN, make_context, needs_shared
+from helpers.builds import make_context
+from helpers.paths import SAMPLE_10K, UNSCORED_SHOWN, needs_shared
 
 from atlas.core.config import ProjectConfig
 from atlas.core.pipeline import run_stages

@@ -14,7 +14,7 @@ from atlas.build import build
 from atlas.text.published import CAPTION_CUT, ELLIPSIS, csv_cell, cut_caption
 from atlas.core.report import Reporter
 
-from conftest import write_content, write_shard
+from helpers.content import write_content, write_shard
 
 FORMS = json.loads((Path(__file__).parent / "csv_forms.json").read_text(encoding="utf-8"))
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pyarrow.parquet as pq
 import pytest
-from browser import launch, serve, skip_reason
+from helpers.browser import launch, serve, skip_reason
 
 #: Builder talk that belongs in README and the build summary, never on a reader page.
 BUILDER_TALK = re.compile(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import textwrap
 import unicodedata
 from urllib.parse import quote
 from pathlib import Path
@@ -26,7 +25,8 @@ from atlas.core.report import Reporter
 from atlas.stages.sample import draw_sample
 from atlas.stages.stats import compute_stats
 
-from conftest import SAMPLE_10K, write_content
+from helpers.content import write_content
+from helpers.paths import SAMPLE_10K
 from text_forms import FORMS
 
 

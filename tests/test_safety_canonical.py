@@ -6,7 +6,6 @@ none of them, while every ordinary row is still there (so the test can fail both
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,7 +13,8 @@ import pytest
 
 from atlas.stages.search import SearchIndex
 
-from conftest import quiet_build, write_content
+from helpers.builds import quiet_build
+from helpers.content import write_content
 from test_urls import OPTED_OUT_FORMS, SAME_IMAGE_FORMS
 
 pytestmark = pytest.mark.slow  # builds a site
@@ -143,7 +143,7 @@ def test_the_statistics_do_not_count_opted_out_rows(hostile_site):
 
 @pytest.mark.browser
 def test_the_maps_search_finds_none_of_them(hostile_site, chromium):
-    from browser import serve
+    from helpers.browser import serve
 
     with serve(hostile_site["site"]) as base:
         page = chromium.new_page()

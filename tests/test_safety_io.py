@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from atlas.cli import main
 from atlas.core.errors import ConfigError
 from atlas.core.paths import check_links_inside, inside_content
-from conftest import content_copy, quiet_build, write_content, write_shard
+from helpers.builds import content_copy, quiet_build
+from helpers.content import write_content, write_shard
 
 
 def run_cli(*args: str, env: dict | None = None):

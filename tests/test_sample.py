@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow.parquet as pq
-from conftest import SAMPLE_10K, make_context, needs_shared, write_shard
+from helpers.builds import make_context
+from helpers.content import write_shard
+from helpers.paths import SAMPLE_10K, needs_shared
 
 from atlas.core.config import DataConfig
 from atlas.data.policy import load_policy

@@ -11,12 +11,11 @@ import re
 import shutil
 import threading
 import tomllib
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import IMAGES, save_tiny_clip
+from helpers.paths import IMAGES, REPO, needs_images, needs_ray
 
 from atlas.fetch import images
 from atlas.fetch import runner as fetch
@@ -27,21 +26,10 @@ from atlas.core.report import Reporter
 from atlas.core.settings import Settings
 from atlas.stages.embed import embed_sample
 
-REPO = Path(__file__).resolve().parents[1]
 
 
-def _has(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
-
-
-needs_ray = pytest.mark.skipif(not _has("ray.data"), reason="the ray extra is not installed (pip install '.[ray]')")
 # Found, not imported: importing img2dataset imports albumentations, which asks pypi.org for its version.
 needs_img2dataset = pytest.mark.skipif(not fetch.img2dataset_available(), reason="the images extra is not installed")
-needs_images = pytest.mark.skipif(not IMAGES.is_dir(), reason=f"shared test images not found at {IMAGES}")
 
 
 def _requirement_name(requirement: str) -> str:
@@ -119,11 +107,6 @@ def _table(captions, urls) -> pa.Table:
     n = len(captions)
     return pa.table({"row_id": pa.array(range(n), pa.int64()), "url": pa.array(urls, pa.string()),
                      "caption": pa.array(captions, pa.string()), "source_row": pa.array(range(n), pa.int64())})
-
-
-@pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory):
-    return save_tiny_clip(tmp_path_factory.mktemp("clip"))
 
 
 def _clip(tiny_clip, **extra) -> EmbedConfig:
@@ -244,7 +227,7 @@ def test_a_cluster_distributor_is_warned_about_not_silently_ignored():
 def test_a_build_reports_the_fetch_figures_on_the_map_page(tiny_clip, image_server, tmp_path):
     import json
 
-    from conftest import write_content, write_shard
+    from helpers.content import write_content, write_shard
 
     from atlas.build import build
 

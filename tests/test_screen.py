@@ -22,7 +22,8 @@ from atlas.core.prompts import load_prompts
 from atlas.site.theme import make_env
 from atlas.site.widgets import WidgetContext, render_widget
 
-from conftest import IMAGES, content_copy, quiet_build
+from helpers.builds import content_copy, quiet_build
+from helpers.paths import IMAGES
 
 PHOTOS = sorted(IMAGES.glob("*.jpg"))
 needs_photos = pytest.mark.skipif(

@@ -25,8 +25,8 @@ from atlas.stages.search import (
 )
 
 from text_forms import FORMS
+from helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 MAP_JS = REPO / "themes" / "default" / "static" / "js" / "map"
 TRICKY = [
     "Crème BRÛLÉE", "Straße STRASSE", "ΟΔΟΣ οδος", "ﬁne Ｆｕｌｌ ①", "東京タワー at night", "İstanbul ıI",

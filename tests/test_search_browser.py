@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from atlas.stages.search import tokens
-from browser import build_map_site, serve, skip_reason, synthetic_inputs
+from helpers.browser import build_map_site, serve, skip_reason, synthetic_inputs
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(skip_reason() is not None, reason=skip_reason() or "")]
 

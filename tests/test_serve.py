@@ -10,7 +10,8 @@ import urllib.request
 
 import pytest
 
-from conftest import EDIT_PAGE, content_copy
+from helpers.builds import content_copy
+from helpers.paths import EDIT_PAGE
 from atlas.core.errors import AtlasError
 from atlas.core.report import Reporter
 from atlas.serve import RELOAD_PATH, VERSION_PATH, SiteServer
@@ -89,7 +90,7 @@ def test_a_busy_port_is_a_clear_error(server, tmp_path):
 
 @pytest.mark.browser
 def test_the_browser_reloads_after_an_edit_and_404_finds_the_root(server):
-    import browser
+    from helpers import browser
 
     reason = browser.skip_reason()
     if reason:

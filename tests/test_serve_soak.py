@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EDIT_PAGE, content_copy
+from helpers.builds import content_copy
+from helpers.paths import EDIT_PAGE
 
 pytestmark = pytest.mark.slow
 

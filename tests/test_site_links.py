@@ -11,7 +11,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
-from conftest import EDIT_PAGE, content_copy, quiet_build, ran
+from helpers.builds import content_copy, quiet_build, ran
+from helpers.paths import EDIT_PAGE
 
 BASE = "https://someone.github.io/their-atlas/"
 SLUG = EDIT_PAGE.removesuffix(".md") + "/"

@@ -27,7 +27,8 @@ import pytest
 
 from atlas.core.settings import Settings
 
-from conftest import quiet_build, write_shard
+from helpers.builds import quiet_build
+from helpers.content import write_shard
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
 UPDATE = os.environ.get("ATLAS_UPDATE_SNAPSHOTS") == "1"

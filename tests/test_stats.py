@@ -22,7 +22,7 @@ from atlas.data.sources import resolve_sources
 from atlas.core.errors import DataError
 from atlas.stages.stats import compute_stats, read_artists, stats_json
 
-from conftest import write_shard
+from helpers.content import write_shard
 
 
 def _stats(paths, artists=None, **config):

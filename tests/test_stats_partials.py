@@ -7,7 +7,6 @@ import os
 import threading
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
 from atlas.core.cache import Cache
@@ -15,41 +14,10 @@ from atlas.core.config import DataConfig
 from atlas.data.sources import Source, remote_fingerprint, resolve_sources
 from atlas.data.policy import load_policy
 from atlas.data.rows import open_rows
+from atlas.core.report import Reporter
 from atlas.stages.stats import EXAMPLES, compute_stats, run_stats, shard_fingerprint
 
-from conftest import write_shard
-
-
-class _Quiet:
-    def warn(self, *args):
-        pass
-
-    def progress(self, *args, **kwargs):
-        import contextlib
-
-        return contextlib.nullcontext()
-
-
-def _shard(path: Path, seed: int, n: int = 400) -> Path:
-    """A shard with hostile values: NaN/inf/negative/missing scores, odd URLs, blank and HTML captions."""
-    nan, inf = float("nan"), float("inf")
-    scores = [nan, inf, -0.5, None, 0.26, 0.28, 0.3, 0.5, 0.8, 1e300]
-    urls = ["https://www.Example.com/a", "http://user:pw@cdn.site.org:81/b", "javascript:alert(1)", None,
-            "HTTPS://I.PINIMG.COM/x", "ftp://files.example.org/y", "not a url"]
-    captions = ["a cat", "   ", "", None, "<b>bold</b> dog", "Claude Monet garden", "Jakub Różalski", "x'; --"]
-    rows = range(n)
-    return write_shard(
-        path,
-        {
-            "URL": [urls[(i * 7 + seed) % len(urls)] if i % 5 else f"https://h{(i + seed) % 37}.org/{i}" for i in rows],
-            "TEXT": [captions[(i + seed) % len(captions)] if i % 3 else f"caption {seed}-{i}" for i in rows],
-            "similarity": [scores[(i + seed) % len(scores)] if i % 2 else (i % 60) / 100 for i in rows],
-            "punsafe": [scores[(i * 3 + seed) % len(scores)] if i % 4 == 0 else (i % 10) / 10 for i in rows],
-            "WIDTH": [(i * 37 + seed) % 3000 for i in rows],
-            "NSFW": [["UNLIKELY", "NSFW", None][i % 3] for i in rows],
-        },
-        {"similarity": pa.float64(), "punsafe": pa.float64()},
-    )
+from helpers.content import hostile_shard
 
 
 def _run(paths, cache=None, artists=("Claude Monet", "Jakub Rozalski", "Nobody")):
@@ -58,13 +26,13 @@ def _run(paths, cache=None, artists=("Claude Monet", "Jakub Rozalski", "Nobody")
     (content / "artists.txt").write_text("\n".join(artists), encoding="utf-8")
     sources = resolve_sources([str(p) for p in paths], Path.cwd())
     config = DataConfig(artists="artists.txt")
-    stats, examples, _, scanned = run_stats(sources, config, content, _Quiet(), cache=cache,
+    stats, examples, _, scanned = run_stats(sources, config, content, Reporter(quiet=True), cache=cache,
                                             policy=load_policy(config, content))
     return stats, examples, [Path(s).name for s in scanned]
 
 
 def test_adding_a_shard_scans_only_it_and_equals_a_full_recomputation(tmp_path):
-    shards = [_shard(tmp_path / f"part-{i}.parquet", i) for i in range(4)]
+    shards = [hostile_shard(tmp_path / f"part-{i}.parquet", i) for i in range(4)]
     cache = Cache(tmp_path / "cache")
     _, _, scanned = _run(shards[:3], cache)
     assert scanned == ["part-0.parquet", "part-1.parquet", "part-2.parquet"]
@@ -77,7 +45,7 @@ def test_adding_a_shard_scans_only_it_and_equals_a_full_recomputation(tmp_path):
 
 
 def test_removing_a_shard_merges_again_without_scanning(tmp_path):
-    shards = [_shard(tmp_path / f"part-{i}.parquet", i) for i in range(3)]
+    shards = [hostile_shard(tmp_path / f"part-{i}.parquet", i) for i in range(3)]
     cache = Cache(tmp_path / "cache")
     _run(shards, cache)
     stats, examples, scanned = _run(shards[:2], cache)
@@ -86,10 +54,10 @@ def test_removing_a_shard_merges_again_without_scanning(tmp_path):
 
 
 def test_a_changed_shard_is_scanned_again(tmp_path):
-    shards = [_shard(tmp_path / f"part-{i}.parquet", i) for i in range(3)]
+    shards = [hostile_shard(tmp_path / f"part-{i}.parquet", i) for i in range(3)]
     cache = Cache(tmp_path / "cache")
     _run(shards, cache)
-    _shard(shards[1], 99, n=50)  # same name, new content
+    hostile_shard(shards[1], 99, n=50)  # same name, new content
     stat = shards[1].stat()
     os.utime(shards[1], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     stats, _, scanned = _run(shards, cache)
@@ -98,7 +66,7 @@ def test_a_changed_shard_is_scanned_again(tmp_path):
 
 
 def test_changed_artist_list_or_settings_rescan(tmp_path):
-    shards = [_shard(tmp_path / f"part-{i}.parquet", i) for i in range(2)]
+    shards = [hostile_shard(tmp_path / f"part-{i}.parquet", i) for i in range(2)]
     cache = Cache(tmp_path / "cache")
     _run(shards, cache)
     assert _run(shards, cache, artists=("Claude Monet",))[2] == ["part-0.parquet", "part-1.parquet"]
@@ -108,7 +76,7 @@ def test_changed_artist_list_or_settings_rescan(tmp_path):
 def test_merged_examples_are_the_single_pass_choice(tmp_path):
     """The examples picked from per-shard candidates are the EXAMPLES shown rows with the smallest
     seeded hash over all rows, as one query over everything picks them."""
-    shards = [_shard(tmp_path / f"part-{i}.parquet", i, n=300) for i in range(5)]
+    shards = [hostile_shard(tmp_path / f"part-{i}.parquet", i, n=300) for i in range(5)]
     rows = open_rows(resolve_sources([str(tmp_path / "*.parquet")], Path.cwd()), DataConfig(), policy=load_policy(DataConfig(), None))
     _, examples = compute_stats(rows, DataConfig())
     rows = open_rows(resolve_sources([str(tmp_path / "*.parquet")], Path.cwd()), DataConfig(), policy=load_policy(DataConfig(), None))
@@ -144,7 +112,7 @@ class _ETagHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def etag_server(tmp_path):
-    shard = _shard(tmp_path / "remote.parquet", 1)
+    shard = hostile_shard(tmp_path / "remote.parquet", 1)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ETagHandler)
     server.body, server.etag = shard.read_bytes(), '"v1"'
     thread = threading.Thread(target=server.serve_forever, daemon=True)

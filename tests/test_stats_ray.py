@@ -3,12 +3,10 @@ local engine's statistics and examples; the shard cache is shared between the en
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -18,50 +16,11 @@ from atlas.data.policy import load_policy
 from atlas.data.rows import open_rows
 from atlas.data.sources import resolve_sources
 from atlas.core.errors import ConfigError, DataError
+from atlas.core.report import Reporter
 from atlas.stages.stats import ray_partials, run_stats, stats_json
 
-from conftest import write_shard
-
-
-def _has(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
-
-needs_ray = pytest.mark.skipif(not _has("ray.data"), reason="the ray extra is not installed (pip install '.[ray]')")
-
-
-class _Quiet:
-    def warn(self, *args):
-        pass
-
-    def progress(self, *args, **kwargs):
-        import contextlib
-
-        return contextlib.nullcontext()
-
-
-def _hostile(path: Path, seed: int, n: int = 300) -> Path:
-    """A shard with the score columns the LAION sample lacks, holding NaN/inf/negative/missing
-    values, odd URLs, blank and HTML captions (the sample's shards read these columns as NULL)."""
-    nan, inf = float("nan"), float("inf")
-    scores = [nan, inf, -0.5, None, 0.26, 0.28, 0.3, 0.5, 0.8, 1e300]
-    urls = ["https://www.Example.com/a", "http://user:pw@cdn.site.org:81/b", "javascript:alert(1)", None, "not a url"]
-    captions = ["a cat", "   ", "", None, "<b>bold</b> dog", "CLAUDE MONET garden", "Jakub Różalski", "x'; --"]
-    return write_shard(
-        path,
-        {
-            "URL": [urls[(i + seed) % len(urls)] if i % 4 else f"https://h{(i + seed) % 23}.org/{i}" for i in range(n)],
-            "TEXT": [captions[(i + seed) % len(captions)] if i % 3 else f"caption {seed}-{i}" for i in range(n)],
-            "similarity": [scores[(i + seed) % len(scores)] for i in range(n)],
-            "punsafe": [scores[(i * 3 + seed) % len(scores)] if i % 4 == 0 else (i % 10) / 10 for i in range(n)],
-            "WIDTH": [(i * 37 + seed) % 3000 for i in range(n)],
-            "NSFW": [["UNLIKELY", "NSFW", None][i % 3] for i in range(n)],
-        },
-        {"similarity": pa.float64(), "punsafe": pa.float64()},
-    )
+from helpers.content import hostile_shard
+from helpers.paths import needs_ray
 
 
 @pytest.fixture
@@ -75,7 +34,7 @@ def shards(shared_data, tmp_path) -> list[Path]:
         paths.append(tmp_path / "shards" / f"part-{i}.parquet")
         paths[-1].parent.mkdir(exist_ok=True)
         pq.write_table(table.slice(i * quarter, quarter if i < 3 else table.num_rows - 3 * quarter), paths[-1])
-    paths += [_hostile(tmp_path / "shards" / f"part-{i}.parquet", i) for i in (4, 5)]
+    paths += [hostile_shard(tmp_path / "shards" / f"part-{i}.parquet", i, n=300) for i in (4, 5)]
     paths.append(tmp_path / "shards" / "part-6.parquet")
     pq.write_table(table.slice(0, 0), paths[-1])
     content = tmp_path / "content"
@@ -89,7 +48,7 @@ def _run(paths: list[Path], engine: str, cache=None):
     content = paths[0].parent.parent / "content"
     sources = resolve_sources([str(p) for p in paths], Path.cwd())
     config = DataConfig(artists="artists.txt", engine=engine)
-    stats, examples, _, scanned = run_stats(sources, config, content, _Quiet(), cache=cache,
+    stats, examples, _, scanned = run_stats(sources, config, content, Reporter(quiet=True), cache=cache,
                                             policy=load_policy(config, content))
     return stats, examples, sorted(Path(s).name for s in scanned)
 
@@ -128,7 +87,7 @@ def test_the_shard_cache_is_shared_between_the_engines(shards, tmp_path, local_r
     stats, examples, scanned = _run(shards, "ray", cache)
     assert scanned == ["part-5.parquet", "part-6.parquet"]  # only the new shards, on Ray
     assert (stats, examples) == _run(shards, "local")[:2]  # a full local recomputation without cache
-    _hostile(shards[5], 99, n=40)  # same name, new content
+    hostile_shard(shards[5], 99, n=40)  # same name, new content
     stat = shards[5].stat()
     os.utime(shards[5], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     stats, examples, scanned = _run(shards, "ray", cache)

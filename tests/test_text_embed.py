@@ -4,7 +4,6 @@ dogs among its neighbours far more often than under TF-IDF."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 
@@ -14,14 +13,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import SAMPLE_10K
+from helpers.paths import SAMPLE_10K, needs_model, needs_shared
 
 from atlas.core.cache import file_digest
 from atlas.core.config import EmbedConfig
 from atlas.core.errors import ModelError
 from atlas.core.report import Reporter
 from atlas.stages.embed import (
-    TEXT_MODEL_PACKAGE,
     TEXT_MODEL_SHA256,
     embed_sample,
     load_text_model,
@@ -30,12 +28,6 @@ from atlas.stages.embed import (
     tfidf_embed,
 )
 
-needs_model = pytest.mark.skipif(
-    importlib.util.find_spec("sentence_transformers") is None
-    or importlib.util.find_spec("all_minilm_l6_v2") is None,
-    reason=f'the caption model is not installed (pip install torch==2.13.0 ".[text]", {TEXT_MODEL_PACKAGE})',
-)
-needs_sample = pytest.mark.skipif(not SAMPLE_10K.exists(), reason=f"the shared LAION sample is not at {SAMPLE_10K}")
 
 #: Query words -> the plain word a caption about the same thing would use.
 MEANING = {
@@ -127,7 +119,7 @@ def _hits(vectors: np.ndarray, captions: list[str], query: str, target: str) -> 
 
 
 @needs_model
-@needs_sample
+@needs_shared
 @pytest.mark.slow
 def test_meaning_beats_shared_words_on_the_real_sample(models_dir):
     """Every real caption about puppies/kittens or dogs/cats, plus a seeded background of 1,200 others."""

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from atlas.cli import main
 
-from conftest import tree_snapshot, write_content, write_shard
+from helpers.content import tree_snapshot, write_content, write_shard
 
 TOML = """\
     [site]

@@ -21,7 +21,7 @@ from atlas.data.urls import safe_http_url
 from atlas.core.errors import ContentError
 from atlas.stages.stats import compute_stats, run_stats, shard_partials
 
-from conftest import SAMPLE_10K
+from helpers.paths import SAMPLE_10K
 
 #: Every way the hostile review wrote a URL on the opted-out host ``optout-host.com``.
 OPTED_OUT_FORMS = [

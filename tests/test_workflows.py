@@ -7,14 +7,13 @@ import importlib
 import re
 import shlex
 import tomllib
-from pathlib import Path
 
 import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+from helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / ".github" / "workflows"
 CI_SCRIPT = (REPO / ".ci" / "run").read_text()
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
