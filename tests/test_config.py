@@ -121,7 +121,7 @@ def test_config_error_through_the_command_line(tmp_path):
 
 
 def test_bad_toml_names_the_file(tmp_path):
-    with pytest.raises(ConfigError, match="atlas.toml is not valid TOML"):
+    with pytest.raises(ConfigError, match="atlas.toml: not valid TOML"):
         _load(tmp_path, "[sample\nsize = 1\n")
 
 

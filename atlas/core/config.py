@@ -14,7 +14,6 @@ import json
 import math
 import os
 import re
-import tomllib
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError, PydanticUndefined
 
 from atlas.core.errors import ConfigError
+from atlas.core.tomlfile import read_toml
 
 CONFIG_NAME = "atlas.toml"
 
@@ -639,13 +639,4 @@ def load_config(content_dir: Path) -> AtlasConfig:
         return AtlasConfig()
     if path.is_dir():
         raise ConfigError(f"{path} is a folder, not a file", hint=f"Replace it with a {CONFIG_NAME} text file (or remove it for the defaults).")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path} is not valid TOML: {error}", hint="Fix the syntax at that line.") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not UTF-8 text", hint="Save it as UTF-8.") from None
-    except OSError as error:
-        raise ConfigError(f"cannot read {path}: {error.strerror or error}",
-                          hint="Check that the file exists (a link must point to a file) and is readable.") from None
-    return parse_config(data, str(path))
+    return parse_config(read_toml(path, ConfigError), str(path))

@@ -10,7 +10,6 @@ duplicate ids are an error.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from atlas.core.config import problems_message, validation_problems
 from atlas.core.errors import ContentError
+from atlas.core.tomlfile import read_toml
 
 PROMPTS_NAME = "prompts.toml"
 PAGES = ("stable-diffusion", "bias")
@@ -203,10 +203,4 @@ def load_prompts(content_dir: Path, missing_ok: bool = False) -> list[Prompt]:
             f"{path} does not exist",
             hint="Write the workshop prompts there ([[prompt]] tables with id, prompt, page, seeds).",
         )
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise ContentError(f"not valid TOML: {error}", where=str(path), hint="Fix the syntax at that line.") from None
-    except UnicodeDecodeError:
-        raise ContentError("not UTF-8 text", where=str(path), hint="Save it as UTF-8.") from None
-    return parse_prompts(data, str(path))
+    return parse_prompts(read_toml(path, ContentError), str(path))

@@ -16,7 +16,6 @@ import csv
 import json
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from atlas.core.cache import read_json
 from atlas.data.rows import open_build_rows
 from atlas.data.sql import quote_literal
 from atlas.core.errors import ContentError
+from atlas.core.tomlfile import read_toml
 from atlas.core.pipeline import Stage
 from atlas.text.published import csv_cell
 
@@ -126,11 +126,7 @@ def load_word_lists(content_dir: Path) -> tuple[WordList, WordList]:
             hint="Copy gender-words.toml from atlas's default content (atlas new DIR writes it), "
             "or remove the bias-captions widget from your pages.",
         )
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ContentError(f"{path} is not valid TOML: {error}", where=WORDS_NAME,
-                           hint="Fix the syntax at that line.") from None
+    data = read_toml(path, ContentError)
     lists = []
     for name in ("female", "male"):
         table = data.get(name)
