@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from atlas.core.config import problems_message, validation_problems
+from atlas.core.problems import problems_message, validation_problems
 from atlas.core.errors import ContentError
 from atlas.core.tomlfile import read_toml
 
