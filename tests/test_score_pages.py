@@ -192,7 +192,7 @@ def test_the_unsafe_list_starts_just_below_the_threshold_and_says_why(site):
     first = float(parsed.rows[0]["score"])
     assert first < THRESHOLD and first == pytest.approx(0.4995, abs=1e-3)
     note = re.search(r'<p class="sorted-threshold"[^>]*>(.*?)</p>', html, re.S).group(1)
-    assert "0.5 or more are never shown" in note and "just below 0.5" in note
+    assert "0.5 or more are never shown" in note and "starts below 0.5" in note
     for name in ("aesthetic", "pwatermark", "similarity"):
         assert "sorted-threshold" not in (site["site"] / "sorted" / name / "index.html").read_text(encoding="utf-8")
 

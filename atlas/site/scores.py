@@ -233,7 +233,7 @@ def write_pages(env, out: Path, lists: list[ScoreList], context: Callable[..., d
             first = (number - 1) * PAGE_SIZE
             rows = item.rows[first: first + PAGE_SIZE]
             title = f"Sorted by {item.score.noun}" + (f", page {number}" if number > 1 else "")
-            description = (f"The rows of this atlas's map sample with the highest {item.score.noun}, "
+            description = (f"The image-text pairs of this atlas's map sample with the highest {item.score.noun}, "
                            "with their captions and their place on the map.")
             html = render_template(env, "sorted.html", **context(
                 FOLDER, root, title, description, item.page_href(number),

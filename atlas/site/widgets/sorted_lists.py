@@ -34,7 +34,7 @@ def sorted_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
         sentence = Markup('<p class="atlas-sorted"><a href="{href}">See the sample sorted by {noun}</a>: '
                           "{what}, highest first, with their {shown} and place on the map.{note}</p>").format(
             href=ctx.root + item.href, noun=item.score.noun, what=what, shown=shown,
-            note=(Markup(" The list starts just below {}: pairs scored at or above it are never shown.").format(
+            note=(Markup(" Pairs scored {} or more are never shown, so the list starts below it.").format(
                 item.threshold) if item.threshold is not None else ""))
         parts.append(sentence)
     if missing and not found:
