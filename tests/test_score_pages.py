@@ -296,6 +296,30 @@ def test_a_list_caps_its_pages_and_a_missing_score_gets_none(tmp_path, monkeypat
     assert scores.collect({}, demo=False, threshold=0.5) == []
 
 
+def test_data_without_scores_publishes_no_list_and_the_pages_say_so(tmp_path):
+    """As the real LAION-400M sample: URL and caption only (shown here through the keyword filter)."""
+    shard = tmp_path / "shards" / "plain.parquet"
+    shard.parent.mkdir()
+    pq.write_table(pa.table({"URL": [f"https://img.photos-site.com/{i}.jpg" for i in range(60)],
+                             "TEXT": [f"a harbour at dusk {i}" for i in range(60)]}), shard)
+    content = write_content(tmp_path / "content", {
+        "index.md": "---\ntitle: Home\n---\n# Home\n\n```atlas sorted score=aesthetic,pwatermark\n```\n"}, """
+        [data]
+        sources = ["../shards/*.parquet"]
+        unscored = "keyword-filter"
+
+        [embed]
+        method = "tfidf"
+
+        [project]
+        n_neighbors = 5
+        """)
+    assert quiet_build(content, tmp_path / "site", tmp_path / "cache").published
+    assert not (tmp_path / "site" / "sorted").exists()
+    home = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert "have no aesthetic scores or watermark scores, so there is no list" in home and "sorted/" not in home
+
+
 def test_page_numbers_keep_the_ends_and_the_neighbourhood():
     assert scores.page_numbers(1, 1) == [1]
     assert scores.page_numbers(1, 10) == [1, 2, 3, None, 10]
