@@ -191,7 +191,7 @@ def test_the_unsafe_list_starts_just_below_the_threshold_and_says_why(site):
     html, parsed = _page(site["site"], "sorted/punsafe/index.html")
     first = float(parsed.rows[0]["score"])
     assert first < THRESHOLD and first == pytest.approx(0.4995, abs=1e-3)
-    note = re.search(r'<p class="sorted-threshold"[^>]*>(.*?)</p>', html, re.S).group(1)
+    note = re.search(r'<p class="sorted-threshold"[^>]*>(.*?)</p>', html, re.DOTALL).group(1)
     assert "0.5 or more are never shown" in note and "starts below 0.5" in note
     for name in ("aesthetic", "pwatermark", "similarity"):
         assert "sorted-threshold" not in (site["site"] / "sorted" / name / "index.html").read_text(encoding="utf-8")
@@ -206,7 +206,7 @@ def test_pages_hold_a_hundred_rows_and_link_their_neighbours(site):
     assert len(first.rows) == scores.PAGE_SIZE and "prev" not in first.links and first.links["next"] == "../../sorted/punsafe/2.html"
     assert '<ol class="sorted-rows" start="1">' in html and 'aria-current="page">1</a>' in html
     html, middle = _page(site["site"], "sorted/punsafe/2.html")
-    assert middle.links == {"prev": "../../sorted/punsafe/", "next": f"../../sorted/punsafe/3.html"}
+    assert middle.links == {"prev": "../../sorted/punsafe/", "next": "../../sorted/punsafe/3.html"}
     assert f'start="{scores.PAGE_SIZE + 1}"' in html
     html, last = _page(site["site"], f"sorted/punsafe/{pages}.html")
     assert "next" not in last.links and 0 < len(last.rows) <= scores.PAGE_SIZE

@@ -153,10 +153,9 @@ def collect(outputs: dict[str, Path], demo: bool, threshold: float) -> list[Scor
     """The lists this build publishes, in :data:`SCORES` order: one for each score with at least
     one valid value in the sample; none without a sample."""
     import numpy as np
+    import pyarrow.parquet as pq
 
     from atlas.stages import sample
-
-    import pyarrow.parquet as pq
 
     folder = outputs.get("sample")
     if folder is None:
