@@ -184,7 +184,7 @@ class _Audit(HTMLParser):
                 self.problems.append(f"<{tag} {name}={value[:60]!r}>")
         if tag == "script":
             src = dict(attrs).get("src")
-            if src is not None and not src.endswith(("static/js/map/main.js", "static/js/text/atlas-text.js")):
+            if src is not None and not src.endswith(("static/js/map/main.js", "static/js/text/atlas-text.js", "static/js/sorted.js")):
                 self.problems.append(f"<script src={src[:60]!r}>")
             self._in_script = True
 
@@ -258,7 +258,7 @@ def fuzz_env(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     pages = {
         "index.md": "---\ntitle: Home\n---\n# Home\n\n```atlas captions n=50\n```\n\n```atlas captions n=24 kind=html\n```\n",
-        "more.md": "---\ntitle: More\nnav: More\norder: 5\n---\n# More\n\n```atlas table of=hosts\n```\n\n```atlas map\n```\n",
+        "more.md": "---\ntitle: More\nnav: More\norder: 5\n---\n# More\n\n```atlas table of=hosts\n```\n\n```atlas map\n```\n\n```atlas sorted\n```\n",
     }
     toml = textwrap.dedent(f"""\
         [data]

@@ -43,6 +43,8 @@ VOLATILE = {
 COPIED = re.compile(r"^static/")
 #: Published files whose bytes follow the projection: positions, the points' order, the clusters.
 LAYOUT = re.compile(r"^map/data/")
+#: Links to a point on the map (the score-sorted lists): its position and index follow the projection.
+POINT_LINK = re.compile(r"map/#x=[\d.]+&amp;y=[\d.]+&amp;z=\d+&amp;p=\d+")
 #: Images the build draws with Pillow's bundled font: their pixels follow Pillow's version.
 DRAWN = re.compile(r"^og\.png$")
 DATE = re.compile(r"\b\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?Z?)?\b")
@@ -149,6 +151,7 @@ def normalise(rel: str, data: bytes) -> bytes:
     if rel.endswith(".json"):
         text = json.dumps(_volatile(json.loads(text)), ensure_ascii=False, indent=1) + "\n"
     elif rel.endswith((".html", ".svg")):
+        text = POINT_LINK.sub("map/#<point>", text)
         text = re.sub(r">(?=<)", ">\n", text)  # a tag a line: diffs show what changed
     text = VERSION.sub("atlas <version>", DATE.sub("<date>", text))
     return HASH.sub("<hash>", text).encode()

@@ -70,6 +70,7 @@ def render_site(
     """
     import jinja2
 
+    from atlas.site import scores
     from atlas.site.content import load_pages, render_markdown
     from atlas.stages import mapdata
     from atlas.site.theme import make_env, render_template, static_dirs, theme_error
@@ -99,6 +100,8 @@ def render_site(
         "built": build_info,
         "stats": stats,
     }
+    # The map sample sorted by each score it has (atlas/site/scores.py); the sorted widget links them.
+    sorted_lists = scores.collect(outputs, bool(build_info.get("demo")), config.data.unsafe_threshold)
     written = []
     for page in pages:
         ctx = WidgetContext(
@@ -110,7 +113,7 @@ def render_site(
             stats=stats,
             outputs=outputs,
             assets=assets,
-            extra={"examples": examples, "build": build_info},
+            extra={"examples": examples, "build": build_info, "sorted": sorted_lists},
             env=env,
         )
         body = render_markdown(page, ctx)
@@ -152,6 +155,9 @@ def render_site(
         ))
         (out / "map" / "index.html").write_text(html, encoding="utf-8")
         written.append("map/index.html")
+    written += scores.write_pages(env, out, sorted_lists, lambda current, root, title, description, path, **extra:
+                                  template_context(common, pages, has_map, current, root, title, description,
+                                                   _canonical(config, path), **extra), bool(build_info.get("demo")))
 
     check_links_inside(content_dir / "static", content_dir, "content/static")
     # The in-browser model's runtime (megabytes of WebAssembly) ships only with a model to run.
@@ -169,7 +175,7 @@ def render_site(
     data_dir.mkdir(parents=True, exist_ok=True)
     for name, path in published.downloads.items():
         shutil.copy2(path, data_dir / name)
-    written += write_extras(env, config, out, pages, has_map, common)
+    written += write_extras(env, config, out, pages, has_map, common, [item.href for item in sorted_lists])
     (out / ".nojekyll").write_text("")  # GitHub Pages: serve folders starting with _ as they are
     return {"pages": written}
 
@@ -282,8 +288,10 @@ def _absolute_root(config: AtlasConfig) -> str:
     return base.rstrip("/") + "/" if base else ""
 
 
-def write_extras(env, config: AtlasConfig, out: Path, pages: list[Page], has_map: bool, common: dict) -> list[str]:
-    """404.html (GitHub Pages serves it at any depth), robots.txt and, with a base URL, sitemap.xml."""
+def write_extras(env, config: AtlasConfig, out: Path, pages: list[Page], has_map: bool, common: dict,
+                 more: list[str] = ()) -> list[str]:
+    """404.html (GitHub Pages serves it at any depth), robots.txt and, with a base URL, sitemap.xml
+    (the pages, the map and ``more``: other pages' hrefs from the root)."""
     from xml.sax.saxutils import escape
 
     from atlas.site.theme import render_template
@@ -296,7 +304,7 @@ def write_extras(env, config: AtlasConfig, out: Path, pages: list[Page], has_map
     written = ["404.html"]
     robots = "User-agent: *\nAllow: /\n"
     if root.startswith(("http://", "https://")):
-        hrefs = [p.href for p in pages] + (["map/"] if has_map else [])
+        hrefs = [p.href for p in pages] + (["map/"] if has_map else []) + list(more)
         urls = "".join(f"  <url><loc>{escape(root + href)}</loc></url>\n" for href in hrefs)
         (out / "sitemap.xml").write_text(
             '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -365,7 +373,7 @@ def _describe_sources(sources: list) -> str:
 
 STAGE = Stage(
     "render",
-    "4",  # 4: <site>/model/ (the in-browser caption model) and the runtime only with it
+    "5",  # 4: <site>/model/ (the in-browser caption model) and the runtime only with it; 5: sorted/<score>/ lists
     _inputs,
     _run,
     after=("stats", "bias", "sample", "embed", "project", "mapdata", "search", "prompt_captions", "screen", "gallery", "textmodel"),

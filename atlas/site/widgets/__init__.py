@@ -10,7 +10,7 @@ the widget's first positional argument. Widgets return HTML (``markupsafe.Markup
 from escaped data, reading the stages' outputs through their readers (``atlas.stages.<stage>.read``).
 
 One module per family registers its widgets with :func:`widget`: histogram, tables, captions,
-stat, map, gallery, bias_grid, bias_captions. A new widget goes into one of them (or a new module listed in
+stat, map, gallery, bias_grid, bias_captions, sorted_lists. A new widget goes into one of them (or a new module listed in
 :func:`_load_builtin_widgets`), or, without editing atlas, into an installed package that names
 its module in the ``atlas.site.widgets`` entry-point group (:mod:`atlas.core.plugins`).
 """
@@ -130,7 +130,7 @@ def render_widget(info: str, ctx: WidgetContext, where: str) -> Markup:
 def _load_builtin_widgets() -> None:
     """Import the modules that register the built-in widgets (on first use, so importing this
     package stays light)."""
-    from atlas.site.widgets import bias_captions, bias_grid, captions, gallery, histogram, map, stat, tables# noqa: F401
+    from atlas.site.widgets import bias_captions, bias_grid, captions, gallery, histogram, map, sorted_lists, stat, tables  # noqa: F401
 
 
 def load_widgets() -> None:
