@@ -19,7 +19,8 @@ import pytest
 
 from atlas.site import scores
 
-from conftest import quiet_build, write_content
+from helpers.builds import quiet_build
+from helpers.content import write_content
 from test_safety_canonical import BLOCKED_CAPTIONS, BLOCKED_URLS
 
 pytestmark = pytest.mark.slow  # builds a site
@@ -342,7 +343,7 @@ def test_the_widget_says_in_reader_words_when_there_is_no_list(tmp_path):
 
 @pytest.mark.browser
 def test_a_reader_pages_through_a_list_and_follows_a_row_to_the_map(site, chromium):
-    from browser import serve
+    from helpers.browser import serve
 
     with serve(site["site"]) as base:
         page = chromium.new_page(viewport={"width": 1280, "height": 900})
