@@ -345,7 +345,12 @@ def test_mismatched_embedding_sizes_are_explained(tmp_path):
     assert found.reason and "do not match" in found.reason
 
 
-def test_gallery_lists_nearest_captions_with_a_map_link(tmp_path):
+def test_gallery_lists_nearest_captions_with_a_map_link(tmp_path, monkeypatch):
+    """The link is the row's point as the map reads it (atlas.site.maplinks, checked against the
+    map's own files by test_score_pages), not the projection's raw coordinates (-1..1), which put
+    the reader somewhere else; a row the map does not hold gets no link."""
+    import atlas.site.widgets.gallery as gallery_widgets
+
     content = _content(tmp_path)
     _shoot(content, "everest", 7)
     folder = tmp_path / "gallery"
@@ -354,8 +359,12 @@ def test_gallery_lists_nearest_captions_with_a_map_link(tmp_path):
     (folder / gal.NEIGHBOURS).write_text(json.dumps({"reason": None, "model": "ViT", "images": {"everest/7": near}}))
     html = _gallery(_ctx(content, {"gallery": folder}), "atlas gallery prompt=everest")
     assert "chocolate mountain cake" in html and "bakery.example" in html
-    assert 'href="../map/#x=1.2500&amp;y=-3.5000&amp;z=6"' in html
+    assert "map/#" not in html  # no map in this build: no link
     assert "not in this build" not in html
+    asked = []
+    monkeypatch.setattr(gallery_widgets, "map_positions", lambda outputs, rows: asked.append(list(rows)) or {4: (17, 0.25, 0.75)})
+    html = _gallery(_ctx(content, {"gallery": folder}), "atlas gallery prompt=everest")
+    assert 'href="../map/#x=0.25&amp;y=0.75&amp;z=6&amp;p=17"' in html and [4] in asked
 
 
 @pytest.mark.slow

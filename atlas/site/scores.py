@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from atlas.core.generated import MAP_ZOOM
+from atlas.site.maplinks import map_positions, point_href
 from atlas.data.urls import safe_http_url
 from atlas.text.published import cut_caption
 
@@ -125,30 +125,6 @@ def _valid(values, score: Score, threshold: float):
     return ok
 
 
-def _map_positions(outputs: dict[str, Path], row_ids) -> dict[int, tuple[int, float, float]]:
-    """row_id -> (point index, world x, world y) as the map page reads them, for ``row_ids``."""
-    import numpy as np
-
-    from atlas.stages import mapdata, project
-
-    data = mapdata.read(outputs.get("mapdata"))
-    projection = project.read(outputs.get("project"))
-    if data is None or projection is None or not data.count:
-        return {}
-    wanted = {int(r) for r in row_ids}
-    bounds = data.meta.get("bounds") or {}
-    x0, y0, span = float(bounds.get("x0", 0.0)), float(bounds.get("y0", 0.0)), float(bounds.get("span", 1.0)) or 1.0
-    coords = np.asarray(projection.coords, dtype=np.float64)
-    out = {}
-    for point, row_id in enumerate(data.row_ids()):
-        if row_id not in wanted or row_id >= len(coords):
-            continue
-        world = (coords[row_id] - [x0, y0]) / span
-        world = np.clip(np.where(np.isfinite(world), world, 0.5), 0.0, 1.0)  # as the map's quantising does
-        out[row_id] = (point, round(float(world[0]), 5), round(float(world[1]), 5))
-    return out
-
-
 def collect(outputs: dict[str, Path], demo: bool, threshold: float) -> list[ScoreList]:
     """The lists this build publishes, in :data:`SCORES` order: one for each score with at least
     one valid value in the sample; none without a sample."""
@@ -183,7 +159,7 @@ def collect(outputs: dict[str, Path], demo: bool, threshold: float) -> list[Scor
         return []
     everything = np.unique(np.concatenate([ids for _, _, ids, _ in chosen]))
     details = rows.rows_by_id(everything, columns=("url", "caption", "host"))
-    positions = _map_positions(outputs, everything)
+    positions = map_positions(outputs, everything)
     lists = []
     for score, scored, ids, values in chosen:
         listed = []
@@ -199,7 +175,7 @@ def collect(outputs: dict[str, Path], demo: bool, threshold: float) -> list[Scor
                 "value": value,
                 "shown": f"{value:.{score.digits}f}",
                 "thumb": thumbnail_url(row.get("url"), demo),
-                "map_href": (f"map/#x={place[1]}&y={place[2]}&z={MAP_ZOOM}&p={place[0]}" if place else ""),
+                "map_href": point_href("", place),
             })
         lists.append(ScoreList(score, scored, rows.rows, listed, threshold if score.name == "punsafe" else None))
     return lists

@@ -13,11 +13,12 @@ from markupsafe import Markup
 from atlas.models import nsfw as screen
 from atlas.stages import screen as screen_stage
 from atlas.core.errors import ContentError
-from atlas.core.generated import GENERATED, MAP_ZOOM, manifest_path, read_manifest
+from atlas.core.generated import GENERATED, manifest_path, read_manifest
 from atlas.stages.gallery import unavailable_reason
 from atlas.core.prompts import Prompt, load_prompts
 from atlas.text.published import cut_caption
 from atlas.stages import embed, gallery
+from atlas.site.maplinks import map_positions, point_href
 from atlas.site.widgets import WidgetContext, widget
 
 
@@ -88,10 +89,12 @@ def _neighbours(ctx: WidgetContext) -> gallery.Neighbours:
     return gallery.Neighbours(reason, "")
 
 
-def _map_href(root: str, neighbour: dict) -> str:
-    if "x" not in neighbour or "y" not in neighbour:
+def _map_href(ctx: WidgetContext, neighbour: dict) -> str:
+    """The nearest caption's point on the map (its world position and index, as the map reads them)."""
+    if "row_id" not in neighbour:
         return ""
-    return f"{root}map/#x={neighbour['x']:.4f}&y={neighbour['y']:.4f}&z={MAP_ZOOM}"
+    row_id = int(neighbour["row_id"])
+    return point_href(ctx.root, map_positions(ctx.outputs, [row_id]).get(row_id))
 
 
 def collect_shots(prompt: Prompt, ctx: WidgetContext, neighbours: dict | None = None) -> list[Shot]:
@@ -133,7 +136,7 @@ def collect_shots(prompt: Prompt, ctx: WidgetContext, neighbours: dict | None = 
                 manifest=manifest,
                 recipe=recipe_view(manifest),
                 neighbours=found,
-                map_href=_map_href(ctx.root, found[0]) if found else "",
+                map_href=_map_href(ctx, found[0]) if found else "",
             )
         )
     return shots
@@ -188,7 +191,7 @@ def gallery_widget(args: dict[str, str], ctx: WidgetContext) -> Markup:
     for p in prompts:
         found = _cut(nearest.prompts.get(p.id, []) if nearest else [])
         items.append({"prompt": p, "shots": collect_shots(p, ctx, neighbours.images), "nearest": found,
-                      "map_href": _map_href(ctx.root, found[0]) if found else ""})
+                      "map_href": _map_href(ctx, found[0]) if found else ""})
     all_shots = [s for item in items for s in item["shots"]]
     published = sum(s.state == "ready" for s in all_shots)
     return ctx.render(
