@@ -239,7 +239,8 @@ function topCount(k, count) {
 
 /** The k best points by cosine to the text, best first. */
 async function nearest(text, k) {
-  const [{ vector }, layout] = await Promise.all([embed(text), ensureVectors()]);
+  // the vectors once the model has loaded (a broken model would make them a wasted download)
+  const [{ vector }, layout] = await Promise.all([embed(text), ensureLoaded().then(ensureVectors)]);
   return layout.search(vector, topCount(k, layout.count));
 }
 
