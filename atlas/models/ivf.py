@@ -30,8 +30,9 @@ The clusters: spherical k-means (faiss; scikit-learn's MiniBatchKMeans where fai
 with ``round(2 * sqrt(count))`` centroids, fitted on a seeded subsample; then every point goes to
 its nearest centroid that has room, at most :data:`CAPACITY` times the mean cluster size (the
 points closest to a centroid first, so a crowded centroid keeps its own and sheds the marginal ones
-to their next-nearest), so no probe reads more than a bounded number of bytes. Deterministic for
-the same vectors, seed and thread count.
+to their next-nearest), so no probe reads more than a bounded number of bytes. The same vectors
+and seed give the same files (checked in fresh processes, on one thread and two; another BLAS
+could round a near tie differently).
 """
 
 from __future__ import annotations
