@@ -1,7 +1,7 @@
 """Search by meaning in headless Chromium: the exact layout at 20k points, the clustered one at 1M.
 
 Writes the map's vectors as the textmodel stage does (atlas/models/ivf.py: ``vectors.bin`` up to
-100k points, ``ivf/`` above) from synthetic caption-like embeddings (tests/meaning_vectors.py:
+100k points, ``ivf/`` above) from synthetic caption-like embeddings (tests/helpers/meaning_vectors.py:
 unequal topics of subtopics, 384 dimensions, a close pair at cosine ~0.6), serves them from
 127.0.0.1 with the text module on a bare page, and asks the worker for the 10 nearest points of
 query vectors (``window.__atlasText.nearestVector``: the search alone; embedding the reader's
@@ -33,15 +33,16 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "benchmarks")]
 
 from _util import load_average, table, write_result  # noqa: E402
-from browser import launch, serve, skip_reason  # noqa: E402
-from meaning_vectors import Topics, exact_nearest  # noqa: E402
+from helpers.browser import launch, serve, skip_reason  # noqa: E402
+from helpers.meaning_vectors import Topics, exact_nearest  # noqa: E402
 
 from atlas.models import ivf  # noqa: E402
 
 #: Before the page's own scripts: every main-thread task over 50 ms, with its start.
 LONGTASKS = """window.__longtasks = [];
-new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__longtasks.push([e.startTime, e.duration]); })
-  .observe({ type: 'longtask', buffered: true });"""
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) window.__longtasks.push([e.startTime, e.duration]);
+}).observe({ type: 'longtask', buffered: true });"""
 
 BUSY = "const t = performance.now(); while (performance.now() - t < 60);"
 
@@ -74,7 +75,8 @@ def int8_exact(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
         query = query / np.linalg.norm(query)
         scores = np.empty(len(q))
         for start in range(0, len(q), 100_000):
-            scores[start:start + 100_000] = (q[start:start + 100_000] @ query.astype(np.float32)) * scale[start:start + 100_000]
+            part = slice(start, start + 100_000)
+            scores[part] = (q[part] @ query.astype(np.float32)) * scale[part]
         top = np.argpartition(-scores, k)[:k]
         out.append(top[np.lexsort((top, -scores[top]))])
     return np.asarray(out)
@@ -142,7 +144,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--exact-points", type=int, default=20_000)
-    parser.add_argument("--queries", type=int, default=100, help="timed queries (plus one that fetches the one-time files)")
+    parser.add_argument("--queries", type=int, default=100,
+                        help="timed queries (plus one that fetches the one-time files)")
     parser.add_argument("--name", default="bench_meaning_search")
     args = parser.parse_args()
     reason = skip_reason()
@@ -155,7 +158,8 @@ def main() -> None:
                      "load_average_at_start": load_average(),
                      "targets": {"exact_20k_ms": 50, "clustered_1m_ms": 500, "bytes_per_query": 2_000_000,
                                  "main_thread_task_ms": 50}}
-    with tempfile.TemporaryDirectory(dir=REPO / "benchmarks" / ".data" if (REPO / "benchmarks" / ".data").is_dir() else None) as scratch:
+    data = REPO / "benchmarks" / ".data"
+    with tempfile.TemporaryDirectory(dir=data if data.is_dir() else None) as scratch:
         scratch = Path(scratch)
         rows = []
         with sync_playwright() as p:
@@ -181,7 +185,8 @@ def main() -> None:
                 results[kind] = figures
                 rows.append([kind, f"{n:,}", figures["median_ms"], figures["p95_ms"], figures["warm_median_ms"],
                              figures["first_query_ms"],
-                             f"{figures['bytes_per_query_mean'] / 1e3:.0f} / {figures['bytes_per_query_max'] / 1e3:.0f}",
+                             (f"{figures['bytes_per_query_mean'] / 1e3:.0f} / "
+                              f"{figures['bytes_per_query_max'] / 1e3:.0f}"),
                              f"{figures['one_time_bytes'] / 1e6:.2f}", figures.get("recall_at_10_vs_int8_exact", "-"),
                              figures["recall_at_10_vs_float_exact"], figures["build_seconds"],
                              figures["longest_main_thread_task_ms"]])
@@ -189,7 +194,8 @@ def main() -> None:
                 shutil.rmtree(scratch / kind)
             browser.close()
     print()
-    print(table(["layout", "points", "median ms", "p95 ms", "warm median ms", "first ms", "kB/query mean/max", "one-time MB",
+    print(table(["layout", "points", "median ms", "p95 ms", "warm median ms", "first ms", "kB/query mean/max",
+                 "one-time MB",
                  "recall@10 vs int8 exact", "vs float exact", "build s", "longest task ms"], rows))
     print(f"load average: {load_average()}")
     print(f"wrote {write_result(args.name, results)}")

@@ -2,7 +2,7 @@
 (static/js/text/text-worker.js) reads the index once, probes the nearest clusters within the
 manifest's byte budget, and gives the answer Python gives from the same files
 (atlas.models.ivf.Clustered) -- which is also, nearly always, the exact nearest. The vectors are
-synthetic (tests/meaning_vectors.py) and asked for through ``__atlasText.nearestVector``, so no
+synthetic (tests/helpers/meaning_vectors.py) and asked for through ``__atlasText.nearestVector``, so no
 model is built; the exact layout answers through the same call."""
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from browser import serve, skip_reason
-from meaning_vectors import Topics, exact_nearest
+from helpers.browser import serve, skip_reason
+from helpers.meaning_vectors import Topics, exact_nearest
 
 from atlas.models import ivf
 
@@ -59,7 +58,8 @@ def open_page(chromium, base):
 ASK = "(a) => Promise.all(a.qs.map((q) => window.__atlasText.nearestVector(q, a.k)))"
 
 
-def test_the_worker_answers_from_a_clustered_layout_as_python_does_and_finds_the_exact_nearest(chromium, tmp_path, topics):
+def test_the_worker_answers_from_a_clustered_layout_as_python_does_and_finds_the_exact_nearest(chromium, tmp_path,
+                                                                                              topics):
     vectors, queries = topics["points"], topics["queries"]
     entry = write_site(tmp_path, vectors, exact_max=POINTS - 1)
     assert entry["kind"] == "clustered"
@@ -82,7 +82,8 @@ def test_the_worker_answers_from_a_clustered_layout_as_python_does_and_finds_the
             assert np.allclose(answer["scores"], scores, atol=2e-6)
             recall.append(len(set(answer["ids"]) & set(truth.tolist())) / 10)
         print(f"\nChromium, clustered ({entry['clusters']} clusters, {POINTS} points): recall@10 against the exact "
-              f"nearest {np.mean(recall):.3f}, {np.mean(fetched) / 1e3:.0f} kB fetched a query (max {max(fetched) / 1e3:.0f})")
+              f"nearest {np.mean(recall):.3f}, {np.mean(fetched) / 1e3:.0f} kB fetched a query "
+              f"(max {max(fetched) / 1e3:.0f})")
         assert np.mean(recall) >= 0.85
         assert max(fetched) <= BUDGET
         assert sum(u.endswith("/model/ivf/index.bin") for u in page.requests) == 1
@@ -123,10 +124,11 @@ def test_a_damaged_cluster_file_is_a_clear_error_and_the_next_query_still_answer
     damaged.write_bytes(damaged.read_bytes()[:-1] + b"\x01")  # same size, one byte changed
     with serve(tmp_path) as base:
         page = open_page(chromium, base)
-        error = page.evaluate("(q) => window.__atlasText.nearestVector(q, 10).then(() => null, (e) => ({code: e.code, message: e.message}))",
-                              queries[0].tolist())
+        error = page.evaluate("(q) => window.__atlasText.nearestVector(q, 10)"
+                              ".then(() => null, (e) => ({code: e.code, message: e.message}))", queries[0].tolist())
         assert error["code"] == "damaged" and "map's vectors" in error["message"]
         other = next(q for q in queries if first not in layout.probes(q, 10))
-        assert page.evaluate("(q) => window.__atlasText.nearestVector(q, 10)", other.tolist())["ids"] == layout.nearest(other, 10)[0]
+        answer = page.evaluate("(q) => window.__atlasText.nearestVector(q, 10)", other.tolist())
+        assert answer["ids"] == layout.nearest(other, 10)[0]
         assert not page.errors
         page.close()

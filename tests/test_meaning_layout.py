@@ -10,8 +10,7 @@ import json
 
 import numpy as np
 import pytest
-
-from meaning_vectors import Topics, exact_nearest
+from helpers.meaning_vectors import Topics, exact_nearest
 
 from atlas.models import ivf
 
@@ -31,11 +30,12 @@ def test_up_to_the_limit_the_layout_is_todays_single_exact_file(tmp_path, topics
     entry = ivf.write_layout(tmp_path, vectors, exact_max=900)
     assert entry["kind"] == "exact" and set(files(tmp_path)) == {"vectors.bin"}
     q, scale = ivf.quantise_vectors(vectors)
-    assert (tmp_path / "vectors.bin").read_bytes() == q.tobytes() + scale.astype("<f4").tobytes()  # 900 * 384 is aligned
+    # 900 * 384 bytes is 4-byte aligned: no padding
+    assert (tmp_path / "vectors.bin").read_bytes() == q.tobytes() + scale.astype("<f4").tobytes()
     assert entry["count"] == 900 and entry["scales_offset"] == 900 * 384 and entry["bytes"] == 900 * 388
     (tmp_path / "odd").mkdir()
     odd = ivf.write_layout(tmp_path / "odd", np.ones((3, 5), np.float32))
-    assert odd["scales_offset"] == 16 and (tmp_path / "odd" / "vectors.bin").stat().st_size == 16 + 12  # 15 bytes, padded
+    assert odd["scales_offset"] == 16 and (tmp_path / "odd" / "vectors.bin").stat().st_size == 16 + 12  # 15, padded
 
 
 def test_above_the_limit_the_vectors_are_clustered_in_bounded_files(tmp_path, topics):

@@ -280,7 +280,8 @@ class Clustered:
         self.dim, self.k = entry["dim"], entry["clusters"]
         index = entry["index"]
         raw = (self.folder / index["file"]).read_bytes()
-        self.centroids = np.frombuffer(raw, np.int8, self.k * self.dim, index["centroids_offset"]).reshape(self.k, self.dim)
+        self.centroids = np.frombuffer(raw, np.int8, self.k * self.dim,
+                                       index["centroids_offset"]).reshape(self.k, self.dim)
         self.scales = np.frombuffer(raw, "<f4", self.k, index["scales_offset"])
         self.sizes = np.frombuffer(raw, "<u4", self.k, index["sizes_offset"])
         self.digests = np.frombuffer(raw, np.uint8, self.k * 32, index["digests_offset"]).reshape(self.k, 32)
@@ -316,7 +317,8 @@ class Clustered:
             points += n
         return chosen
 
-    def nearest(self, query: "np.ndarray", k: int = 10, probe_bytes: int | None = None) -> tuple[list[int], list[float]]:
+    def nearest(self, query: "np.ndarray", k: int = 10,
+                probe_bytes: int | None = None) -> tuple[list[int], list[float]]:
         """The k best point ids among the probed clusters and their scores, best first."""
         import numpy as np
 
