@@ -14,15 +14,21 @@ map's points. For that this stage writes (copied by render to ``<site>/model/``)
     (:data:`MIN_MEAN_COSINE`, :data:`MIN_COSINE`); else the exact fp32 export is kept.
 ``vocab.txt``
     The WordPiece vocabulary, one token a line, line i = token id i.
-``vectors.bin``
+``vectors.bin`` (up to :data:`atlas.models.ivf.EXACT_MAX` points)
     The map's embeddings in the map's point order (point p = the p-th caption of the map data):
     int8 [count, dim] (each point's vector divided by its largest absolute component, times
     127), then, 4-byte aligned, float32 [count] per-point scales (largest component / 127), so
-    ``dot(query, int8_p) * scale_p`` is the cosine up to the rounding. Fetched on first use.
+    ``dot(query, int8_p) * scale_p`` is the cosine up to the rounding. Fetched on first use and
+    scanned exactly.
+``ivf/index.bin``, ``ivf/<c>.bin`` (above that)
+    The same vectors clustered (an inverted file): the centroids once, then per query only the
+    clusters nearest to it, within a byte budget, so a map of 1M points stays searchable. The
+    format and the probe rule: :mod:`atlas.models.ivf`.
 ``text-model.json``
     What the page needs: the files (bytes, SHA-256), the tokenizer's settings (lower-casing,
     accents, Chinese characters, special tokens, ``max_tokens``: what the build cut captions
-    at), the dimension, the quantisation and its measured agreement, ``vectors`` (its layout).
+    at), the dimension, the quantisation and its measured agreement, ``vectors`` (its layout:
+    ``kind`` is ``"exact"`` or ``"clustered"``).
 
 The JavaScript side (``themes/default/static/js/text/``) implements BERT's WordPiece itself, so
 only tokenizers of that family (BertNormalizer, BertPreTokenizer, WordPiece) are exported; any
@@ -39,13 +45,18 @@ from pathlib import Path
 
 from atlas.core.cache import file_digest
 from atlas.core.pipeline import Stage
+from atlas.models import ivf
 
 log = logging.getLogger(__name__)
+
+#: The map's vectors up to ivf.EXACT_MAX points (one file, scanned exactly in the browser).
+quantise_vectors = ivf.quantise_vectors
+write_vectors = ivf.write_exact
 
 MANIFEST = "text-model.json"
 MODEL = "model.onnx"
 VOCAB = "vocab.txt"
-VECTORS = "vectors.bin"
+VECTORS = ivf.EXACT_FILE
 FORMAT = 1
 #: The quantised model must agree this well with sentence-transformers on the sample's captions
 #: (cosine of the two vectors of each caption), else the fp32 export ships.
@@ -214,39 +225,13 @@ def agreement(a: "np.ndarray", b: "np.ndarray") -> dict:
             "min_cosine": round(float(cos.min()), 5) if len(cos) else None}
 
 
-def quantise_vectors(vectors: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
-    """float [N, D] -> (int8 [N, D], float32 [N] scales): each row over its own largest component."""
-    import numpy as np
-
-    vectors = np.asarray(vectors, dtype=np.float32)
-    peak = np.abs(vectors).max(axis=1) if len(vectors) else np.zeros(0, np.float32)
-    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-    q = np.clip(np.rint(vectors / scale[:, None]), -127, 127).astype(np.int8)
-    return q, scale
-
-
-def write_vectors(path: Path, vectors: "np.ndarray") -> dict:
-    """``vectors.bin`` (see the module docstring); its manifest entry."""
-    import numpy as np
-
-    q, scale = quantise_vectors(vectors)
-    body = q.tobytes()
-    pad = (-len(body)) % 4
-    with open(path, "wb") as handle:
-        handle.write(body)
-        handle.write(b"\0" * pad)
-        handle.write(scale.astype("<f4").tobytes())
-    n, dim = (int(q.shape[0]), int(q.shape[1])) if q.ndim == 2 else (0, 0)
-    return {**_file_entry(path), "count": n, "dim": dim, "int8_offset": 0, "scales_offset": len(body) + pad,
-            "layout": "int8 [count, dim] row-major, then float32 [count] per-point scales"}
-
-
 def write_text_model(st_model, max_tokens: int, name: str, tokenizer_json: dict, vectors: "np.ndarray",
-                     check_texts: list[str], folder: Path) -> dict:
+                     check_texts: list[str], folder: Path, exact_max: int = ivf.EXACT_MAX) -> dict:
     """Export, quantise, check and write the browser's caption model into ``folder``; the summary.
 
     ``st_model`` is the loaded SentenceTransformer; ``vectors`` the map's embeddings in the
-    map's point order; ``check_texts`` captions to compare the ONNX vectors with the build's.
+    map's point order; ``check_texts`` captions to compare the ONNX vectors with the build's;
+    above ``exact_max`` points the vectors are clustered (:func:`atlas.models.ivf.write_layout`).
     """
     import numpy as np
 
@@ -272,7 +257,9 @@ def write_text_model(st_model, max_tokens: int, name: str, tokenizer_json: dict,
         quantisation = "none (fp32)"
     else:
         exact.unlink()
-    vector_entry = write_vectors(folder / VECTORS, vectors)
+    laid_out = time.perf_counter()
+    vector_entry = ivf.write_layout(folder, vectors, exact_max=exact_max)
+    laid_out = time.perf_counter() - laid_out
     manifest = {
         "format": FORMAT,
         "available": True,
@@ -289,6 +276,7 @@ def write_text_model(st_model, max_tokens: int, name: str, tokenizer_json: dict,
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     return {"model": name, "bytes": quantised.stat().st_size, "vectors_bytes": vector_entry["bytes"],
+            "vectors_kind": vector_entry["kind"], "vectors_seconds": round(laid_out, 2),
             "quantisation": quantisation, "agreement": measured,
             "export_seconds": round(exported - started, 2), "quantise_seconds": round(done - exported, 2)}
 
@@ -326,8 +314,10 @@ def _inputs(ctx) -> dict:
             return None
 
     return {"text_model": text_model_identity(ctx.config.embed, ctx.content_dir),
-            "libraries": {name: version(name) for name in ("torch", "onnx", "onnxruntime")},
-            "opset": OPSET, "check": [CHECK_CAPTIONS, MIN_MEAN_COSINE, MIN_COSINE]}
+            "libraries": {name: version(name) for name in ("torch", "onnx", "onnxruntime", "faiss-cpu")},
+            "opset": OPSET, "check": [CHECK_CAPTIONS, MIN_MEAN_COSINE, MIN_COSINE],
+            "vectors": {"exact_max": ivf.EXACT_MAX, "probe_bytes": ivf.PROBE_BYTES, "capacity": ivf.CAPACITY,
+                        "seed": ivf.SEED, "train": ivf.TRAIN_PER_CLUSTER, "iterations": ivf.ITERATIONS}}
 
 
 def _run(ctx, folder: Path) -> dict:
@@ -362,7 +352,7 @@ def _run(ctx, folder: Path) -> dict:
 
 STAGE = Stage(
     "textmodel",
-    "1",
+    "2",  # 2: vectors.kind, the clustered layout above ivf.EXACT_MAX points
     inputs=_inputs,
     run=_run,
     after=("embed", "mapdata"),

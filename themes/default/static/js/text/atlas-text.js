@@ -25,7 +25,11 @@ export function createTextModel({ base, unavailable = null, workerUrl = new URL(
 
   const fail = (message, code) => Object.assign(new Error(message), { code });
 
-  function start() {
+  const absoluteBase = () => new URL(base, document.baseURI).href;
+
+  /** The worker, started once (nothing is fetched until a request asks for it). */
+  function spawn() {
+    if (worker) return Promise.resolve();
     const reason = unavailable ? null : unsupported();
     if (unavailable || reason) return Promise.reject(fail(unavailable || reason, unavailable ? 'unavailable' : 'unsupported'));
     try {
@@ -42,13 +46,22 @@ export function createTextModel({ base, unavailable = null, workerUrl = new URL(
     };
     worker.onerror = (event) => { // the worker's script itself failed (say, it could not be fetched)
       event.preventDefault();
-      const error = fail(`Search by meaning could not start (${event.message || 'its script failed to load'}).`, 'runtime');
-      for (const job of pending.values()) job.reject(error);
-      pending.clear();
-      worker = null;
-      loaded = null;
+      stop(fail(`Search by meaning could not start (${event.message || 'its script failed to load'}).`, 'runtime'));
     };
-    return call('init', { base: new URL(base, document.baseURI).href });
+    return Promise.resolve();
+  }
+
+  /** The worker ended: every request still waiting gets the error. */
+  function stop(error) {
+    if (worker) worker.terminate();
+    worker = null;
+    loaded = null;
+    for (const job of pending.values()) job.reject(error);
+    pending.clear();
+  }
+
+  function start() {
+    return spawn().then(() => call('init', { base: absoluteBase() }));
   }
 
   function call(type, payload = {}) {
@@ -61,7 +74,7 @@ export function createTextModel({ base, unavailable = null, workerUrl = new URL(
   }
 
   function ensure() {
-    if (!loaded) loaded = start().catch((error) => { loaded = null; if (worker) { worker.terminate(); worker = null; } throw error; });
+    if (!loaded) loaded = start().catch((error) => { stop(error); throw error; });
     return loaded;
   }
 
@@ -74,6 +87,8 @@ export function createTextModel({ base, unavailable = null, workerUrl = new URL(
     embed: (text) => ensure().then(() => call('embed', { text: String(text ?? '') })),
     /** The map points nearest to the text: {ids, scores} (cosine), best first. */
     nearest: (text, k = 10) => ensure().then(() => call('nearest', { text: String(text ?? ''), k })),
+    /** The same search for a vector of the model's dimension (normalised first); loads no model. */
+    nearestVector: (vector, k = 10) => spawn().then(() => call('nearestVector', { base: absoluteBase(), vector: Float32Array.from(vector ?? []), k })),
   };
 }
 
