@@ -20,15 +20,15 @@ from atlas.core.cache import file_digest
 from atlas.core.config import EmbedConfig
 from atlas.core.errors import ModelError
 from atlas.core.report import Reporter
-from atlas.stages.embed import (
+from atlas.models.captionmodel import (
     TEXT_MODEL_PACKAGE,
     TEXT_MODEL_SHA256,
-    embed_sample,
     load_text_model,
     packaged_text_model,
     text_embed,
-    tfidf_embed,
 )
+from atlas.models.tfidf import tfidf_embed
+from atlas.stages.embed import embed_sample
 
 needs_model = pytest.mark.skipif(
     importlib.util.find_spec("sentence_transformers") is None
