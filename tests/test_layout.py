@@ -67,6 +67,20 @@ def test_the_site_reads_stage_outputs_through_their_readers():
     assert not bad, bad
 
 
+def test_only_settings_reads_the_environment():
+    """``os.environ`` / ``os.getenv`` in core/settings.py only (read once, at the edge, into
+    ``Settings``); project.py only sets numba's cache folder for the process."""
+    allowed = {"core/settings.py", "stages/project.py"}
+    bad = []
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv")
+                    and isinstance(node.value, ast.Name) and node.value.id == "os" and rel not in allowed):
+                bad.append((rel, node.lineno))
+    assert not bad, bad
+
+
 def test_models_hold_the_embedders_and_the_stage_only_the_stage():
     """Each ``[embed] method`` has its embedder in models/ (the registry), and stages/embed.py
     loads no model library itself."""
