@@ -190,7 +190,7 @@ def generate(app: App, content_dir: Path, model: str | None, force: bool, prompt
     """Generate the Stable Diffusion examples of prompts.toml (needs diffusers; a GPU is best)."""
     from atlas.commands.generate import generate as run_generate
 
-    summary = run_generate(content_dir, model, force, app.reporter, prompt_ids=prompt_ids)
+    summary = run_generate(content_dir, model, force, app.reporter, prompt_ids=prompt_ids, settings=app.settings)
     app.reporter.info(
         f"{summary['generated']} generated, {summary['skipped']} up to date, "
         f"{summary['withheld']} withheld ({summary['flagged']} of {summary['screened']} screened flagged by "

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_clip_gpu.py [--model ViT-B-32] [--images 4096] [--texts 16384]
 
-Uses atlas's own code path (``atlas.stages.embed.clip_texts`` / ``clip_images``) on a model
+Uses atlas's own code path (``atlas.models.clip.clip_texts`` / ``clip_images``) on a model
 created by open_clip with random weights, so it measures the throughput a build would get with
 real weights of the same architecture. Prints "no CUDA device; skipped" without a GPU.
 Writes ``benchmarks/results/<name>.json``.
@@ -43,7 +43,7 @@ def main() -> None:
     from PIL import Image
 
     from atlas.models._torch_compat import import_open_clip
-    from atlas.stages.embed import Clip, clip_images, clip_texts
+    from atlas.models.clip import Clip, clip_images, clip_texts
 
     open_clip = import_open_clip()
     torch.manual_seed(0)

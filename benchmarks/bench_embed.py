@@ -62,7 +62,9 @@ def main() -> None:
 
     from atlas.core.config import EmbedConfig
     from atlas.fetch.images import Fetched
-    from atlas.stages.embed import clip_texts, embed_images_of, embed_sample, load_clip, tfidf_embed
+    from atlas.models.clip import clip_texts, load_clip
+    from atlas.models.tfidf import tfidf_embed
+    from atlas.stages.embed import embed_images_of, embed_sample
 
     captions = pq.read_table(SAMPLE_10K, columns=["TEXT"]).column(0).to_pylist()
     captions = [c if isinstance(c, str) else "" for c in (captions * (args.captions // len(captions) + 1))[:args.captions]]

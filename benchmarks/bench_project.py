@@ -87,7 +87,7 @@ def dataset(rows: int) -> tuple[Path, Path]:
         return vectors, captions
     from bench_map_pipeline import varied_captions
 
-    from atlas.stages.embed import tfidf_embed
+    from atlas.models.tfidf import tfidf_embed
 
     folder.mkdir(parents=True, exist_ok=True)
     texts, _, _ = varied_captions(rows)

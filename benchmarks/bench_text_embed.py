@@ -52,7 +52,7 @@ def _captions(n: int) -> list[str]:
 
 
 def _model(models_dir: Path):
-    from atlas.stages.embed import load_text_model
+    from atlas.models.captionmodel import load_text_model
 
     return load_text_model(EmbedConfig(device="cpu"), models_dir=models_dir)
 
@@ -60,7 +60,7 @@ def _model(models_dir: Path):
 def speed(args) -> None:
     import torch
 
-    from atlas.stages.embed import text_embed
+    from atlas.models.captionmodel import text_embed
     from atlas.models._torch_compat import import_sentence_transformers
 
     torch.set_num_threads(args.threads)
@@ -132,7 +132,8 @@ def _coverage(captions: list[str], assignments: np.ndarray, clusters: list[dict]
 
 
 def labels(args) -> None:
-    from atlas.stages.embed import text_embed, tfidf_embed
+    from atlas.models.captionmodel import text_embed
+    from atlas.models.tfidf import tfidf_embed
     from atlas.stages.project import project
 
     cache = Path(args.cache)

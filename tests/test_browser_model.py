@@ -102,7 +102,7 @@ def test_our_wordpiece_gives_the_token_ids_of_the_models_own_tokenizer(tmp_path,
         pytest.skip("Node.js is not installed (apt-get install nodejs)")
     from tokenizers import Tokenizer
 
-    from atlas.stages.embed import packaged_text_model
+    from atlas.models.captionmodel import packaged_text_model
     from atlas.stages.textmodel import _vocab_lines, tokenizer_settings
 
     source = packaged_text_model(tmp_path / "models") / "tokenizer.json"
@@ -155,7 +155,7 @@ def model_site(tmp_path_factory, shared_data):
         """)
     report = quiet_build(content, root / "site", root / "cache")
     assert report.published
-    from atlas.stages.embed import load_text_model
+    from atlas.models.captionmodel import load_text_model
     from atlas.core.config import EmbedConfig
     from atlas.stages import mapdata
 

@@ -23,7 +23,7 @@ def test_the_tiny_clips_onnx_text_tower_gives_torchs_vectors(tmp_path, shared_da
     import torch
 
     from atlas.core.config import EmbedConfig
-    from atlas.stages.embed import clip_texts, load_clip
+    from atlas.models.clip import clip_texts, load_clip
     from atlas.stages.textmodel import export_clip_text
 
     saved = tiny_clip

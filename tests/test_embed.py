@@ -27,7 +27,10 @@ from atlas.core.pipeline import run_stages
 from atlas.core.report import Reporter
 from atlas.stages import embed as embed_stage
 from atlas.stages import sample as sample_stage
-from atlas.stages.embed import embed_images, embed_sample, embed_texts, tfidf_embed
+from atlas.models import clip as clip_model
+from atlas.models.clip import embed_images, embed_texts
+from atlas.models.tfidf import TFIDF_DIM, tfidf_embed
+from atlas.stages.embed import embed_sample
 
 
 
@@ -76,7 +79,7 @@ def test_clip_text_embeddings_from_a_checkpoint_file(tiny_clip):
     assert np.allclose(vectors[0], vectors[2])
     assert not np.allclose(vectors[0], vectors[1], atol=1e-3)
     # Loading the checkpoint again from disk gives the same vectors.
-    embed_stage._LOADED.clear()
+    clip_model._LOADED.clear()
     assert np.allclose(embed_texts(texts, config), vectors, atol=1e-6)
 
 
@@ -179,6 +182,28 @@ def test_stage_downloads_images_from_urls(tiny_clip, local_server, monkeypatch):
     assert info["images"]["fetch"]["tool"] == "built-in downloader" and info["images"]["fetch"]["dead"] == 1
 
 
+def test_every_embed_method_has_one_embedder_in_the_registry(tmp_path):
+    """The stage picks its embedder by ``[embed] method`` name: one loader per method but auto,
+    each giving an embedder of that method (TF-IDF fitted on the corpus it is handed)."""
+    import typing
+
+    from atlas.models.embedder import AUTO, load_embedder, registry
+
+    methods = set(typing.get_args(EmbedConfig.model_fields["method"].annotation))
+    assert set(registry()) == methods - {"auto"} and set(AUTO) <= set(registry())
+    tfidf = load_embedder("tfidf", EmbedConfig(), corpus=["red dress", "blue dress", "old car", "fast car"])
+    vectors = tfidf.embed_texts(["red car", None])
+    assert tfidf.method == "tfidf" and vectors.shape == (2, tfidf.dim) and not vectors[1].any()
+    np.save(tmp_path / "e.npy", np.eye(3, dtype=np.float32))
+    precomputed = load_embedder("precomputed", EmbedConfig(method="precomputed", precomputed=["e.npy"]), base=tmp_path)
+    assert precomputed.method == "precomputed" and precomputed.dim == 3
+    assert np.array_equal(precomputed.rows(np.array([2, 0])), np.eye(3, dtype=np.float32)[[2, 0]])
+    with pytest.raises(ModelError, match="cannot embed new text"):
+        precomputed.embed_texts(["a cat"])
+    with pytest.raises(ModelError, match="no CLIP weights configured"):
+        load_embedder("clip", EmbedConfig())
+
+
 def test_method_clip_without_weights_is_a_model_error(tmp_path):
     with pytest.raises(ModelError, match="no CLIP weights configured"):
         embed_sample(_sample_table(["a cat"]), EmbedConfig(method="clip"))
@@ -208,7 +233,7 @@ def test_auto_without_weights_or_caption_model_falls_back_to_tfidf_with_a_notice
 def test_tfidf_places_captions_about_the_same_thing_closer():
     captions = pq.read_table(SAMPLE_10K, columns=["TEXT"]).column("TEXT").to_pylist()
     vectors = tfidf_embed(captions, seed=0)
-    assert vectors.shape == (len(captions), embed_stage.TFIDF_DIM)
+    assert vectors.shape == (len(captions), TFIDF_DIM)
     rng = np.random.default_rng(0)
     random_pairs = rng.integers(0, len(captions), size=(5000, 2))
     random_sim = np.mean(np.sum(vectors[random_pairs[:, 0]] * vectors[random_pairs[:, 1]], axis=1))

@@ -17,7 +17,7 @@ from atlas.core.pipeline import run_stages
 from atlas.stages import embed as embed_stage
 from atlas.stages import project as project_stage
 from atlas.stages import sample as sample_stage
-from atlas.stages.embed import tfidf_embed
+from atlas.models.tfidf import tfidf_embed
 from atlas.stages.project import FINER_MIN, cluster_counts, cluster_levels, label_clusters, project, write_projection
 
 
@@ -265,7 +265,7 @@ import hashlib, sys
 import numpy as np
 from atlas.core.config import ProjectConfig
 from atlas.stages import project as stage
-from atlas.stages.embed import tfidf_embed
+from atlas.models.tfidf import tfidf_embed
 stage.EXACT_KNN_MAX = int(sys.argv[1])  # 0: the approximate, multi-threaded neighbour graph
 rng = np.random.default_rng(0)
 words = "red blue green dress car kitchen guitar lamp chair cat dog tree house boat".split()

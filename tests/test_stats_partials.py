@@ -141,3 +141,38 @@ def test_remote_sources_without_a_fingerprint_are_always_scanned(etag_server):
     etag_server.server_close()
     etag_server.shutdown()
     assert remote_fingerprint(f"http://127.0.0.1:{port}/gone.parquet", timeout=2) is None
+
+
+def test_hf_fingerprints_carry_the_settings_token_and_only_theirs(monkeypatch):
+    """The HEAD of an hf:// shard asks huggingface.co with Settings' HF_TOKEN (the environment is
+    read once, at the edge); a plain https shard never gets the token."""
+    import urllib.request
+
+    from atlas.core.settings import Settings
+
+    asked = []
+
+    class _Response:
+        headers = {"ETag": '"abc"'}
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *args):
+            return False
+
+    def urlopen(request, timeout):
+        asked.append((request.full_url, request.get_header("Authorization")))
+        return _Response()
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    monkeypatch.setenv("HF_TOKEN", "from-the-environment")
+    settings = Settings(hf_token="from-settings")
+    assert remote_fingerprint("hf://datasets/o/n/part-0.parquet", settings=settings)["etag"] == '"abc"'
+    remote_fingerprint("https://example.org/part-0.parquet", settings=settings)
+    remote_fingerprint("hf://datasets/o/n/part-1.parquet")
+    assert asked == [("https://huggingface.co/datasets/o/n/resolve/main/part-0.parquet", "Bearer from-settings"),
+                     ("https://example.org/part-0.parquet", None),
+                     ("https://huggingface.co/datasets/o/n/resolve/main/part-1.parquet", None)]
+    assert shard_fingerprint(Source("hf://datasets/o/n/part-2.parquet"), settings)["etag"] == '"abc"'
+    assert asked[-1][1] == "Bearer from-settings"

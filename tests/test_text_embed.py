@@ -19,14 +19,14 @@ from atlas.core.cache import file_digest
 from atlas.core.config import EmbedConfig
 from atlas.core.errors import ModelError
 from atlas.core.report import Reporter
-from atlas.stages.embed import (
+from atlas.models.captionmodel import (
     TEXT_MODEL_SHA256,
-    embed_sample,
     load_text_model,
     packaged_text_model,
     text_embed,
-    tfidf_embed,
 )
+from atlas.models.tfidf import tfidf_embed
+from atlas.stages.embed import embed_sample
 
 
 #: Query words -> the plain word a caption about the same thing would use.

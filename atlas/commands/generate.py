@@ -30,6 +30,8 @@ from atlas.core.config import AtlasConfig, GenerateConfig, load_config
 from atlas.models.device import resolve_device
 from atlas.core.errors import ConfigError, ContentError, ModelError
 from atlas.core.prompts import Prompt, load_prompts
+from atlas.core.settings import Settings
+from atlas.models.hub import find_model
 
 log = logging.getLogger(__name__)
 
@@ -146,73 +148,21 @@ def weights_digest(folder: Path) -> str:
     return total.hexdigest()
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _hub_reachable(seconds: float = 5.0) -> bool:
-    """Can we open a connection to the hub within ``seconds`` (DNS included)?"""
-    import socket
-    import threading
-
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    host = re.sub(r"^https?://", "", endpoint).split("/")[0].split(":")[0]
-    result = []
-
-    def attempt():
-        try:
-            socket.create_connection((host, 443), timeout=seconds).close()
-            result.append(True)
-        except OSError:
-            pass
-
-    thread = threading.Thread(target=attempt, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    return bool(result)
-
-
-def _hub_snapshot(repo_id: str) -> Path:
+def _hub_snapshot(repo_id: str, settings: Settings | None = None) -> Path:
     """The local snapshot of a hub model: from the HF cache, else downloaded (needs network)."""
     hint = (
         "Download the model folder once on a machine with network "
         f"(`hf download {repo_id} --local-dir models/NAME`) and pass --model models/NAME."
     )
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError:  # pragma: no cover - huggingface_hub comes with diffusers
-        raise ModelError("huggingface_hub is not installed, so a hub id cannot be resolved", hint=hint) from None
-    try:
-        return Path(snapshot_download(repo_id, local_files_only=True))
-    except Exception:  # not in the local cache (LocalEntryNotFoundError and relatives)
-        pass
-    if _offline():
-        raise ModelError(
-            f"no folder {repo_id!r} exists, and as a Hugging Face hub id it cannot be fetched: "
-            "HF_HUB_OFFLINE is set and it is not in the local Hugging Face cache",
-            where="--model / [generate] model",
-            hint=hint,
-        )
-    if not _hub_reachable():
-        raise ModelError(
-            f"no folder {repo_id!r} exists, and as a Hugging Face hub id it cannot be fetched: "
-            "the hub cannot be reached from this machine and the model is not in the local cache",
-            where="--model / [generate] model",
-            hint=hint,
-        )
-    try:
-        return Path(
-            snapshot_download(
-                repo_id,
-                allow_patterns=["model_index.json", "README.md", "LICENSE*", "*/*.json", "*/*.txt", "*/*.safetensors"],
-            )
-        )
-    except Exception as error:
-        raise ModelError(f"cannot download {repo_id!r}: {error}", where="--model", hint=hint) from None
+    return find_model(repo_id, settings, download=True, where="--model / [generate] model", hint=hint,
+                      allow_patterns=["model_index.json", "README.md", "LICENSE*", "*/*.json", "*/*.txt", "*/*.safetensors"])
 
 
-def resolve_model(model: str, content_dir: Path) -> ModelSource:
-    """Find the model folder for ``model`` (a folder or a hub id) and describe it. Fast: no torch."""
+def resolve_model(model: str, content_dir: Path, settings: Settings | None = None) -> ModelSource:
+    """Find the model folder for ``model`` (a folder or a hub id) and describe it. Fast: no torch.
+
+    A hub id is looked up (and downloaded) by :func:`atlas.models.hub.find_model` with ``settings``
+    (the environment: ``HF_HUB_OFFLINE``, ``HF_ENDPOINT``, ``HF_TOKEN``)."""
     model = (model or "").strip()
     if not model:
         raise ModelError(
@@ -233,7 +183,7 @@ def resolve_model(model: str, content_dir: Path) -> ModelSource:
             )
         folder, source, revision, name = local.resolve(), "local", None, local.resolve().name
     elif _HUB_ID.match(model) and not model.startswith((".", "~")):
-        folder, source, name = _hub_snapshot(model), "hub", model
+        folder, source, name = _hub_snapshot(model, settings), "hub", model
         revision = folder.name if folder.parent.name == "snapshots" else None
     else:
         raise ModelError(
@@ -550,6 +500,7 @@ def generate(
     *,
     config: AtlasConfig | None = None,
     prompt_ids: list[str] | tuple[str, ...] = (),
+    settings: Settings | None = None,
 ) -> dict:
     """Render every prompt x seed of ``prompts.toml`` whose recipe changed (all with ``force``).
 
@@ -559,14 +510,15 @@ def generate(
     flagged image is not written (``"image": null``). Returns a summary: ``{"model", "licence",
     "device", "generated", "skipped", "screened", "flagged", "withheld", "classifier", "threshold",
     "images", "seconds", "stale"}`` where ``withheld`` counts images flagged by either check and
-    ``stale`` lists generated folders no prompt uses any more.
+    ``stale`` lists generated folders no prompt uses any more. ``settings``: the environment
+    (:class:`atlas.core.settings.Settings`, read here when not given) a hub id is fetched with.
     """
     from atlas.core.report import Reporter
 
     reporter = reporter or Reporter(quiet=True)
     content_dir = Path(content_dir)
     config = config or load_config(content_dir)
-    settings = config.generate
+    options = config.generate
     prompts = load_prompts(content_dir)
     if prompt_ids:
         unknown = sorted(set(prompt_ids) - {p.id for p in prompts})
@@ -580,10 +532,10 @@ def generate(
     # First: no image may be written, nor a committed one left, unscreened (atlas/screen.py).
     if screen.classifier_version() is None:
         raise screen.missing_error()
-    threshold = settings.nsfw_threshold
-    source = resolve_model(model or settings.model, content_dir)
-    scheduler = make_scheduler(source, settings.scheduler)
-    jobs, fresh = plan(prompts, content_dir, source, scheduler_recipe(scheduler), settings, force)
+    threshold = options.nsfw_threshold
+    source = resolve_model(model or options.model, content_dir, settings or Settings.from_env())
+    scheduler = make_scheduler(source, options.scheduler)
+    jobs, fresh = plan(prompts, content_dir, source, scheduler_recipe(scheduler), options, force)
     summary = {
         "model": source.id,
         "licence": source.licence,
@@ -594,7 +546,7 @@ def generate(
         "screened": 0,
         "flagged": 0,
         "classifier": screen.describe(),
-        "threshold": settings.nsfw_threshold,
+        "threshold": options.nsfw_threshold,
         "device": None,
         "seconds": 0.0,
         "stale": _stale_folders(content_dir, prompts) if not prompt_ids else [],

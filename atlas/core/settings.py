@@ -14,6 +14,8 @@ from pathlib import Path
 
 #: Remote reads retry transient failures (timeouts, resets, 5xx) this many times by default.
 HTTP_RETRIES = 5
+#: The Hugging Face hub, unless ``HF_ENDPOINT`` names another.
+HF_ENDPOINT = "https://huggingface.co"
 
 
 @dataclass(frozen=True)
@@ -26,8 +28,12 @@ class Settings:
     http_retries: int = HTTP_RETRIES
     #: ``ATLAS_DUCKDB_MEMORY``: DuckDB's memory limit (e.g. "4GB"), or None for its default.
     duckdb_memory: str | None = None
-    #: ``HF_TOKEN``: a Hugging Face token for ``hf://`` shards of gated datasets.
+    #: ``HF_TOKEN``: a Hugging Face token for ``hf://`` shards of gated datasets (and hub downloads).
     hf_token: str | None = None
+    #: ``HF_HUB_OFFLINE`` set (1, true, yes, on): nothing is fetched from the Hugging Face hub.
+    hf_offline: bool = False
+    #: ``HF_ENDPOINT``: the Hugging Face hub that ``atlas generate`` downloads a model id from.
+    hf_endpoint: str = HF_ENDPOINT
     #: ``CI`` set: no progress bars.
     ci: bool = False
     #: ``GITHUB_ACTIONS=true``: the build runs on GitHub Actions (named in build.json).
@@ -51,6 +57,8 @@ class Settings:
             http_retries=retries,
             duckdb_memory=env.get("ATLAS_DUCKDB_MEMORY") or None,
             hf_token=env.get("HF_TOKEN") or None,
+            hf_offline=env.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"),
+            hf_endpoint=env.get("HF_ENDPOINT", "").strip().rstrip("/") or HF_ENDPOINT,
             ci=bool(env.get("CI")),
             github_actions=env.get("GITHUB_ACTIONS") == "true",
             commit=env.get("GITHUB_SHA") or None,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from atlas.core.config import CANONICAL_COLUMNS, content_path
 from atlas.core.errors import DataError
+from atlas.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,11 @@ def is_glob(location: str) -> bool:
     return any(ch in location for ch in "*?[")
 
 
-def remote_fingerprint(url: str, timeout: float = 20.0) -> dict | None:
+def remote_fingerprint(url: str, timeout: float = 20.0, *, settings: Settings | None = None) -> dict | None:
     """What identifies one remote shard now: ETag, Last-Modified and size from an HTTP HEAD.
 
-    ``hf://datasets/OWNER/NAME/PATH`` is asked at its ``resolve/main`` address. None when the
+    ``hf://datasets/OWNER/NAME/PATH`` is asked at its ``resolve/main`` address on huggingface.co
+    (where DuckDB reads it), with ``settings.hf_token`` when there is one. None when the
     source cannot be asked (a glob, s3:// and other stores, a failed request) or the server
     gives none of the three: such a shard is scanned again on every build.
     """
@@ -89,7 +91,7 @@ def remote_fingerprint(url: str, timeout: float = 20.0) -> dict | None:
     else:
         return None
     request = urllib.request.Request(address, method="HEAD")
-    token = os.environ.get("HF_TOKEN")
+    token = settings.hf_token if settings is not None else None
     if token and url.startswith("hf://"):
         request.add_header("Authorization", f"Bearer {token}")
     try:

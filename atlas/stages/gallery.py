@@ -76,7 +76,7 @@ class Nearest:
 
 def _clip_image_embedder(config, base: Path | None):
     """The embed stage's CLIP image embedder: the same model and weights as the captions."""
-    from atlas.stages.embed import embed_images
+    from atlas.models.clip import embed_images
 
     def embed(paths: list[Path]):
         return embed_images([Path(p) for p in paths], config.embed, base)
@@ -90,7 +90,7 @@ def nearest_captions(image_paths: list[Path], embed_folder: Path, sample_folder:
 
     Only when the embed stage (its output folder ``embed_folder``) used CLIP: the images are embedded
     with the same model (``embedder(paths) -> vectors`` or ``(vectors, errors)``; default:
-    :func:`atlas.stages.embed.embed_images` with ``config.embed`` and ``base``, the content folder)
+    :func:`atlas.models.clip.embed_images` with ``config.embed`` and ``base``, the content folder)
     and compared with its embeddings (L2-normalised, row i = sample ``row_id`` i) by
     :func:`atlas.models.nearest.top_k`; the neighbours are :func:`atlas.models.nearest.neighbour_lists`
     of the sample stage's rows (``sample_folder``). An image that cannot be read gets no

@@ -445,6 +445,7 @@ def _kmeans(coords: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def _analyzer():
+    # Not models/tfidf's tokeniser: a label wants words of 3+ letters, pairs and more stop words.
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     stop = ENGLISH_STOP_WORDS | EXTRA_STOP_WORDS

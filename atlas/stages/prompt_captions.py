@@ -27,36 +27,15 @@ RESULT = "prompt_captions.json"
 K = 5
 
 
-def tfidf_nearest(texts: list[str], captions: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest captions by TF-IDF cosine (fitted on the captions): shared words, no model."""
-    import numpy as np
-
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    captions = [c if isinstance(c, str) else "" for c in captions]
-    vectorizer = TfidfVectorizer(stop_words="english", sublinear_tf=True, token_pattern=r"(?u)\b[^\W\d_]{2,}\b")
-    try:
-        matrix = vectorizer.fit_transform(captions)
-    except ValueError:  # no usable words at all
-        return np.zeros((len(texts), 0), dtype=int), np.zeros((len(texts), 0))
-    queries = vectorizer.transform(texts)
-    top, scores = top_k(queries, matrix, k)
-    return top, scores
-
-
 def embed_queries(texts: list[str], info, config, base: Path | None, models_dir: Path | None):
-    """The prompts embedded like the map's captions (``info``: the embed stage's EmbedInfo), or None."""
+    """The prompts embedded like the map's captions (``info``: the embed stage's EmbedInfo), or None
+    when the map's embedder cannot embed new text (TF-IDF, precomputed vectors)."""
+    from atlas.models.embedder import load_embedder
+
     method = info.method if info is not None else None
-    if method == "clip":
-        from atlas.stages.embed import embed_texts
-
-        return embed_texts(texts, config.embed, base)
-    if method == "text":
-        from atlas.stages.embed import load_text_model, text_embed
-
-        model = load_text_model(config.embed, base, models_dir)
-        return text_embed(model, texts, model.batch_size(config.embed))
-    return None
+    if method not in ("clip", "text"):
+        return None
+    return load_embedder(method, config.embed, base=base, models_dir=models_dir).embed_texts(texts)
 
 
 def nearest_to_prompts(prompts: list, sample_folder: Path, embed_folder: Path | None, config,
@@ -84,8 +63,10 @@ def nearest_to_prompts(prompts: list, sample_folder: Path, embed_folder: Path | 
                 top, scores = top_k(np.asarray(queries, dtype=np.float32), np.asarray(matrix, dtype=np.float32), k)
                 method, model = info.method, str(info.model or "")
     if texts and top is None:
+        from atlas.models import tfidf
+
         captions = sample.read(sample_folder).table(["caption"]).column("caption").to_pylist()
-        top, scores = tfidf_nearest(texts, captions, k)
+        top, scores = tfidf.nearest(texts, captions, k)
     found: dict[str, list[dict]] = {}
     if texts:
         rows = sample.read(sample_folder).rows_by_id(np.ravel(top))

@@ -581,12 +581,13 @@ PARTIALS = "stats-shard"
 PARTIAL_VERSION = "5"  # 5: hosts from the canonical URL form; 4: artists and the blocklist fold like the search index
 
 
-def shard_fingerprint(source: Source) -> dict | None:
+def shard_fingerprint(source: Source, settings: Settings | None = None) -> dict | None:
     """What identifies a shard's content: size and modification time of a local file; ETag,
-    Last-Modified and size of a remote one (:func:`atlas.data.sources.remote_fingerprint`). None when
-    there is nothing to go by (a remote glob, a store without HTTP HEAD): such a shard's partial is
-    never cached, and the stage itself is keyed by the shard's name only."""
-    return remote_fingerprint(source.location) if source.remote else source.fingerprint()
+    Last-Modified and size of a remote one (:func:`atlas.data.sources.remote_fingerprint`, asked
+    with ``settings``' Hugging Face token). None when there is nothing to go by (a remote glob, a
+    store without HTTP HEAD): such a shard's partial is never cached, and the stage itself is keyed
+    by the shard's name only."""
+    return remote_fingerprint(source.location, settings=settings) if source.remote else source.fingerprint()
 
 
 def partial_key(fingerprint_of_shard: dict, rows: Rows, config: DataConfig, artists: list[str]) -> str:
@@ -620,7 +621,7 @@ def cached_partials(rows: Rows, config: DataConfig, artists: list[str], cache) -
         return partials, list(partials)
     keys = {}
     for source in rows.sources:
-        shard = shard_fingerprint(source)
+        shard = shard_fingerprint(source, rows.settings)
         keys[source.location] = None if shard is None else partial_key(shard, rows, config, artists)
     partials: dict[str, dict] = {}
     for location, key in keys.items():
@@ -826,7 +827,7 @@ def _inputs(ctx: BuildContext) -> dict:
         artists = file_digest(path) if path.exists() else f"missing:{path}"
     # A remote file is keyed by its ETag/Last-Modified/size, so a changed file under the same name
     # rebuilds; a remote glob (or a store without HEAD) only by its name, as before.
-    shards = [shard_fingerprint(source) or source.fingerprint() for source in ctx.sources]
+    shards = [shard_fingerprint(source, ctx.settings) or source.fingerprint() for source in ctx.sources]
     return {
         "shards": shards,
         "columns": ctx.config.data.columns,

@@ -305,7 +305,7 @@ def _enabled(ctx) -> bool:
 def _inputs(ctx) -> dict:
     import importlib.metadata
 
-    from atlas.stages.embed import text_model_identity
+    from atlas.models.captionmodel import text_model_identity
 
     def version(package: str) -> str | None:
         try:
@@ -324,6 +324,7 @@ def _run(ctx, folder: Path) -> dict:
     import numpy as np
 
     from atlas.core.errors import ModelError
+    from atlas.models.captionmodel import load_text_model, text_model_source
     from atlas.stages import embed, mapdata
 
     try:
@@ -334,8 +335,8 @@ def _run(ctx, folder: Path) -> dict:
                           'pip install torch==2.13.0 ".[text]"')
         return write_unavailable(folder, str(error))
     try:
-        model = embed.load_text_model(ctx.config.embed, ctx.content_dir, embed.models_dir(ctx))
-        source = Path(embed.text_model_source(ctx.config.embed, ctx.content_dir, embed.models_dir(ctx)))
+        model = load_text_model(ctx.config.embed, ctx.content_dir, embed.models_dir(ctx))
+        source = Path(text_model_source(ctx.config.embed, ctx.content_dir, embed.models_dir(ctx)))
         tokenizer_json = json.loads((source / "tokenizer.json").read_text(encoding="utf-8"))
         tokenizer_settings(tokenizer_json, model.model.max_seq_length)  # a ValueError unless BERT WordPiece
     except (ModelError, OSError, ValueError, KeyError) as error:
