@@ -1,7 +1,8 @@
 // The caption model's worker: loads the build's ONNX export (atlas/stages/textmodel.py) into the
 // vendored onnxruntime-web (WebAssembly, one thread), tokenises with our WordPiece (or, for CLIP's
 // text tower, our copy of open_clip's BPE) exactly as the build did, and answers embed / nearest
-// requests, so the page's main thread never runs the model or scans the map's vectors. Everything is fetched from the site itself, each file once.
+// requests, so the page's main thread never runs the model or scans the map's vectors. Everything
+// is fetched from the site itself, each file once.
 import { WordPiece } from './wordpiece.js';
 import { ClipBpe } from './clip-bpe.js';
 
