@@ -229,3 +229,15 @@ def test_in_chromium_the_nearest_points_are_pythons_exact_nearest(chromium, serv
     assert answer["ids"] == answers[0]["ids"][:5]  # the map's search by meaning gives the same answer
     assert not page.errors and not page.foreign
     page.close()
+
+
+def test_a_large_clip_map_gets_the_clustered_layout_as_the_caption_model_does(tmp_path, clip_sites):
+    from atlas.stages.textmodel import write_clip_model
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(600, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    summary = write_clip_model(clip_sites["clip"], vectors, clip_sites["captions"][:20], tmp_path, exact_max=100)
+    manifest = json.loads((tmp_path / "text-model.json").read_text())
+    assert summary["vectors_kind"] == manifest["vectors"]["kind"] == "clustered" and manifest["kind"] == "clip"
+    assert (tmp_path / "ivf" / "index.bin").is_file() and not (tmp_path / "model-fp32.onnx").exists()
