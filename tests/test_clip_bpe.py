@@ -14,7 +14,6 @@ import subprocess
 
 import pyarrow.parquet as pq
 import pytest
-
 from helpers.paths import REPO, has_module
 
 pytestmark = [

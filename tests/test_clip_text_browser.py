@@ -14,7 +14,6 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from helpers.browser import serve, skip_reason
 from helpers.builds import quiet_build
 from helpers.content import write_content
