@@ -1,4 +1,4 @@
-"""CLIP's text tower as ONNX (atlas.stages.textmodel.export_clip_text), on the tiny random-weight
+"""CLIP's text tower as ONNX (atlas.models.cliptext.export), on the tiny random-weight
 open_clip model the tests save: the same code path as real weights from a local path, so the
 exported graph must give torch's vectors for real captions (within 1e-4, in Python onnxruntime)."""
 
@@ -24,7 +24,7 @@ def test_the_tiny_clips_onnx_text_tower_gives_torchs_vectors(tmp_path, shared_da
 
     from atlas.core.config import EmbedConfig
     from atlas.models.clip import clip_texts, load_clip
-    from atlas.stages.textmodel import export_clip_text
+    from atlas.models.cliptext import export as export_clip_text
 
     saved = tiny_clip
     clip = load_clip(EmbedConfig(method="clip", model=str(saved["config"]), pretrained=str(saved["checkpoint"]), device="cpu"))

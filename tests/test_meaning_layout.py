@@ -121,5 +121,5 @@ def test_a_probe_takes_more_clusters_when_its_budget_holds_fewer_than_k_points(t
 def test_the_textmodel_stage_writes_the_layout_and_says_which(tmp_path):
     from atlas.stages import textmodel
 
-    assert textmodel.STAGE.version == "2"
+    assert textmodel.STAGE.version == "3"  # 2: the layouts; 3: CLIP's text tower
     assert textmodel.write_vectors is ivf.write_exact and textmodel.VECTORS == ivf.EXACT_FILE

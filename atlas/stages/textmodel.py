@@ -33,12 +33,23 @@ map's points. For that this stage writes (copied by render to ``<site>/model/``)
 The JavaScript side (``themes/default/static/js/text/``) implements BERT's WordPiece itself, so
 only tokenizers of that family (BertNormalizer, BertPreTokenizer, WordPiece) are exported; any
 other caption model gets an unavailable manifest with a reader's reason, and the build a warning.
+
+When the map was embedded with CLIP (``method == "clip"``: image embeddings, or caption ones
+where images are missing), the same folder holds CLIP's text tower instead, so a reader's words
+are compared with the points in CLIP space (:func:`write_clip_model`, the pieces in
+:mod:`atlas.models.cliptext`): ``model.onnx`` takes ``input_ids`` only (int64 [batch,
+context_length], zero padded as open_clip pads them) and gives the unit-length ``embedding``;
+``clip-bpe.txt`` and ``clip-clean.json`` replace ``vocab.txt``; the manifest says ``"kind":
+"clip"`` and its ``tokenizer`` is ``{"kind": "clip-bpe", "context_length", "specials", "sot",
+"eot", "pad", "clean", "vocab_size"}``; the agreement is with open_clip in torch (plus its
+``max_abs_difference``). Only open_clip's own BPE tokenizer is supported.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,36 +154,6 @@ def export_onnx(st_model, path: Path) -> None:
                           "embedding": {0: "batch"}},
             opset_version=OPSET, dynamo=False,
         )
-
-
-def export_clip_text(model, path: Path, context_length: int = 77) -> None:
-    """An open_clip model's text tower (token ids -> unit-length text embedding) as one ONNX graph.
-
-    Input ``input_ids`` (int64 [batch, context_length], as open_clip's tokenizer pads them),
-    output ``embedding`` (float32 [batch, embed_dim], L2-normalised inside the graph). Exported in
-    fp32 whatever the model's precision, so it compares with torch to float rounding. Not shipped
-    to the site yet: the page has no CLIP tokenizer (BPE) so far.
-    """
-    import copy
-
-    import torch
-
-    tower = copy.deepcopy(model).float().cpu().eval()
-
-    class TextTower(torch.nn.Module):
-        def __init__(self, clip):
-            super().__init__()
-            self.clip = clip
-
-        def forward(self, input_ids):
-            return self.clip.encode_text(input_ids, normalize=True)
-
-    ids = torch.zeros((1, context_length), dtype=torch.int64)
-    ids[0, :3] = torch.tensor([49406, 320, 49407])
-    with torch.no_grad(), _quiet():
-        torch.onnx.export(TextTower(tower).eval(), (ids,), str(path), input_names=["input_ids"],
-                          output_names=["embedding"], dynamic_axes={"input_ids": {0: "batch"}, "embedding": {0: "batch"}},
-                          opset_version=OPSET, dynamo=False)
 
 
 def _quiet():
@@ -281,6 +262,68 @@ def write_text_model(st_model, max_tokens: int, name: str, tokenizer_json: dict,
             "export_seconds": round(exported - started, 2), "quantise_seconds": round(done - exported, 2)}
 
 
+def write_clip_model(clip, vectors: "np.ndarray", check_texts: list[str], folder: Path, batch_size: int = 64,
+                     exact_max: int = ivf.EXACT_MAX) -> dict:
+    """CLIP's text tower for the browser (:mod:`atlas.models.cliptext`): the ONNX graph (int8 per
+    channel when it agrees with torch as well as the caption model must, else fp32), the BPE
+    tokenizer's files and the map's vectors (laid out as for the caption model); the summary.
+    ``clip`` is the build's loaded CLIP."""
+    import numpy as np
+
+    from atlas.models import cliptext
+    from atlas.models.clip import clip_texts
+
+    folder = Path(folder)
+    started = time.perf_counter()
+    settings = cliptext.write_tokenizer(clip.tokenizer, folder)
+    exact = folder / "model-fp32.onnx"
+    cliptext.export(clip.model, exact, settings["context_length"])
+    exported = time.perf_counter()
+    quantised = folder / MODEL
+    quantise(exact, quantised)
+    done = time.perf_counter()
+    texts = [t for t in check_texts if isinstance(t, str)][:CHECK_CAPTIONS]
+    reference = clip_texts(clip, texts, batch_size) if texts else np.zeros((0, 1), np.float32)
+
+    def measure(path: Path) -> dict:
+        if not texts:
+            return agreement(reference, reference)
+        got = cliptext.onnx_embed(path, clip.tokenizer, texts)
+        return {**agreement(got, reference), "max_abs_difference": round(float(np.abs(got - reference).max()), 7)}
+
+    measured, quantisation = measure(quantised), "int8 per channel"
+    if texts and (measured["mean_cosine"] < MIN_MEAN_COSINE or measured["min_cosine"] < MIN_COSINE):
+        log.warning("int8 CLIP text tower agrees too little (%s); shipping fp32", measured)
+        exact.replace(quantised)
+        measured, quantisation = measure(quantised), "none (fp32)"
+    else:
+        exact.unlink()
+    laid_out = time.perf_counter()
+    vector_entry = ivf.write_layout(folder, vectors, exact_max=exact_max)
+    laid_out = time.perf_counter() - laid_out
+    manifest = {
+        "format": FORMAT,
+        "available": True,
+        "kind": "clip",
+        "model": clip.name,
+        "dim": int(vectors.shape[1]) if vectors.ndim == 2 else 0,
+        "files": {"model": _file_entry(quantised), "bpe": _file_entry(folder / cliptext.BPE),
+                  "clean": _file_entry(folder / cliptext.CLEAN)},
+        "vectors": vector_entry,
+        "tokenizer": settings,
+        "inputs": ["input_ids"],
+        "output": "embedding",
+        "quantisation": quantisation,
+        "agreement": measured,
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+    return {"model": clip.name, "kind": "clip", "bytes": quantised.stat().st_size, "vectors_bytes": vector_entry["bytes"],
+            "vectors_kind": vector_entry["kind"], "vectors_seconds": round(laid_out, 2),
+            "tokenizer_bytes": manifest["files"]["bpe"]["bytes"] + manifest["files"]["clean"]["bytes"],
+            "quantisation": quantisation, "agreement": measured,
+            "export_seconds": round(exported - started, 2), "quantise_seconds": round(done - exported, 2)}
+
+
 def write_unavailable(folder: Path, reason: str) -> dict:
     (Path(folder) / MANIFEST).write_text(json.dumps({"format": FORMAT, "available": False, "reason": UNAVAILABLE,
                                                      "why": reason}, indent=1))
@@ -291,12 +334,12 @@ def write_unavailable(folder: Path, reason: str) -> dict:
 
 
 def _enabled(ctx) -> bool:
-    """Only for a map embedded with the caption model that has points: a site whose map is empty
-    (unscored data shows no row) has nothing to search, so ships no 37 MB model and runtime."""
+    """Only for a map embedded with the caption model or CLIP that has points: a site whose map is
+    empty (unscored data shows no row) has nothing to search, so ships no 37 MB model and runtime."""
     from atlas.stages import embed, mapdata
 
     info = embed.read(ctx.outputs.get("embed"))
-    if info is None or info.method != "text" or "mapdata" not in ctx.outputs:
+    if info is None or info.method not in ("text", "clip") or "mapdata" not in ctx.outputs:
         return False
     points = mapdata.read(ctx.outputs["mapdata"])
     return points is not None and points.count > 0
@@ -313,11 +356,26 @@ def _inputs(ctx) -> dict:
         except importlib.metadata.PackageNotFoundError:
             return None
 
+    layout = {"exact_max": ivf.EXACT_MAX, "probe_bytes": ivf.PROBE_BYTES, "capacity": ivf.CAPACITY,
+              "seed": ivf.SEED, "train": ivf.TRAIN_PER_CLUSTER, "iterations": ivf.ITERATIONS}
+    if _method(ctx) == "clip":  # the weights, and the libraries whose tables the tokenizer's files copy
+        from atlas.models.clip import model_identity
+
+        return {"clip_model": model_identity(ctx.config.embed, ctx.content_dir),
+                "libraries": {name: version(name) for name in ("torch", "onnx", "onnxruntime", "faiss-cpu",
+                                                               "open_clip_torch", "ftfy")},
+                "python": list(sys.version_info[:2]), "opset": OPSET,
+                "check": [CHECK_CAPTIONS, MIN_MEAN_COSINE, MIN_COSINE], "vectors": layout}
     return {"text_model": text_model_identity(ctx.config.embed, ctx.content_dir),
             "libraries": {name: version(name) for name in ("torch", "onnx", "onnxruntime", "faiss-cpu")},
-            "opset": OPSET, "check": [CHECK_CAPTIONS, MIN_MEAN_COSINE, MIN_COSINE],
-            "vectors": {"exact_max": ivf.EXACT_MAX, "probe_bytes": ivf.PROBE_BYTES, "capacity": ivf.CAPACITY,
-                        "seed": ivf.SEED, "train": ivf.TRAIN_PER_CLUSTER, "iterations": ivf.ITERATIONS}}
+            "opset": OPSET, "check": [CHECK_CAPTIONS, MIN_MEAN_COSINE, MIN_COSINE], "vectors": layout}
+
+
+def _method(ctx) -> str | None:
+    from atlas.stages import embed
+
+    info = embed.read(ctx.outputs.get("embed"))
+    return None if info is None else info.method
 
 
 def _run(ctx, folder: Path) -> dict:
@@ -334,6 +392,8 @@ def _run(ctx, folder: Path) -> dict:
         ctx.reporter.warn("textmodel", f"search by meaning in the browser needs onnx and onnxruntime ({error}); "
                           'pip install torch==2.13.0 ".[text]"')
         return write_unavailable(folder, str(error))
+    if _method(ctx) == "clip":
+        return _run_clip(ctx, folder)
     try:
         model = load_text_model(ctx.config.embed, ctx.content_dir, embed.models_dir(ctx))
         source = Path(text_model_source(ctx.config.embed, ctx.content_dir, embed.models_dir(ctx)))
@@ -351,14 +411,36 @@ def _run(ctx, folder: Path) -> dict:
                             data.captions()[:CHECK_CAPTIONS], folder)
 
 
+def _run_clip(ctx, folder: Path) -> dict:
+    import numpy as np
+
+    from atlas.core.errors import ModelError
+    from atlas.models import cliptext
+    from atlas.models.clip import load_clip
+    from atlas.stages import embed, mapdata
+
+    try:
+        clip = load_clip(ctx.config.embed, ctx.content_dir)
+        cliptext.tokenizer_settings(clip.tokenizer)  # a ValueError unless open_clip's BPE
+    except (ModelError, OSError, ValueError) as error:
+        ctx.reporter.warn("textmodel", f"the CLIP text tower cannot be exported for the browser ({error}); "
+                          "the site offers no search by meaning")
+        return write_unavailable(folder, str(error))
+    info = embed.read(ctx.output("embed"))
+    data = mapdata.read(ctx.output("mapdata"))
+    rows = data.row_ids()
+    vectors = info.embeddings()[np.asarray(rows, dtype=np.int64)] if len(rows) else np.zeros((0, info.dim), np.float32)
+    return write_clip_model(clip, vectors, data.captions()[:CHECK_CAPTIONS], folder, clip.batch_size(ctx.config.embed))
+
+
 STAGE = Stage(
     "textmodel",
-    "2",  # 2: vectors.kind, the clustered layout above ivf.EXACT_MAX points
+    "3",  # 2: vectors.kind, the clustered layout above ivf.EXACT_MAX points; 3: CLIP's text tower for a CLIP map
     inputs=_inputs,
     run=_run,
     after=("embed", "mapdata"),
     enabled=_enabled,
-    description="the caption model as ONNX (+ the map's vectors) for search by meaning in the browser",
+    description="the caption model or CLIP's text tower as ONNX (+ the map's vectors) for search by meaning in the browser",
 )
 
 

@@ -1,8 +1,10 @@
 // The caption model's worker: loads the build's ONNX export (atlas/stages/textmodel.py) into the
-// vendored onnxruntime-web (WebAssembly, one thread), tokenises with our WordPiece exactly as the
-// build did, and answers embed / nearest requests, so the page's main thread never runs the model
-// or scans the map's vectors. Everything is fetched from the site itself, each file once.
+// vendored onnxruntime-web (WebAssembly, one thread), tokenises with our WordPiece (or, for CLIP's
+// text tower, our copy of open_clip's BPE) exactly as the build did, and answers embed / nearest
+// requests, so the page's main thread never runs the model or scans the map's vectors. Everything
+// is fetched from the site itself, each file once.
 import { WordPiece } from './wordpiece.js';
+import { ClipBpe } from './clip-bpe.js';
 
 const RUNTIME = new URL('../vendor/onnxruntime-web/', import.meta.url);
 
@@ -47,24 +49,36 @@ function ensureManifest() {
 
 async function load() {
   manifest = await ensureManifest();
-  const [runtime, model, vocab] = await Promise.all([
+  const [runtime, model, made] = await Promise.all([
     import(new URL('ort.wasm.bundle.min.mjs', RUNTIME).href).catch((error) => {
       throw new TextError(`The model's runtime could not be loaded (${error.message || error}).`, 'runtime');
     }),
     fetchFile(manifest.files.model, 'caption model file'),
-    fetchFile(manifest.files.vocab, "caption model's vocabulary"),
+    makeTokenizer(manifest),
   ]);
   ort = runtime;
   ort.env.wasm.numThreads = 1; // threads need a cross-origin isolated page, which a static site is not
   ort.env.wasm.proxy = false;
   ort.env.wasm.wasmPaths = { wasm: new URL('ort-wasm-simd-threaded.wasm', RUNTIME).href };
-  tokenizer = new WordPiece(new TextDecoder().decode(vocab).replace(/\n$/, '').split('\n'), manifest.tokenizer);
+  tokenizer = made;
   try {
     session = await ort.InferenceSession.create(new Uint8Array(model), { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
   } catch (error) {
     throw new TextError(`The caption model could not be started (${error.message || error}).`, 'damaged');
   }
   return { model: manifest.model, dim: manifest.dim, quantisation: manifest.quantisation, bytes: manifest.files.model.bytes };
+}
+
+const lines = (buffer) => new TextDecoder().decode(buffer).replace(/\n$/, '').split('\n');
+
+/** The tokenizer the manifest names: CLIP's BPE (clip-bpe.js) or BERT's WordPiece (wordpiece.js). */
+async function makeTokenizer({ tokenizer: settings, files }) {
+  if (settings.kind === 'clip-bpe') {
+    const [merges, tables] = await Promise.all([fetchFile(files.bpe, "text model's vocabulary"),
+      fetchFile(files.clean, "text model's character tables")]);
+    return new ClipBpe(lines(merges), JSON.parse(new TextDecoder().decode(tables)), settings);
+  }
+  return new WordPiece(lines(await fetchFile(files.vocab, "caption model's vocabulary")), settings);
 }
 
 function ensureLoaded() {
@@ -76,11 +90,10 @@ async function embed(text) {
   await ensureLoaded();
   const ids = tokenizer.encode(typeof text === 'string' ? text : String(text ?? ''));
   if (ids.length <= 2) throw new TextError('There is nothing to embed: the text is empty (or only spaces and invisible characters).', 'empty');
-  const shape = [1, ids.length];
-  const feeds = {
-    [manifest.inputs[0]]: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), shape),
-    [manifest.inputs[1]]: new ort.Tensor('int64', new BigInt64Array(ids.length).fill(1n), shape),
-  };
+  const row = tokenizer.pad ? tokenizer.pad(ids) : ids; // CLIP reads a zero-padded row of context_length
+  const shape = [1, row.length];
+  const feeds = { [manifest.inputs[0]]: new ort.Tensor('int64', BigInt64Array.from(row, BigInt), shape) };
+  if (manifest.inputs[1]) feeds[manifest.inputs[1]] = new ort.Tensor('int64', new BigInt64Array(row.length).fill(1n), shape);
   const output = await session.run(feeds);
   const vector = Float32Array.from(output[manifest.output].data);
   let norm = 0;
